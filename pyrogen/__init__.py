@@ -1,0 +1,23 @@
+"""pyrogen: classic generative models as Pyro model/guide pairs, fitted by generic engines."""
+
+from pyrogen import compat as compat  # registers the NumPyro pyro-api backend
+from pyrogen import data, metrics
+from pyrogen.diagnostics import Comparison, compare_draws, compare_to_reference, crosscheck
+from pyrogen.fit import METHODS, Fit, fit
+from pyrogen.zoo import ZOO, ZooModel
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "METHODS",
+    "ZOO",
+    "Comparison",
+    "Fit",
+    "ZooModel",
+    "compare_draws",
+    "compare_to_reference",
+    "crosscheck",
+    "data",
+    "fit",
+    "metrics",
+]

@@ -1,0 +1,180 @@
+"""The one place that builds ``arviz.InferenceData``.
+
+Pyro's own converter (``az.from_pyro``) needs an ``MCMC`` object; pyrogen builds the
+same groups from any fit: NUTS draws under either backend, or draws from a fitted
+guide (SVI, MAP), with pointwise log-likelihoods so that ``az.loo`` and ``az.waic``
+work, and the loss trace of optimization fits.
+"""
+
+from __future__ import annotations
+
+import arviz as az
+import numpy as np
+import torch
+import xarray as xr
+from pyro import poutine
+from pyro.infer import Predictive
+from pyro.poutine.util import site_is_subsample
+
+from pyrogen.compat import backend as use_backend
+
+__all__ = [
+    "build_inference_data",
+    "draws_from_guide",
+    "observed_sites",
+    "pointwise_log_likelihood",
+    "pointwise_log_likelihood_numpyro",
+]
+
+
+def _numpy(value) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def observed_sites(model, args=(), kwargs=None) -> dict[str, np.ndarray]:
+    """The observed values of ``model``, by site name."""
+    with poutine.block(), torch.no_grad():
+        trace = poutine.trace(_enumerated(model, args, kwargs)[0]).get_trace(*args, **(kwargs or {}))
+    return {
+        name: _numpy(site["value"])
+        for name, site in trace.nodes.items()
+        if site["type"] == "sample" and site["is_observed"] and not site_is_subsample(site)
+    }
+
+
+def _enumerated(model, args, kwargs):
+    from pyro.infer.autoguide.initialization import InitMessenger
+
+    from pyrogen.infer.init import init_from
+    from pyrogen.infer.svi import max_plate_nesting
+
+    initialized = poutine.block(InitMessenger(init_from(None))(model), hide_types=["param"])
+    nesting = max_plate_nesting(initialized, args, kwargs)
+    return poutine.enum(initialized, first_available_dim=-1 - nesting), nesting
+
+
+def pointwise_log_likelihood(
+    model, draws: dict[str, np.ndarray], args=(), kwargs=None
+) -> dict[str, np.ndarray]:
+    """log p(y_i | theta_s) for every observed site and every draw (flattened).
+
+    Discrete latent sites that the model marks for enumeration are summed out per
+    observation, which is exact when each observation has its own discrete latents
+    (mixtures); models whose discrete latents are shared across observations (an
+    HMM chain) must define their own ``pointwise_log_likelihood``.
+    """
+    kwargs = kwargs or {}
+    names = list(draws)
+    num_draws = len(draws[names[0]]) if names else 1
+    wrapped, nesting = _enumerated(model, args, kwargs)
+    observed = set(observed_sites(model, args, kwargs))  # conditioning marks latents observed
+    out: dict[str, list[np.ndarray]] = {}
+    with torch.no_grad(), use_backend("pyro"):
+        for s in range(num_draws):
+            values = {k: torch.as_tensor(v[s], dtype=torch.get_default_dtype()) for k, v in draws.items()}
+            trace = poutine.trace(poutine.condition(wrapped, values)).get_trace(*args, **kwargs)
+            trace.compute_log_prob()
+            enumerated = [
+                site
+                for site in trace.nodes.values()
+                if site["type"] == "sample" and site["infer"].get("_enumerate_dim") is not None
+            ]
+            for name, site in trace.nodes.items():
+                if name not in observed:
+                    continue
+                log_lik = site["log_prob"]
+                for latent in enumerated:
+                    _check_local(latent, site)
+                    log_lik = log_lik + latent["log_prob"]
+                enum_dims = log_lik.dim() - nesting
+                if enum_dims > 0:
+                    log_lik = log_lik.logsumexp(dim=tuple(range(enum_dims)))
+                log_lik = _plate_shaped(log_lik, site, nesting)
+                out.setdefault(name, []).append(log_lik.cpu().numpy())
+    return {k: np.stack(v) for k, v in out.items()}
+
+
+def _check_local(latent: dict, observed: dict) -> None:
+    observed_plates = {f.name for f in observed["cond_indep_stack"]}
+    latent_plates = {f.name for f in latent["cond_indep_stack"]}
+    if not observed_plates <= latent_plates:
+        raise NotImplementedError(
+            f"pointwise log-likelihood: the enumerated site {latent['name']!r} is shared by "
+            f"observations of {observed['name']!r}; define the model's own "
+            "pointwise_log_likelihood"
+        )
+
+
+def _plate_shaped(log_lik: torch.Tensor, site: dict, nesting: int) -> torch.Tensor:
+    """Drop the broadcast dimensions that belong to no plate of the observed site."""
+    log_lik = log_lik.reshape((1,) * (nesting - log_lik.dim()) + tuple(log_lik.shape))
+    plate_dims = {f.dim for f in site["cond_indep_stack"] if f.vectorized}
+    return log_lik.reshape([log_lik.shape[d] for d in range(-nesting, 0) if d in plate_dims])
+
+
+def pointwise_log_likelihood_numpyro(model, draws: dict[str, np.ndarray], args=(), kwargs=None):
+    import jax.numpy as jnp
+    from numpyro.infer import log_likelihood
+
+    from pyrogen.infer.mcmc import to_jax
+
+    with use_backend("numpyro"):
+        result = log_likelihood(
+            model,
+            {k: jnp.asarray(v) for k, v in draws.items()},
+            *[to_jax(a) for a in args],
+            **{k: to_jax(v) for k, v in (kwargs or {}).items()},
+        )
+    return {k: np.asarray(v) for k, v in result.items()}
+
+
+def draws_from_guide(model, guide, args=(), kwargs=None, num_samples: int = 1000) -> dict:
+    """Draws of the model's latent sites from a fitted guide, shape (num_samples, ...)."""
+    from pyrogen.infer.init import trace_structure
+
+    kwargs = kwargs or {}
+    structure = trace_structure(model, args, kwargs)
+    latent = [
+        name
+        for name, site in structure.nodes.items()
+        if site["type"] == "sample" and not site["is_observed"]
+    ]
+    with torch.no_grad():
+        draws = Predictive(guide, num_samples=num_samples)(*args, **kwargs)
+    return {k: _numpy(v) for k, v in draws.items() if k in latent}
+
+
+def build_inference_data(
+    posterior: dict[str, np.ndarray],
+    *,
+    sample_stats: dict[str, np.ndarray] | None = None,
+    log_likelihood: dict[str, np.ndarray] | None = None,
+    observed_data: dict[str, np.ndarray] | None = None,
+    losses: np.ndarray | None = None,
+    attrs: dict | None = None,
+) -> az.InferenceData:
+    """Arrays with leading (chain, draw) dimensions -> ``InferenceData``.
+
+    ``losses`` (an optimization trace) goes into ``sample_stats`` as ``loss`` over
+    a ``step`` dimension, beside any per-draw statistics.
+    """
+    attrs = {k: str(v) for k, v in (attrs or {}).items()}
+    idata = az.from_dict(
+        posterior=posterior,
+        sample_stats=sample_stats or None,
+        log_likelihood=log_likelihood or None,
+        observed_data=observed_data or None,
+        attrs=attrs,
+    )
+    if losses is not None:
+        trace = xr.Dataset({"loss": (("step",), np.asarray(losses))}, coords={"step": np.arange(len(losses))})
+        if "sample_stats" in idata.groups():
+            merged = xr.merge([idata.sample_stats, trace])
+            merged.attrs = idata.sample_stats.attrs
+            idata.sample_stats = merged
+        else:
+            idata.add_groups(sample_stats=trace)
+            idata.sample_stats.attrs.update(attrs)
+    return idata

@@ -1,0 +1,95 @@
+"""Checkpoints: written atomically, refused when truncated or from another run.
+
+A checkpoint is a ``torch.save`` archive holding a header (format, version and the
+run's fingerprint) and the engine's state. It is first written to a temporary file
+in the same directory, flushed to disk and then moved over the old file with
+``os.replace``, so a crash leaves either the old checkpoint or the new one, never a
+partial file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["CheckpointError", "atomic_write", "save_checkpoint", "load_checkpoint", "fingerprint"]
+
+FORMAT = "pyrogen-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: truncated, corrupt, or from another run."""
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Call ``write(file)`` on a temporary file, then move it onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def fingerprint(**items: Any) -> dict[str, str]:
+    """Identify a run: tensors are hashed, everything else is kept as its repr."""
+    out = {}
+    for key, value in items.items():
+        if isinstance(value, torch.Tensor):
+            data = value.detach().cpu().contiguous()
+            digest = hashlib.sha1(data.numpy().tobytes()).hexdigest()[:16]
+            out[key] = f"tensor{tuple(data.shape)}:{data.dtype}:{digest}"
+        elif isinstance(value, (tuple, list)):
+            out[key] = repr(tuple(fingerprint(v=v)["v"] for v in value))
+        else:
+            out[key] = repr(value)
+    return out
+
+
+def save_checkpoint(path, state: dict, run_fingerprint: dict) -> None:
+    payload = {"format": FORMAT, "version": VERSION, "fingerprint": run_fingerprint, "state": state}
+    atomic_write(path, lambda handle: torch.save(payload, handle))
+
+
+def load_checkpoint(path, run_fingerprint: dict) -> dict:
+    """Return the saved state, or raise ``CheckpointError`` saying what is wrong."""
+    try:
+        # Our own files hold optimizer states and numpy RNG states, which the
+        # weights-only unpickler refuses; the header below is checked before use.
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is truncated or corrupt and was not loaded ({error})"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"checkpoint {str(path)!r} is not a pyrogen checkpoint")
+    if payload.get("version") != VERSION:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has format version {payload.get('version')}, "
+            f"this pyrogen reads version {VERSION}"
+        )
+    saved = payload.get("fingerprint", {})
+    differences = [
+        f"{key}: checkpoint has {saved.get(key)}, this run has {value}"
+        for key, value in run_fingerprint.items()
+        if saved.get(key) != value
+    ]
+    if differences:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} belongs to another run and was not loaded; "
+            + "; ".join(differences)
+        )
+    return payload["state"]

@@ -1,0 +1,275 @@
+"""Data sets: shipped defaults, local reference copies, and checked downloads.
+
+Where a data set is looked for, in order:
+
+1. the directory named by ``PYROGEN_DATA`` (same layout as the project's
+   ``shared/data``: ``binarized_mnist.npz``, ``posteriordb/<name>/...``);
+2. a ``shared/data`` directory beside the working directory or the source tree;
+3. the download cache (``PYROGEN_CACHE``, default ``~/.cache/pyrogen``);
+4. the canonical source on the network, downloaded into the cache and checked
+   against a SHA-256 checksum before it is used. A failed or mismatched download
+   leaves nothing behind.
+
+Old Faithful ships inside the package and needs none of this.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from pyrogen.checkpoint import atomic_write
+
+__all__ = [
+    "ChecksumError",
+    "PosteriorDB",
+    "cache_dir",
+    "fetch",
+    "list_datasets",
+    "load",
+    "load_csv",
+    "load_posteriordb",
+    "local_data_dirs",
+]
+
+POSTERIORDB_URL = "https://raw.githubusercontent.com/stan-dev/posteriordb/master/posterior_database"
+MNIST_URL = "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist"
+
+# SHA-256 of the JSON inside each posteriordb zip (the zip bytes themselves depend
+# on the compressor, the JSON does not).
+POSTERIORDB_SHA256 = {
+    "arK": {
+        "data": "8c561dcceb3e74654097f25f07277cd5448fc175f4a2589962bb817a54e4e742",
+        "reference_draws": "178e3dec859df0c629b50d12d4fc014ce2ce3fc55014d93a1f5f983c55e1a47c",
+    },
+    "hmm_example": {
+        "data": "8fe2ad2a4ceb9f006694dced959f4fb8190277cfaadde2a281ebef92b6a36019",
+        "reference_draws": "76cdf316c239555b30f146c1964b78a2504b604eccf58a930114305e445f98d9",
+    },
+    "low_dim_gauss_mix": {
+        "data": "9adb76f51fed5426f26090ce18c2bf732aef7695aadb57fa12e11efc5f0d9efb",
+        "reference_draws": "ca6bca2404eed9d11756796ef67938307cc6e4676d1bfe0ff1428a66ea96fd9e",
+    },
+}
+# SHA-256 of each split's pixels packed with numpy.packbits(x, axis=1), uint8 (N, 98).
+MNIST_SHA256 = {
+    "train": "727146c35424b019f3e350e1e69faa05644a0abaf787e3f4e1a9632220a13906",
+    "valid": "a256ac44ae26be720fad8616a05ed6ecfd1619930d9a208379bb2a4405df5b6d",
+    "test": "9fcd8da6f0fdf09b2ba30fe63a0bb784042a0de82563172530229b983e294ff2",
+}
+
+
+class ChecksumError(OSError):
+    """Downloaded bytes that do not match the expected SHA-256."""
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("PYROGEN_CACHE", Path.home() / ".cache" / "pyrogen"))
+
+
+def local_data_dirs() -> list[Path]:
+    """Directories holding reference copies, in the order they are searched."""
+    candidates = []
+    if os.environ.get("PYROGEN_DATA"):
+        candidates.append(Path(os.environ["PYROGEN_DATA"]))
+    candidates.append(Path.cwd().parent / "shared" / "data")
+    candidates.append(Path.cwd() / "shared" / "data")
+    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "data")
+    seen, out = set(), []
+    for path in candidates:
+        if path.is_dir() and path.resolve() not in seen:
+            seen.add(path.resolve())
+            out.append(path)
+    return out
+
+
+def _find_local(relative: str) -> Path | None:
+    for root in local_data_dirs() + [cache_dir()]:
+        if (root / relative).is_file():
+            return root / relative
+    return None
+
+
+def fetch(url: str, expected_sha256: str | None, timeout: float = 60.0) -> bytes:
+    """Download ``url`` and return its bytes after checking the checksum."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            data = response.read()
+    except OSError as error:
+        raise OSError(f"could not download {url}: {error}") from None
+    if expected_sha256 is not None and sha256(data) != expected_sha256:
+        raise ChecksumError(
+            f"{url}: SHA-256 {sha256(data)} does not match the expected {expected_sha256}"
+        )
+    return data
+
+
+def _zip_member(data: bytes) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = [n for n in archive.namelist() if not n.endswith("/")]
+        if len(names) != 1:
+            raise ValueError(f"expected one file in the archive, found {names}")
+        return archive.read(names[0])
+
+
+# -- Old Faithful -----------------------------------------------------------------------
+
+
+def _old_faithful() -> np.ndarray:
+    text = resources.files("pyrogen.datasets").joinpath("old_faithful.csv").read_text()
+    rows = list(csv.reader(io.StringIO(text)))[1:]
+    return np.array(rows, dtype=np.float64)
+
+
+# -- binarized MNIST ----------------------------------------------------------------------
+
+
+def amat_to_packed(text: bytes) -> np.ndarray:
+    """Larochelle's ``.amat`` text (one image of 784 '0'/'1' a line) -> packed uint8."""
+    digits = np.frombuffer(text, dtype=np.uint8)
+    bits = digits[(digits == ord("0")) | (digits == ord("1"))] - ord("0")
+    if bits.size % 784:
+        raise ValueError(f"amat: {bits.size} pixels is not a whole number of 28x28 images")
+    return np.packbits(bits.reshape(-1, 784), axis=1)
+
+
+def _binarized_mnist(base_url: str | None = None) -> dict[str, np.ndarray]:
+    path = _find_local("binarized_mnist.npz")
+    if path is None:
+        base_url = base_url or MNIST_URL
+        splits = {}
+        for split, digest in MNIST_SHA256.items():
+            packed = amat_to_packed(fetch(f"{base_url}/binarized_mnist_{split}.amat", None))
+            if sha256(np.ascontiguousarray(packed).tobytes()) != digest:
+                raise ChecksumError(f"binarized_mnist_{split}: pixels do not match the reference")
+            splits[split] = packed
+        path = cache_dir() / "binarized_mnist.npz"
+        atomic_write(path, lambda handle: np.savez_compressed(handle, **splits))
+    with np.load(path) as archive:
+        return {k: np.unpackbits(archive[k], axis=1)[:, :784] for k in MNIST_SHA256}
+
+
+# -- posteriordb -------------------------------------------------------------------------
+
+
+@dataclass
+class PosteriorDB:
+    """A posteriordb posterior: its data and Stan's reference draws."""
+
+    name: str
+    data: dict
+    reference_draws: dict[str, np.ndarray]  # Stan name (e.g. "beta[1]") -> (chain, draw)
+    stan_code: str | None = None
+
+    def reference(self, site: str) -> np.ndarray:
+        """Draws of a whole site stacked Stan-style: ``beta`` -> (chain, draw, K)."""
+        names = [n for n in self.reference_draws if n == site or n.startswith(site + "[")]
+        if not names:
+            raise KeyError(f"site: {site!r} is not in the reference draws of {self.name}")
+        if names == [site]:
+            return self.reference_draws[site]
+        return np.stack([self.reference_draws[n] for n in names], axis=-1)
+
+
+def load_posteriordb(name: str, base_url: str | None = None) -> PosteriorDB:
+    """Data and reference draws of a posteriordb posterior (``name-name`` posteriors)."""
+    if name not in POSTERIORDB_SHA256:
+        known = ", ".join(sorted(POSTERIORDB_SHA256))
+        raise ValueError(f"name: unknown posteriordb posterior {name!r}; known: {known}")
+    remote = {
+        "data": f"data/data/{name}.json.zip",
+        "reference_draws": f"reference_posteriors/draws/draws/{name}-{name}.json.zip",
+    }
+    parts = {}
+    for part, digest in POSTERIORDB_SHA256[name].items():
+        relative = f"posteriordb/{name}/{part}.json.zip"
+        path = _find_local(relative)
+        if path is not None:
+            content = _zip_member(path.read_bytes())
+        else:
+            raw = fetch(f"{base_url or POSTERIORDB_URL}/{remote[part]}", None)
+            content = _zip_member(raw)
+            if sha256(content) != digest:
+                raise ChecksumError(f"posteriordb {name} {part}: content does not match SHA-256 {digest}")
+            atomic_write(cache_dir() / relative, lambda handle, raw=raw: handle.write(raw))
+        if sha256(content) != digest:
+            raise ChecksumError(f"{path}: content does not match SHA-256 {digest}")
+        parts[part] = json.loads(content)
+    chains = parts["reference_draws"]
+    draws = {k: np.array([chain[k] for chain in chains]) for k in chains[0]}
+    stan = _find_local(f"posteriordb/{name}/model.stan")
+    return PosteriorDB(name, parts["data"], draws, stan.read_text() if stan else None)
+
+
+# -- CSV and the registry -------------------------------------------------------------------
+
+
+def load_csv(path: str | os.PathLike, columns: list[str] | None = None) -> np.ndarray:
+    """A numeric CSV with a header row -> float64 array (N, D); non-numeric columns are
+    refused with their names."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"data: no such file {str(path)!r}")
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    if len(rows) < 2:
+        raise ValueError(f"data: {str(path)!r} has no data rows")
+    header, body = rows[0], [r for r in rows[1:] if r]
+    if columns is not None:
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise ValueError(f"columns: {missing} not in {str(path)!r} (columns: {header})")
+        index = [header.index(c) for c in columns]
+    else:
+        index = list(range(len(header)))
+    bad = []
+    for i in index:
+        try:
+            [float(r[i]) for r in body]
+        except (ValueError, IndexError):
+            bad.append(header[i])
+    if bad:
+        raise ValueError(f"data: non-numeric column(s) {bad} in {str(path)!r}")
+    return np.array([[float(r[i]) for i in index] for r in body], dtype=np.float64)
+
+
+DATASETS = {
+    "old_faithful": "Old Faithful eruptions (duration, minutes) and waiting times (minutes), 272 x 2",
+    "binarized_mnist": "statically binarized MNIST (Larochelle & Murray 2011), 50k/10k/10k x 784",
+}
+
+
+def list_datasets() -> dict[str, str]:
+    return dict(DATASETS)
+
+
+def load(name: str, split: str | None = None):
+    """Load a named data set.
+
+    ``old_faithful`` returns a float64 array (272, 2); ``binarized_mnist`` returns a
+    uint8 array (N, 784) for ``split`` in train/valid/test, or a dict of all three.
+    """
+    if name == "old_faithful":
+        return _old_faithful()
+    if name == "binarized_mnist":
+        splits = _binarized_mnist()
+        if split is None:
+            return splits
+        if split not in splits:
+            raise ValueError(f"split: must be one of {sorted(splits)}, got {split!r}")
+        return splits[split]
+    raise ValueError(f"name: unknown data set {name!r}; known: {', '.join(DATASETS)}")

@@ -1,0 +1,156 @@
+"""Do two sets of posterior draws agree? Cross-checks between backends and references.
+
+Each scalar component of each site is compared by its mean and sd; a difference is
+measured in units of the combined Monte Carlo standard error,
+``z = (m_a - m_b) / sqrt(mcse_a^2 + mcse_b^2)``, so the verdict accounts for how many
+effective draws each side has. R-hat and bulk ESS of each side are checked too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import arviz as az
+import numpy as np
+
+__all__ = ["Comparison", "compare_draws", "crosscheck", "compare_to_reference"]
+
+
+@dataclass
+class Comparison:
+    rows: list[dict]
+    labels: tuple[str, str]
+    z_threshold: float
+    passed: bool
+    fits: dict = field(default_factory=dict)
+
+    def to_dataframe(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows).set_index("parameter")
+
+    def __str__(self) -> str:
+        a, b = self.labels
+        header = (
+            f"{'parameter':<14}{'mean ' + a:>14}{'mean ' + b:>14}{'sd ' + a:>11}{'sd ' + b:>11}"
+            f"{'z mean':>8}{'z sd':>7}{'rhat ' + a:>11}{'rhat ' + b:>11}{'ess ' + a:>10}"
+            f"{'ess ' + b:>10}  ok"
+        )
+        lines = [header]
+        for r in self.rows:
+            lines.append(
+                f"{r['parameter']:<14}{r['mean_' + a]:>14.4f}{r['mean_' + b]:>14.4f}"
+                f"{r['sd_' + a]:>11.4f}{r['sd_' + b]:>11.4f}{r['z_mean']:>8.2f}{r['z_sd']:>7.2f}"
+                f"{r['rhat_' + a]:>11.3f}{r['rhat_' + b]:>11.3f}{r['ess_' + a]:>10.0f}"
+                f"{r['ess_' + b]:>10.0f}  {'yes' if r['ok'] else 'NO'}"
+            )
+        verdict = "PASS" if self.passed else "FAIL"
+        lines.append(f"{verdict}: |z| < {self.z_threshold} for every mean and sd, R-hat and ESS checked")
+        return "\n".join(lines)
+
+
+def _flatten(draws: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """site -> (chain, draw, *shape) becomes 'site[i,j]' -> (chain, draw)."""
+    out = {}
+    for name, value in draws.items():
+        value = np.asarray(value, dtype=float)
+        if value.ndim == 2:
+            out[name] = value
+            continue
+        for index in np.ndindex(*value.shape[2:]):
+            out[f"{name}[{','.join(map(str, index))}]"] = value[(slice(None), slice(None)) + index]
+    return out
+
+
+def _stats(draws: np.ndarray) -> dict[str, float]:
+    return {
+        "mean": float(draws.mean()),
+        "sd": float(draws.std(ddof=1)),
+        "mcse_mean": float(az.mcse(draws, method="mean")),
+        "mcse_sd": float(az.mcse(draws, method="sd")),
+        "ess": float(az.ess(draws, method="bulk")),
+        "rhat": float(az.rhat(draws)) if draws.shape[0] > 1 else float("nan"),
+    }
+
+
+def compare_draws(
+    a: dict[str, np.ndarray],
+    b: dict[str, np.ndarray],
+    *,
+    labels: tuple[str, str] = ("a", "b"),
+    z_threshold: float = 4.0,
+    max_rhat: float = 1.05,
+    min_ess: float = 100.0,
+    sites: list[str] | None = None,
+) -> Comparison:
+    """Compare draws site by site; arrays are (chain, draw, *site_shape)."""
+    sites = sites or [s for s in a if s in b]
+    missing = [s for s in sites if s not in a or s not in b]
+    if missing:
+        raise KeyError(f"sites: {missing} are not in both sets of draws")
+    flat_a = _flatten({s: a[s] for s in sites})
+    flat_b = _flatten({s: b[s] for s in sites})
+    rows, la, lb = [], *labels
+    for name in flat_a:
+        sa, sb = _stats(flat_a[name]), _stats(flat_b[name])
+        z_mean = (sa["mean"] - sb["mean"]) / np.hypot(sa["mcse_mean"], sb["mcse_mean"])
+        z_sd = (sa["sd"] - sb["sd"]) / np.hypot(sa["mcse_sd"], sb["mcse_sd"])
+        healthy = all(
+            (np.isnan(s["rhat"]) or s["rhat"] < max_rhat) and s["ess"] > min_ess for s in (sa, sb)
+        )
+        ok = bool(abs(z_mean) < z_threshold and abs(z_sd) < z_threshold and healthy)
+        row = {"parameter": name}
+        for label, s in ((la, sa), (lb, sb)):
+            row.update({f"{k}_{label}": v for k, v in s.items()})
+        row.update(z_mean=float(z_mean), z_sd=float(z_sd), ok=ok)
+        rows.append(row)
+    return Comparison(rows, (la, lb), z_threshold, all(r["ok"] for r in rows))
+
+
+def crosscheck(
+    model,
+    *args,
+    num_warmup: int = 500,
+    num_samples: int = 1000,
+    num_chains: int = 4,
+    seed: int = 0,
+    z_threshold: float = 4.0,
+    progress: bool = False,
+    **kwargs,
+) -> Comparison:
+    """Run a pyroapi model under Pyro NUTS and NumPyro NUTS and compare the posteriors."""
+    from pyrogen.fit import fit
+
+    fits = {}
+    for backend in ("pyro", "numpyro"):
+        fits[backend] = fit(
+            model,
+            *args,
+            method="nuts",
+            backend=backend,
+            num_warmup=num_warmup,
+            num_samples=num_samples,
+            num_chains=num_chains,
+            seed=seed,
+            progress=progress,
+            **kwargs,
+        )
+    comparison = compare_draws(
+        fits["pyro"].samples,
+        fits["numpyro"].samples,
+        labels=("pyro", "numpyro"),
+        z_threshold=z_threshold,
+    )
+    comparison.fits = fits
+    return comparison
+
+
+def compare_to_reference(samples: dict[str, np.ndarray], reference, *, z_threshold: float = 4.0,
+                         label: str = "pyrogen") -> Comparison:
+    """Compare draws with posteriordb's Stan reference draws (``pyrogen.data.PosteriorDB``).
+
+    Sites are matched by Stan's names: ``mu`` here is ``mu[1]``, ``mu[2]`` there."""
+    sites = [s for s in samples if any(n == s or n.startswith(s + "[") for n in reference.reference_draws)]
+    ref = {s: reference.reference(s) for s in sites}
+    ours = {s: np.asarray(samples[s]).reshape(ref[s].shape[:0] + np.shape(samples[s])) for s in sites}
+    return compare_draws(ours, ref, labels=(label, "stan"), z_threshold=z_threshold, sites=sites)

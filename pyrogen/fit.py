@@ -1,0 +1,366 @@
+"""``pyrogen.fit``: one entry point for every model and every engine."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pyro
+import torch
+
+from pyrogen.checkpoint import fingerprint as make_fingerprint
+from pyrogen.compat import uses_pyroapi
+from pyrogen.infer.em import EMEngine
+from pyrogen.infer.loop import run_loop
+from pyrogen.infer.mcmc import MCMCResult, run_nuts
+from pyrogen.infer.svi import (
+    SVIEngine,
+    has_enumerated_sites,
+    make_elbo,
+    make_guide,
+    make_optim,
+    max_plate_nesting,
+    point_values,
+)
+from pyrogen.validation import as_data_tensor, check_choice, check_positive_int
+from pyrogen.zoo import ZooModel
+
+__all__ = ["fit", "Fit", "METHODS"]
+
+METHODS = ("svi", "map", "mle", "em", "nuts")
+Method = Literal["svi", "map", "mle", "em", "nuts"]
+
+
+@dataclass
+class Fit:
+    """The result of ``pyrogen.fit``.
+
+    Attributes:
+        method: the engine that ran ("svi", "map", "mle", "em" or "nuts").
+        model: the zoo object or model function that was fitted.
+        losses: the loss after every step (SVI, MAP, MLE: the negative ELBO per
+            example; EM: the negative mean log-likelihood), or None for NUTS.
+        samples: NUTS draws, site -> array of shape (chain, draw, *site_shape).
+        sample_stats: NUTS per-draw statistics (diverging, acceptance_rate, ...).
+        params: point estimates of the global latent sites (MAP, EM, SVI median).
+        guide: the fitted guide (SVI, MAP, MLE).
+    """
+
+    method: str
+    model: Any
+    args: tuple
+    kwargs: dict
+    losses: np.ndarray | None = None
+    samples: dict[str, np.ndarray] | None = None
+    sample_stats: dict[str, np.ndarray] | None = None
+    params: dict[str, torch.Tensor] | None = None
+    guide: Any = None
+    backend: str | None = None
+    converged: bool | None = None
+    num_steps: int | None = None
+    elapsed: float = 0.0
+    diagnostics: dict = field(default_factory=dict)
+
+    @property
+    def model_fn(self) -> Callable:
+        return self.model.model if isinstance(self.model, ZooModel) else self.model
+
+    @property
+    def loss(self) -> float | None:
+        return None if self.losses is None or not len(self.losses) else float(self.losses[-1])
+
+    def to_arviz(self, num_samples: int = 1000, log_likelihood: bool = True):
+        """An ``arviz.InferenceData`` with posterior, sample_stats, log_likelihood and
+        observed_data. For SVI/MAP the posterior holds ``num_samples`` draws from the
+        fitted guide (one chain); for EM, the point estimate as a single draw."""
+        from pyrogen import arviz as bridge
+
+        fn, args, kwargs = self.model_fn, self.args, self.kwargs
+        if self.method == "nuts":
+            posterior = self.samples
+        elif self.method == "em":
+            posterior = {k: v.detach().cpu().numpy()[None, None] for k, v in self.params.items()}
+        else:
+            draws = bridge.draws_from_guide(fn, self.guide, args, kwargs, num_samples)
+            posterior = {k: v[None] for k, v in draws.items()}
+        log_lik = None
+        if log_likelihood:
+            flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in posterior.items()}
+            chains, draws_per_chain = next(iter(posterior.values())).shape[:2]
+            if hasattr(self.model, "pointwise_log_likelihood"):
+                pointwise = self.model.pointwise_log_likelihood(flat, *args)
+            elif self.backend == "numpyro":
+                pointwise = bridge.pointwise_log_likelihood_numpyro(fn, flat, args, kwargs)
+            else:
+                pointwise = bridge.pointwise_log_likelihood(fn, flat, args, kwargs)
+            log_lik = {
+                k: v.reshape((chains, draws_per_chain) + v.shape[1:]) for k, v in pointwise.items()
+            }
+        return bridge.build_inference_data(
+            posterior,
+            sample_stats=self.sample_stats,
+            log_likelihood=log_lik,
+            observed_data=bridge.observed_sites(fn, args, kwargs),
+            losses=self.losses,
+            attrs={
+                "inference_library": "pyrogen",
+                "method": self.method,
+                "backend": self.backend or "pyro",
+                "model": getattr(self.model, "zoo_name", None)
+                or getattr(self.model, "__name__", type(self.model).__name__),
+            },
+        )
+
+    def summary(self, **kwargs):
+        """``arviz.summary`` of the posterior (NUTS) or of the guide's draws."""
+        import arviz as az
+
+        return az.summary(self.to_arviz(log_likelihood=False), **kwargs)
+
+
+def _to_tensors(args, device) -> tuple:
+    converted = []
+    for i, arg in enumerate(args):
+        if isinstance(arg, np.ndarray) or (isinstance(arg, torch.Tensor) and arg.dtype != torch.bool):
+            converted.append(as_data_tensor(arg, f"args[{i}]", device=device))
+        else:
+            converted.append(arg)
+    return tuple(converted)
+
+
+def fit(
+    model: ZooModel | Callable,
+    *args,
+    method: Method = "svi",
+    guide: str | Callable | None = None,
+    loss: str | pyro.infer.ELBO | None = None,
+    optim: str | pyro.optim.PyroOptim = "adam",
+    lr: float = 0.01,
+    num_particles: int = 1,
+    seed: int = 0,
+    num_steps: int | None = None,
+    max_steps: int | None = None,
+    tol: float | None = None,
+    window: int | None = None,
+    num_warmup: int = 500,
+    num_samples: int = 500,
+    num_chains: int = 4,
+    backend: Literal["auto", "pyro", "numpyro"] = "auto",
+    target_accept: float = 0.8,
+    jit: bool = True,
+    progress: bool | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 100,
+    callback: Callable[[int, float], bool | None] | None = None,
+    device: str | torch.device | None = None,
+    **kwargs,
+) -> Fit:
+    """Fit ``model`` to data with the engine named by ``method``.
+
+    Arguments:
+        model: a zoo object (its ``model``/``guide`` are used) or a Pyro model
+            function called as ``model(*args, **kwargs)``.
+        method: ``"svi"`` (the model's guide, else ``AutoNormal``), ``"map"``
+            (``AutoDelta``; enumerated discrete sites summed out by
+            ``TraceEnum_ELBO``), ``"mle"`` (no latent guide), ``"em"`` (closed-form
+            EM, for models that define it) or ``"nuts"``.
+        guide: for SVI: ``"mean_field"``, ``"delta"`` or a guide callable.
+        loss: the ELBO: ``"trace"``, ``"mean_field"`` (analytic KL), ``"enum"`` or
+            a ``pyro.infer.ELBO``.
+        num_steps: the most steps (SVI default 1000, EM default 100);
+            ``max_steps`` is an alias.
+        tol: stop early when the windowed mean loss changes by less than ``tol``
+            (EM default 1e-3 on the mean log-likelihood, as scikit-learn).
+        backend: NUTS under ``"pyro"`` or ``"numpyro"``; ``"auto"`` picks NumPyro for
+            models written against ``pyroapi`` (faster for small models), else Pyro.
+        checkpoint: a file path; an existing checkpoint resumes the run.
+
+    Returns:
+        A :class:`Fit`.
+
+    Example:
+        >>> import pyrogen
+        >>> from pyrogen.models import GaussianMixture
+        >>> x = pyrogen.data.load("old_faithful")
+        >>> result = pyrogen.fit(GaussianMixture(2), x, method="em", progress=False)
+        >>> round(result.model.log_prob(x).mean().item(), 3)
+        -1.13
+    """
+    check_choice(method, "method", METHODS)
+    check_choice(backend, "backend", ("auto", "pyro", "numpyro"))
+    if num_steps is not None and max_steps is not None and num_steps != max_steps:
+        raise ValueError("num_steps: give num_steps or max_steps (an alias), not both")
+    num_steps = num_steps if num_steps is not None else max_steps
+    for name, value in (("num_samples", num_samples), ("num_chains", num_chains)):
+        check_positive_int(value, name)
+    check_positive_int(num_warmup, "num_warmup", minimum=0)
+    check_positive_int(num_particles, "num_particles")
+    if num_steps is not None:
+        check_positive_int(num_steps, "num_steps")
+    if tol is not None and not (np.isfinite(tol) and tol >= 0):
+        raise ValueError(f"tol: must be a non-negative number, got {tol}")
+    if not (isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr: must be a positive number, got {lr!r}")
+
+    is_zoo = isinstance(model, ZooModel)
+    if is_zoo:
+        if device is not None:
+            model.to(device)
+        args = model.prepare(*args)
+        if device is not None:
+            args = tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in args)
+        model_fn = model.model
+    elif callable(model):
+        args = _to_tensors(args, device)
+        model_fn = model
+    else:
+        raise TypeError(f"model: expected a zoo model or a callable, got {type(model).__name__}")
+
+    pyro.set_rng_seed(seed)
+    run_id = make_fingerprint(
+        model=type(model).__name__ if is_zoo else getattr(model, "__qualname__", repr(model)),
+        config=getattr(model, "config", None),
+        method=method,
+        seed=seed,
+        data=tuple(a for a in args if isinstance(a, torch.Tensor)),
+    )
+    result = Fit(method=method, model=model, args=args, kwargs=kwargs)
+    began = time.perf_counter()
+    init_values = None
+    if is_zoo and method in ("svi", "map", "nuts") and hasattr(model, "initialize"):
+        if not bool(getattr(model, "fitted", False)):
+            model.initialize(*args)
+        init_values = model.point_values()
+
+    if method == "nuts":
+        if is_zoo and hasattr(model, "check_nuts"):
+            model.check_nuts()
+        portable = uses_pyroapi(model_fn)
+        if backend == "auto":
+            backend = "numpyro" if portable else "pyro"
+        if backend == "numpyro" and not portable:
+            raise ValueError(
+                "backend: 'numpyro' needs a model written against pyroapi "
+                "(from pyroapi import pyro, distributions as dist)"
+            )
+        mcmc: MCMCResult = run_nuts(
+            model_fn,
+            args,
+            kwargs,
+            backend=backend,
+            num_warmup=num_warmup,
+            num_samples=num_samples,
+            num_chains=num_chains,
+            seed=seed,
+            target_accept=target_accept,
+            jit=jit,
+            init_values=init_values,
+            progress=bool(progress),
+            checkpoint=checkpoint,
+            fingerprint=run_id,
+        )
+        samples = mcmc.samples
+        if is_zoo and hasattr(model, "relabel"):
+            samples = model.relabel(samples)
+        result.samples, result.sample_stats, result.backend = samples, mcmc.sample_stats, backend
+        result.diagnostics["sampling_seconds"] = mcmc.elapsed
+        if is_zoo:
+            model.absorb({k: torch.as_tensor(v).flatten(0, 1) for k, v in samples.items()})
+    elif method == "em":
+        if not is_zoo:
+            raise ValueError("method='em' needs a zoo model that defines closed-form EM")
+        result.backend = "torch"
+        result = _fit_em(model, args, result, num_steps, tol, progress, checkpoint,
+                         checkpoint_every, callback, run_id)
+    else:
+        pyro.clear_param_store()
+        if method == "mle":
+            guide_fn = _empty_guide
+        elif method == "svi" and guide is None and is_zoo and model.guide is not None:
+            guide_fn = model.guide
+        else:
+            guide_fn = make_guide(
+                guide, model_fn, method=method, args=args, kwargs=kwargs, init_values=init_values
+            )
+        enumerated = has_enumerated_sites(model_fn, args, kwargs)
+        elbo = make_elbo(
+            loss,
+            enumerated=enumerated,
+            nesting=max_plate_nesting(model_fn, args, kwargs),
+            num_particles=num_particles,
+        )
+        engine = SVIEngine(
+            model_fn,
+            guide_fn,
+            make_optim(optim, lr),
+            elbo,
+            args,
+            kwargs,
+            loss_scale=model.num_examples(*args) if is_zoo else 1.0,
+        )
+        looped = run_loop(
+            engine,
+            num_steps=num_steps or 1000,
+            tol=tol,
+            window=window or 50,
+            progress=progress,
+            desc=f"{method} {getattr(model, 'zoo_name', '') or getattr(model, '__name__', '')}",
+            loss_name="loss",
+            checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
+            fingerprint=run_id,
+            callback=callback,
+        )
+        result.losses, result.num_steps = looped.losses, looped.num_steps
+        result.converged, result.guide, result.backend = looped.converged, guide_fn, "pyro"
+        result.diagnostics["resumed_from"] = looped.resumed_from
+        if method != "mle":
+            result.params = point_values(guide_fn, args, kwargs)
+            if is_zoo:
+                model.absorb(result.params)
+    result.elapsed = time.perf_counter() - began
+    return result
+
+
+def _empty_guide(*args, **kwargs) -> None:
+    return None
+
+
+def _fit_em(model, args, result, num_steps, tol, progress, checkpoint, checkpoint_every,
+            callback, run_id) -> Fit:
+    (x,) = args[:1]
+    n_init = getattr(model.config, "n_init", 1)
+    best = None
+    for attempt in range(n_init):
+        path = checkpoint
+        if checkpoint is not None and n_init > 1:
+            path = f"{os.fspath(checkpoint)}.init{attempt}"
+        if path is None or not os.path.exists(path):
+            model.em_init(x)
+        looped = run_loop(
+            EMEngine(model, x),
+            num_steps=num_steps or 100,
+            tol=1e-3 if tol is None else tol,
+            window=1,
+            progress=progress,
+            desc=f"em {model.zoo_name}" + (f" init {attempt + 1}/{n_init}" if n_init > 1 else ""),
+            loss_name="-loglik",
+            checkpoint=path,
+            checkpoint_every=checkpoint_every,
+            fingerprint={**run_id, "attempt": str(attempt)},
+            callback=callback,
+        )
+        with torch.no_grad():
+            final = float(model.log_prob(x).mean())
+        if best is None or final > best[0]:
+            best = (final, looped, {k: v.clone() for k, v in model.state_dict().items()})
+    final, looped, state = best
+    model.load_state_dict(state)
+    result.losses, result.num_steps, result.converged = looped.losses, looped.num_steps, looped.converged
+    result.params = model.point_values()
+    result.diagnostics.update(log_likelihood=final, resumed_from=looped.resumed_from)
+    return result

@@ -1,0 +1,48 @@
+"""Initial values for latent sites, improper priors included."""
+
+from __future__ import annotations
+
+import torch
+from pyro import poutine
+from pyro.distributions import ImproperUniform
+from pyro.distributions.torch_distribution import MaskedDistribution
+from pyro.infer.autoguide.initialization import InitMessenger, init_to_uniform, init_to_value
+from torch.distributions import Independent, transform_to
+
+__all__ = ["init_to_uniform_improper", "init_from", "trace_structure"]
+
+
+def init_to_uniform_improper(site=None, radius: float = 2.0):
+    """Pyro's ``init_to_uniform`` that also starts ``ImproperUniform`` sites.
+
+    Pyro's initializers draw a sample to learn a site's shape, which an improper
+    prior cannot give; here the shape comes from the distribution itself.
+    """
+    if site is None:
+        return lambda site: init_to_uniform_improper(site, radius)
+    if site["fn"].support.is_discrete:
+        return site["fn"].sample().detach()
+    base = site["fn"]
+    while isinstance(base, (Independent, MaskedDistribution)):
+        base = base.base_dist
+    if not isinstance(base, ImproperUniform):
+        return init_to_uniform(site, radius)
+    fn = site["fn"]
+    transform = transform_to(fn.support)
+    shape = transform.inverse_shape(fn.shape())
+    value = transform(torch.rand(shape, dtype=torch.get_default_dtype()) * (2 * radius) - radius)
+    value._pyro_custom_init = False
+    return value
+
+
+def init_from(values: dict[str, torch.Tensor] | None):
+    """Start the named sites at ``values``; every other site as ``init_to_uniform_improper``."""
+    if not values:
+        return init_to_uniform_improper()
+    return init_to_value(values=values, fallback=init_to_uniform_improper())
+
+
+def trace_structure(model, args=(), kwargs=None, values: dict | None = None):
+    """One trace of ``model`` for its structure (sites, plates), without side effects."""
+    with poutine.block(), torch.no_grad():
+        return poutine.trace(InitMessenger(init_from(values))(model)).get_trace(*args, **(kwargs or {}))

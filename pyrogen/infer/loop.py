@@ -1,0 +1,136 @@
+"""The one training loop: seed, progress bar, checkpoint/resume and early stopping.
+
+Engines (SVI, EM, adversarial, ...) only say how to take one step; everything
+around the step is written once, here. An engine is any object with
+
+- ``update() -> float``: take one step and return the loss (lower is better),
+- ``state_dict() -> dict`` and ``load_state_dict(state)``: what a checkpoint holds.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import pyro
+from tqdm.auto import tqdm
+
+from pyrogen.checkpoint import load_checkpoint, save_checkpoint
+
+__all__ = ["Engine", "LoopResult", "run_loop", "default_progress"]
+
+
+class Engine(Protocol):
+    def update(self) -> float: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+@dataclass
+class LoopResult:
+    losses: np.ndarray  # the loss after every step, resumed steps included
+    num_steps: int  # steps taken in total
+    converged: bool  # stopped because the loss changed less than ``tol``
+    resumed_from: int | None  # the step a checkpoint resumed from, if any
+    elapsed: float  # seconds spent in this call
+    extra: dict = field(default_factory=dict)
+
+
+def default_progress() -> bool:
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+def run_loop(
+    engine: Engine,
+    *,
+    num_steps: int,
+    tol: float | None = None,
+    window: int = 1,
+    min_steps: int = 0,
+    progress: bool | None = None,
+    desc: str = "fit",
+    loss_name: str = "loss",
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 100,
+    fingerprint: dict | None = None,
+    callback: Callable[[int, float], bool | None] | None = None,
+) -> LoopResult:
+    """Run ``engine.update()`` until ``num_steps`` or convergence.
+
+    Arguments:
+        num_steps: the most steps to take (a resumed run counts the steps it resumed).
+        tol: stop when the mean loss over the last ``window`` steps differs from the
+            mean over the ``window`` steps before by less than ``tol``.
+        checkpoint: a path; if it exists the run resumes from it, and the state is
+            saved there every ``checkpoint_every`` steps and at the end. Random
+            number generator states are saved too, so a resumed run reproduces an
+            uninterrupted one step for step.
+        callback: called as ``callback(step, loss)`` after every step; returning
+            True stops the run.
+    """
+    if progress is None:
+        progress = default_progress()
+    fingerprint = fingerprint or {}
+    losses: list[float] = []
+    start, resumed_from, converged = 0, None, False
+    if checkpoint is not None and os.path.exists(checkpoint):
+        state = load_checkpoint(checkpoint, fingerprint)
+        engine.load_state_dict(state["engine"])
+        pyro.util.set_rng_state(state["rng"])
+        losses = list(state["losses"])
+        start = resumed_from = state["step"]
+        converged = state["converged"]
+
+    def save(step: int) -> None:
+        if checkpoint is not None:
+            state = {
+                "engine": engine.state_dict(),
+                "rng": pyro.util.get_rng_state(),
+                "losses": np.asarray(losses),
+                "step": step,
+                "converged": converged,
+            }
+            save_checkpoint(checkpoint, state, fingerprint)
+
+    began = time.perf_counter()
+    step = start
+    bar = tqdm(total=num_steps, initial=start, desc=desc, disable=not progress, leave=False)
+    try:
+        while step < num_steps and not converged:
+            loss = float(engine.update())
+            if not np.isfinite(loss):
+                raise FloatingPointError(
+                    f"{desc}: the {loss_name} became {loss} at step {step + 1}; "
+                    "lower the learning rate or check the data"
+                )
+            losses.append(loss)
+            step += 1
+            bar.update(1)
+            if step % max(1, num_steps // 200) == 0 or step == num_steps:
+                bar.set_postfix({loss_name: f"{loss:.4g}"}, refresh=False)
+            if tol is not None and step >= max(min_steps, 2 * window):
+                recent = np.mean(losses[-window:])
+                before = np.mean(losses[-2 * window : -window])
+                converged = abs(before - recent) < tol
+            if callback is not None and callback(step, loss):
+                break
+            if checkpoint is not None and step % checkpoint_every == 0:
+                save(step)
+    finally:
+        bar.close()
+    if checkpoint is not None and step != resumed_from:
+        save(step)
+    return LoopResult(
+        losses=np.asarray(losses, dtype=float),
+        num_steps=step,
+        converged=converged,
+        resumed_from=resumed_from,
+        elapsed=time.perf_counter() - began,
+    )

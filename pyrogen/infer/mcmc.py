@@ -1,0 +1,211 @@
+"""NUTS under Pyro or NumPyro, with the same inputs and the same result type.
+
+A model written against ``pyroapi`` runs under either backend; a plain Pyro model
+runs under Pyro only. Draws come back as NumPy arrays with a leading chain
+dimension, beside per-draw sampler statistics named as ArviZ expects them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyro
+import torch
+
+from pyrogen.checkpoint import load_checkpoint, save_checkpoint
+from pyrogen.compat import backend as use_backend
+from pyrogen.infer.init import init_from
+
+__all__ = ["MCMCResult", "run_nuts"]
+
+
+@dataclass
+class MCMCResult:
+    samples: dict[str, np.ndarray]  # site -> (chain, draw, *site_shape)
+    sample_stats: dict[str, np.ndarray]  # statistic -> (chain, draw)
+    backend: str
+    elapsed: float  # seconds of sampling, warmup included (compilation too for NumPyro)
+    extra: dict = field(default_factory=dict)
+
+
+
+def run_nuts(
+    model,
+    args=(),
+    kwargs=None,
+    *,
+    backend: str = "pyro",
+    num_warmup: int = 500,
+    num_samples: int = 500,
+    num_chains: int = 4,
+    seed: int = 0,
+    target_accept: float = 0.8,
+    max_tree_depth: int = 10,
+    jit: bool = True,
+    max_plate_nesting: int | None = None,
+    init_values: dict | None = None,
+    progress: bool = False,
+    checkpoint: str | os.PathLike | None = None,
+    fingerprint: dict | None = None,
+) -> MCMCResult:
+    kwargs = kwargs or {}
+    options = dict(
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        num_chains=num_chains,
+        seed=seed,
+        target_accept=target_accept,
+        max_tree_depth=max_tree_depth,
+        jit=jit,
+        max_plate_nesting=max_plate_nesting,
+        init_values=init_values,
+        progress=progress,
+    )
+    fingerprint = dict(fingerprint or {})
+    fingerprint.update(
+        sampler=repr(("nuts", backend, num_warmup, num_samples, num_chains, seed, target_accept))
+    )
+    if checkpoint is not None and os.path.exists(checkpoint):
+        state = load_checkpoint(checkpoint, fingerprint)
+    else:
+        state = {"chains": []}
+    if backend == "numpyro":
+        if not state["chains"]:
+            state["chains"] = [_run_numpyro(model, args, kwargs, **options)]
+            if checkpoint is not None:
+                save_checkpoint(checkpoint, state, fingerprint)
+        (result,) = state["chains"]
+        return result
+    if backend != "pyro":
+        raise ValueError(f"backend: must be 'pyro' or 'numpyro', got {backend!r}")
+    # Pyro's multi-chain MCMC forks processes; chains run one after another here so
+    # that each is seeded on its own and saved to the checkpoint as it finishes.
+    for chain in range(len(state["chains"]), num_chains):
+        state["chains"].append(_run_pyro_chain(model, args, kwargs, chain, **options))
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, state, fingerprint)
+    chains = state["chains"]
+    return MCMCResult(
+        samples={k: np.stack([c["samples"][k] for c in chains]) for k in chains[0]["samples"]},
+        sample_stats={
+            k: np.stack([c["stats"][k] for c in chains]) for k in chains[0]["stats"]
+        },
+        backend="pyro",
+        elapsed=sum(c["elapsed"] for c in chains),
+    )
+
+
+
+def _run_pyro_chain(model, args, kwargs, chain, **options) -> dict:
+    from pyro.infer import MCMC, NUTS
+
+    from pyrogen.infer.svi import max_plate_nesting
+
+    pyro.set_rng_seed(options["seed"] * 1_000 + chain)
+    nesting = options["max_plate_nesting"]
+    with use_backend("pyro"):
+        if nesting is None:
+            nesting = max_plate_nesting(model, args, kwargs)
+        kernel = NUTS(
+            model,
+            target_accept_prob=options["target_accept"],
+            max_tree_depth=options["max_tree_depth"],
+            jit_compile=options["jit"],
+            ignore_jit_warnings=True,
+            max_plate_nesting=nesting,
+            init_strategy=init_from(options["init_values"]),
+        )
+        stats = {"acceptance_rate": [], "diverging": [], "step_size": []}
+        previous = {"mean": 0.0, "divergences": 0}
+
+        def record(kernel, params, stage, i):
+            if not stage.startswith("Sample"):
+                return
+            n = i + 1
+            mean = kernel._mean_accept_prob
+            stats["acceptance_rate"].append(n * mean - (n - 1) * previous["mean"])
+            previous["mean"] = mean
+            divergences = len(kernel._divergences)
+            stats["diverging"].append(divergences > previous["divergences"])
+            previous["divergences"] = divergences
+            stats["step_size"].append(float(kernel.step_size))
+
+        mcmc = MCMC(
+            kernel,
+            num_samples=options["num_samples"],
+            warmup_steps=options["num_warmup"],
+            num_chains=1,
+            disable_progbar=not options["progress"],
+            hook_fn=record,
+        )
+        began = time.perf_counter()
+        mcmc.run(*args, **kwargs)
+        elapsed = time.perf_counter() - began
+    samples = {k: v.detach().cpu().numpy() for k, v in mcmc.get_samples().items()}
+    return {
+        "samples": samples,
+        "stats": {k: np.asarray(v) for k, v in stats.items()},
+        "elapsed": elapsed,
+    }
+
+
+def to_jax(value):
+    import jax.numpy as jnp
+
+    if isinstance(value, torch.Tensor):
+        return jnp.asarray(value.detach().cpu().numpy())
+    if isinstance(value, np.ndarray):
+        return jnp.asarray(value)
+    return value
+
+
+def _run_numpyro(model, args, kwargs, **options) -> MCMCResult:
+    import jax
+    from numpyro.infer import MCMC, NUTS
+
+    args = tuple(to_jax(a) for a in args)
+    kwargs = {k: to_jax(v) for k, v in kwargs.items()}
+    from numpyro.infer import init_to_uniform, init_to_value
+
+    start = options["init_values"]
+    kernel = NUTS(
+        model,
+        target_accept_prob=options["target_accept"],
+        max_tree_depth=options["max_tree_depth"],
+        init_strategy=init_to_value(values={k: to_jax(v) for k, v in start.items()})
+        if start
+        else init_to_uniform,
+    )
+    chain_method = "parallel" if jax.local_device_count() >= options["num_chains"] else "sequential"
+    mcmc = MCMC(
+        kernel,
+        num_warmup=options["num_warmup"],
+        num_samples=options["num_samples"],
+        num_chains=options["num_chains"],
+        chain_method=chain_method,
+        progress_bar=options["progress"],
+        jit_model_args=False,
+    )
+    extra = ("diverging", "accept_prob", "num_steps", "energy", "adapt_state.step_size")
+    with use_backend("numpyro"):
+        began = time.perf_counter()
+        mcmc.run(jax.random.PRNGKey(options["seed"]), *args, extra_fields=extra, **kwargs)
+        samples = jax.block_until_ready(mcmc.get_samples(group_by_chain=True))
+        elapsed = time.perf_counter() - began
+    fields = mcmc.get_extra_fields(group_by_chain=True)
+    stats = {
+        "diverging": fields["diverging"],
+        "acceptance_rate": fields["accept_prob"],
+        "n_steps": fields["num_steps"],
+        "energy": fields["energy"],
+        "step_size": fields["adapt_state.step_size"],
+    }
+    return MCMCResult(
+        samples={k: np.asarray(v) for k, v in samples.items()},
+        sample_stats={k: np.asarray(v) for k, v in stats.items()},
+        backend="numpyro",
+        elapsed=elapsed,
+    )

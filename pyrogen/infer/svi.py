@@ -1,0 +1,150 @@
+"""Stochastic variational inference as a loop engine.
+
+``SVIEngine`` mirrors NumPyro's ``SVI`` split: ``init`` builds the parameters,
+``update`` takes one gradient step, ``evaluate`` computes the loss without a step.
+The loop around it (progress, checkpoints, early stopping) is ``run_loop``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pyro
+import pyro.optim
+import torch
+from pyro import poutine
+from pyro.infer import SVI, Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
+from pyro.infer.autoguide import AutoDelta, AutoNormal
+
+from pyrogen.infer.init import init_from, trace_structure
+
+__all__ = ["SVIEngine", "has_enumerated_sites", "make_elbo", "make_optim", "point_values"]
+
+
+def _trace(fn, args, kwargs):
+    return trace_structure(fn, args, kwargs)
+
+
+def has_enumerated_sites(model, args=(), kwargs=None) -> bool:
+    """True when the model marks a discrete site for enumeration."""
+    trace = _trace(model, args, kwargs or {})
+    return any(
+        site["type"] == "sample" and site["infer"].get("enumerate") for site in trace.nodes.values()
+    )
+
+
+def max_plate_nesting(model, args=(), kwargs=None) -> int:
+    trace = _trace(model, args, kwargs or {})
+    dims = [
+        frame.dim
+        for site in trace.nodes.values()
+        if site["type"] == "sample"
+        for frame in site["cond_indep_stack"]
+        if frame.vectorized
+    ]
+    return -min(dims) if dims else 0
+
+
+def continuous_latent_sites(model, args=(), kwargs=None) -> list[str]:
+    trace = _trace(model, args, kwargs or {})
+    return [
+        name
+        for name, site in trace.nodes.items()
+        if site["type"] == "sample"
+        and not site["is_observed"]
+        and not site["infer"].get("enumerate")
+        and not getattr(site["fn"], "has_enumerate_support", False)
+    ]
+
+
+def make_elbo(
+    loss: str | pyro.infer.ELBO | None,
+    *,
+    enumerated: bool,
+    nesting: int,
+    num_particles: int = 1,
+    vectorize_particles: bool = False,
+) -> pyro.infer.ELBO:
+    """Pick the ELBO estimator: ``"trace"``, ``"mean_field"`` (analytic KL) or ``"enum"``."""
+    if isinstance(loss, pyro.infer.ELBO):
+        return loss
+    options = dict(
+        num_particles=num_particles,
+        vectorize_particles=vectorize_particles,
+        max_plate_nesting=nesting + (1 if vectorize_particles else 0),
+    )
+    if loss is None:
+        loss = "enum" if enumerated else "trace"
+    if loss == "enum" or enumerated:
+        return TraceEnum_ELBO(**options)
+    if loss == "trace":
+        return Trace_ELBO(**options)
+    if loss == "mean_field":
+        return TraceMeanField_ELBO(**options)
+    raise ValueError(f"loss: must be 'trace', 'mean_field', 'enum' or a pyro ELBO, got {loss!r}")
+
+
+def make_optim(optim: str | pyro.optim.PyroOptim, lr: float) -> pyro.optim.PyroOptim:
+    if isinstance(optim, pyro.optim.PyroOptim):
+        return optim
+    if optim == "adam":
+        return pyro.optim.Adam({"lr": lr})
+    if optim == "clipped_adam":
+        return pyro.optim.ClippedAdam({"lr": lr, "clip_norm": 10.0})
+    if optim == "sgd":
+        return pyro.optim.SGD({"lr": lr})
+    raise ValueError(f"optim: must be 'adam', 'clipped_adam', 'sgd' or a PyroOptim, got {optim!r}")
+
+
+def make_guide(guide, model, *, method: str, args, kwargs, init_values=None) -> Callable:
+    """The guide for ``method``: the one given, AutoDelta for MAP, else AutoNormal.
+
+    Autoguides start at ``init_values`` where given (e.g. a model's k-means start)."""
+    if guide is not None and not isinstance(guide, str):
+        return guide
+    if guide is None:
+        guide = "delta" if method == "map" else "mean_field"
+    if guide == "delta":
+        exposed = continuous_latent_sites(model, args, kwargs)
+        return AutoDelta(poutine.block(model, expose=exposed), init_loc_fn=init_from(init_values))
+    if guide == "mean_field":
+        return AutoNormal(model, init_loc_fn=init_from(init_values))
+    raise ValueError(f"guide: must be 'delta', 'mean_field' or a callable, got {guide!r}")
+
+
+def point_values(guide, args=(), kwargs=None) -> dict[str, torch.Tensor]:
+    """Point estimates of the guide's sites: its median, or the values of a Delta guide."""
+    kwargs = kwargs or {}
+    with torch.no_grad():
+        if hasattr(guide, "median"):
+            return {k: v.detach() for k, v in guide.median(*args, **kwargs).items()}
+        trace = poutine.trace(guide).get_trace(*args, **kwargs)
+    return {
+        name: site["value"].detach()
+        for name, site in trace.nodes.items()
+        if site["type"] == "sample" and not site["is_observed"]
+    }
+
+
+class SVIEngine:
+    """One SVI step per ``update``; the loss is divided by ``loss_scale`` (e.g. N)."""
+
+    def __init__(self, model, guide, optim, elbo, args=(), kwargs=None, loss_scale: float = 1.0):
+        self.model, self.guide, self.optim, self.elbo = model, guide, optim, elbo
+        self.args, self.kwargs = args, kwargs or {}
+        self.loss_scale = loss_scale
+        self.svi = SVI(model, guide, optim, elbo)
+
+    def update(self) -> float:
+        return self.svi.step(*self.args, **self.kwargs) / self.loss_scale
+
+    def evaluate(self) -> float:
+        with torch.no_grad():
+            return self.svi.evaluate_loss(*self.args, **self.kwargs) / self.loss_scale
+
+    def state_dict(self) -> dict:
+        return {"params": pyro.get_param_store().get_state(), "optim": self.optim.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        pyro.get_param_store().set_state(state["params"])
+        self.optim.set_state(state["optim"])

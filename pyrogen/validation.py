@@ -1,0 +1,76 @@
+"""Input checks shared by every entry point: fail early, name the argument."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+
+__all__ = ["as_data_tensor", "check_positive_int", "check_choice"]
+
+
+def as_data_tensor(
+    value,
+    name: str = "data",
+    *,
+    ndim: int | tuple[int, ...] | None = None,
+    dtype: torch.dtype | None = None,
+    allow_empty: bool = False,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Return ``value`` as a floating tensor after checking it is usable data.
+
+    Raises ``ValueError``/``TypeError`` naming ``name`` for non-numeric values,
+    the wrong rank, empty data, NaN or infinities.
+    """
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach()
+        if tensor.dtype == torch.bool or not (tensor.is_floating_point() or _is_int(tensor)):
+            raise TypeError(f"{name}: expected a real-valued tensor, got dtype {tensor.dtype}")
+    else:
+        try:
+            array = np.asarray(value)
+        except Exception as error:  # ragged lists and the like
+            raise TypeError(f"{name}: could not be read as a numeric array ({error})") from None
+        if array.dtype == object or not np.issubdtype(array.dtype, np.number):
+            raise TypeError(f"{name}: expected numeric values, got dtype {array.dtype}")
+        if np.iscomplexobj(array):
+            raise TypeError(f"{name}: expected real values, got complex dtype {array.dtype}")
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+    target = dtype or (tensor.dtype if tensor.is_floating_point() else torch.get_default_dtype())
+    tensor = tensor.to(dtype=target, device=device)
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if tensor.dim() not in allowed:
+            want = " or ".join(str(d) for d in allowed)
+            raise ValueError(
+                f"{name}: expected an array with {want} dimension(s), got shape {tuple(tensor.shape)}"
+            )
+    if tensor.numel() == 0 and not allow_empty:
+        raise ValueError(f"{name}: is empty (shape {tuple(tensor.shape)})")
+    finite = torch.isfinite(tensor)
+    if not bool(finite.all()):
+        bad = (~finite).nonzero()[0].tolist()
+        kind = "NaN" if bool(torch.isnan(tensor).any()) else "infinite"
+        raise ValueError(f"{name}: contains {kind} values (first at index {tuple(bad)})")
+    return tensor
+
+
+def _is_int(tensor: torch.Tensor) -> bool:
+    return tensor.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
+
+
+def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def check_choice(value, name: str, choices) -> str:
+    if value not in choices:
+        options = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name}: must be one of {options}, got {value!r}")
+    return value

@@ -1,0 +1,92 @@
+"""The surface every zoo model shares, and the registry behind ``pyrogen zoo``."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, ClassVar
+
+import torch
+
+from pyrogen.checkpoint import atomic_write
+from pyrogen.validation import as_data_tensor
+
+__all__ = ["ZooModel", "register", "ZOO", "get_model_class"]
+
+ZOO: dict[str, type[ZooModel]] = {}
+
+
+def register(name: str):
+    """Class decorator: list the model under ``name`` in ``pyrogen zoo``."""
+
+    def wrap(cls):
+        cls.zoo_name = name
+        ZOO[name] = cls
+        return cls
+
+    return wrap
+
+
+def get_model_class(name: str) -> type[ZooModel]:
+    import pyrogen.models  # noqa: F401  (fills the registry)
+
+    if name not in ZOO:
+        raise ValueError(f"model: unknown model {name!r}; known models: {', '.join(sorted(ZOO))}")
+    return ZOO[name]
+
+
+class ZooModel(torch.nn.Module):
+    """Base class of the zoo: a Pyro ``model``/``guide`` pair with a density surface.
+
+    Subclasses define ``model(*data)`` (the generative story), optionally ``guide``
+    (else ``pyrogen.fit`` chooses an autoguide), ``log_prob(x)`` per example in
+    nats and ``sample(n)``. Hyper-parameters live in a dataclass ``self.config``,
+    fitted values in parameters and buffers, so ``save``/``load`` round-trip both.
+    """
+
+    zoo_name: ClassVar[str] = ""
+    config: Any
+    guide = None  # a subclass may define its own guide method
+
+    # -- data -------------------------------------------------------------------
+    def prepare(self, *data) -> tuple:
+        """Check and convert the data handed to ``fit``; return the model's arguments."""
+        return tuple(as_data_tensor(d, "data" if i == 0 else f"data[{i}]") for i, d in enumerate(data))
+
+    def num_examples(self, *data) -> int:
+        return int(data[0].shape[0])
+
+    # -- fitted values ----------------------------------------------------------
+    def point_values(self) -> dict[str, torch.Tensor]:
+        """The current values of the model's global latent sites, by site name."""
+        raise NotImplementedError
+
+    def absorb(self, values: dict[str, torch.Tensor]) -> None:
+        """Take point estimates of the global sites (from MAP, SVI or NUTS)."""
+        raise NotImplementedError
+
+    # -- persistence ------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Write config and fitted state atomically to ``path``."""
+        payload = {
+            "class": type(self).__name__,
+            "config": dataclasses.asdict(self.config),
+            "state": self.state_dict(),
+        }
+        atomic_write(path, lambda handle: torch.save(payload, handle))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike):
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise ValueError(f"path: {str(path)!r} is not a readable pyrogen model ({error})") from None
+        if payload.get("class") != cls.__name__:
+            raise ValueError(f"path: {str(path)!r} holds a {payload.get('class')}, not a {cls.__name__}")
+        model = cls(**payload["config"])
+        model.load_state_dict(payload["state"])
+        return model
+
+    def extra_repr(self) -> str:
+        fields = dataclasses.asdict(self.config)
+        return ", ".join(f"{k}={v!r}" for k, v in fields.items())
