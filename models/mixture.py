@@ -47,7 +47,11 @@ from pyrogen.zoo import ZooModel, register
 __all__ = ["GaussianMixture", "GaussianMixturePrior", "normal_mixture_1d"]
 
 Covariance = Literal["full", "diag", "spherical"]
-_CHUNK = 65_536  # rows per E-step block: bounds memory at large N, keeps blocks in cache
+_BLOCK_ELEMENTS = 2**18  # (rows, K, D) temporaries of about 2 MiB stay in cache
+
+
+def _rows_per_block(K: int, D: int) -> int:
+    return max(256, _BLOCK_ELEMENTS // (K * D))
 
 
 @dataclass
@@ -331,7 +335,9 @@ class GaussianMixture(ZooModel):
     def component_log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log pi_k + log N(x_n; mu_k, Sigma_k), shape (N, K)."""
         x = self._check_x(x)
-        return torch.cat([self._weighted_log_prob(chunk) for chunk in x.split(_CHUNK)])
+        whitening = self._whitening()
+        block = _rows_per_block(*self.locs.shape)
+        return torch.cat([self._weighted_log_prob(b, whitening) for b in x.split(block)])
 
     def log_prob(self, x) -> torch.Tensor:
         """Exact log-density of every row of x (N, D), in nats, shape (N,)."""
@@ -410,7 +416,7 @@ class GaussianMixture(ZooModel):
         counts, sums, squares = x.new_zeros(K), x.new_zeros(K, D), None
         cov = self.config.covariance
         squares = x.new_zeros(K * D, D) if cov == "full" else x.new_zeros(K, D)
-        for chunk in x.split(_CHUNK):
+        for chunk in x.split(_rows_per_block(K, D)):
             centred = chunk - shift
             log_prob = self._weighted_log_prob(centred, (whitening[0], b_shift, whitening[2]))
             log_norm = log_prob.logsumexp(-1, keepdim=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import arviz as az
 import numpy as np
 
 __all__ = ["Comparison", "compare_draws", "crosscheck", "compare_to_reference"]
@@ -31,19 +30,17 @@ class Comparison:
 
     def __str__(self) -> str:
         a, b = self.labels
-        header = (
-            f"{'parameter':<14}{'mean ' + a:>14}{'mean ' + b:>14}{'sd ' + a:>11}{'sd ' + b:>11}"
-            f"{'z mean':>8}{'z sd':>7}{'rhat ' + a:>11}{'rhat ' + b:>11}{'ess ' + a:>10}"
-            f"{'ess ' + b:>10}  ok"
-        )
+        columns = ["mean " + a, "mean " + b, "sd " + a, "sd " + b, "z mean", "z sd",
+                   "rhat " + a, "rhat " + b, "ess " + a, "ess " + b]
+        width = max(9, *(len(c) + 2 for c in columns))
+        header = f"{'parameter':<16}" + "".join(f"{c:>{width}}" for c in columns) + "  ok"
         lines = [header]
         for r in self.rows:
-            lines.append(
-                f"{r['parameter']:<14}{r['mean_' + a]:>14.4f}{r['mean_' + b]:>14.4f}"
-                f"{r['sd_' + a]:>11.4f}{r['sd_' + b]:>11.4f}{r['z_mean']:>8.2f}{r['z_sd']:>7.2f}"
-                f"{r['rhat_' + a]:>11.3f}{r['rhat_' + b]:>11.3f}{r['ess_' + a]:>10.0f}"
-                f"{r['ess_' + b]:>10.0f}  {'yes' if r['ok'] else 'NO'}"
-            )
+            values = [r["mean_" + a], r["mean_" + b], r["sd_" + a], r["sd_" + b], r["z_mean"],
+                      r["z_sd"], r["rhat_" + a], r["rhat_" + b], r["ess_" + a], r["ess_" + b]]
+            formats = [".4f"] * 4 + [".2f"] * 2 + [".3f"] * 2 + [".0f"] * 2
+            cells = "".join(f"{v:>{width}{f}}" for v, f in zip(values, formats))
+            lines.append(f"{r['parameter']:<16}{cells}  {'yes' if r['ok'] else 'NO'}")
         verdict = "PASS" if self.passed else "FAIL"
         lines.append(f"{verdict}: |z| < {self.z_threshold} for every mean and sd, R-hat and ESS checked")
         return "\n".join(lines)
@@ -63,6 +60,8 @@ def _flatten(draws: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def _stats(draws: np.ndarray) -> dict[str, float]:
+    import arviz as az
+
     return {
         "mean": float(draws.mean()),
         "sd": float(draws.std(ddof=1)),

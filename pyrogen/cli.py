@@ -1,0 +1,238 @@
+"""The ``pyrogen`` command.
+
+    pyrogen zoo                                  list the models
+    pyrogen data                                 list the data sets
+    pyrogen fit gmm [--data NAME|CSV] [--method em|map|svi|nuts] [--components K] [--out DIR]
+    pyrogen crosscheck mixture-1d                Pyro NUTS vs NumPyro NUTS vs Stan's reference
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["main"]
+
+
+def _load_data(spec: str, columns: str | None) -> tuple[np.ndarray, list[str]]:
+    from pyrogen import data
+
+    if spec == "old_faithful":
+        return data.load("old_faithful"), ["eruptions (min)", "waiting (min)"]
+    if spec in data.list_datasets():
+        raise SystemExit(f"pyrogen: --data {spec} is not a table of real values for this model")
+    names = columns.split(",") if columns else None
+    try:
+        x = data.load_csv(spec, names)
+    except ValueError as error:
+        raise SystemExit(f"pyrogen: --data: {error}") from None
+    if names is None:
+        with open(spec) as handle:
+            names = handle.readline().strip().split(",")
+    return x, names
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    from pyrogen.checkpoint import atomic_write
+
+    text = json.dumps(payload, indent=2, default=float) + "\n"
+    atomic_write(path, lambda handle: handle.write(text.encode()))
+
+
+def _write_netcdf(path: Path, idata) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        idata.to_netcdf(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _fit_gmm(args) -> dict:
+    import arviz as az
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    import pyrogen
+    from pyrogen.models import GaussianMixture, GaussianMixturePrior
+    from pyrogen.plots import plot_density_1d, plot_density_2d, plot_losses, save_figure
+
+    torch.set_default_dtype(torch.float64)
+    x, names = _load_data(args.data, args.columns)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    prior = GaussianMixturePrior.weakly_informative(x) if args.method == "nuts" else None
+    try:
+        model = GaussianMixture(args.components, covariance=args.covariance, prior=prior,
+                                n_init=args.n_init)
+        options = dict(method=args.method, seed=args.seed, progress=args.progress,
+                       checkpoint=args.checkpoint)
+        if args.method == "nuts":
+            options.update(num_warmup=args.num_warmup, num_samples=args.num_samples,
+                           num_chains=args.num_chains)
+        else:
+            options.update(num_steps=args.num_steps, lr=args.lr)
+        result = pyrogen.fit(model, x, **options)
+    except (ValueError, TypeError) as error:
+        raise SystemExit(f"pyrogen: {error}") from None
+
+    xt = torch.as_tensor(x)
+    log_lik = float(model.log_prob(xt).mean())
+    n, d = x.shape
+    k = args.components
+    free = {"full": d * (d + 1) / 2, "diag": d, "spherical": 1}[args.covariance]
+    num_params = (k - 1) + k * d + k * free
+    metrics = {
+        "model": "gmm",
+        "method": args.method,
+        "data": args.data,
+        "n": n,
+        "dim": d,
+        "components": k,
+        "covariance": args.covariance,
+        "mean_log_likelihood": log_lik,
+        "bic": float(-2 * log_lik * n + num_params * np.log(n)),
+        "aic": float(-2 * log_lik * n + 2 * num_params),
+        "seconds": result.elapsed,
+        "weights": model.weights.tolist(),
+        "locs": model.locs.tolist(),
+    }
+    if result.losses is not None:
+        metrics.update(num_steps=result.num_steps, converged=bool(result.converged),
+                       final_loss=result.loss)
+    idata = result.to_arviz(num_samples=200)
+    if args.method == "nuts":
+        summary = az.summary(idata, kind="diagnostics")
+        metrics.update(
+            max_r_hat=float(np.nanmax(summary["r_hat"])),
+            min_ess_bulk=float(summary["ess_bulk"].min()),
+            divergences=int(np.sum(result.sample_stats["diverging"])),
+            elpd_loo=float(az.loo(idata).elpd_loo),
+        )
+    _write_netcdf(out / "inference_data.nc", idata)
+
+    figure, ax = plt.subplots(figsize=(5.5, 4.5))
+    if d == 1:
+        plot_density_1d(model.log_prob, x, ax=ax)
+        ax.set_xlabel(names[0])
+    else:
+        plot_density_2d(model.log_prob, x, ax=ax, labels=names)
+        ax.scatter(*model.locs[:, :2].T.numpy(), marker="x", s=80, c="tab:red", label="means")
+        ax.legend(loc="upper left")
+    ax.set_title(f"{k}-component mixture, {args.method}: mean log p(x) = {log_lik:.3f}")
+    save_figure(figure, out / "density.png")
+    plt.close(figure)
+    if result.losses is not None:
+        figure, ax = plt.subplots(figsize=(5, 3.5))
+        plot_losses(result.losses, ax=ax,
+                    ylabel="-mean log-likelihood" if args.method == "em" else "-ELBO per point")
+        save_figure(figure, out / "loss.png")
+        plt.close(figure)
+    if args.method == "nuts":
+        axes = az.plot_trace(idata, var_names=["weights", "locs"], compact=True)
+        save_figure(axes.ravel()[0].figure, out / "trace.png")
+        plt.close("all")
+        axes = az.plot_pair(idata, var_names=["locs"], kind="kde", divergences=True)
+        save_figure(np.ravel(axes)[0].figure, out / "pair.png")
+        plt.close("all")
+    _write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def _crosscheck(args) -> int:
+    import torch
+
+    import pyrogen
+    from pyrogen.models import normal_mixture_1d
+
+    if args.model != "mixture-1d":
+        raise SystemExit(f"pyrogen: crosscheck knows 'mixture-1d', not {args.model!r}")
+    torch.set_default_dtype(torch.float64)
+    reference = pyrogen.data.load_posteriordb("low_dim_gauss_mix")
+    y = np.asarray(reference.data["y"])
+    comparison = pyrogen.crosscheck(
+        normal_mixture_1d, y, num_warmup=args.num_warmup, num_samples=args.num_samples,
+        num_chains=args.num_chains, seed=args.seed, progress=args.progress,
+    )
+    print("Pyro NUTS against NumPyro NUTS, posteriordb low_dim_gauss_mix")
+    print(comparison)
+    ok = comparison.passed
+    for backend, fitted in comparison.fits.items():
+        against = pyrogen.compare_to_reference(fitted.samples, reference, label=backend)
+        print(f"\n{backend} against Stan's reference draws")
+        print(against)
+        ok = ok and against.passed
+    return 0 if ok else 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pyrogen", description="Classic generative models in Pyro")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("zoo", help="list the models")
+    commands.add_parser("data", help="list the data sets")
+
+    fit = commands.add_parser("fit", help="fit a model and write metrics, InferenceData and plots")
+    fit.add_argument("model", choices=["gmm"])
+    fit.add_argument("--data", default="old_faithful", help="old_faithful or a CSV with a header")
+    fit.add_argument("--columns", help="comma-separated CSV columns to use (default: all)")
+    fit.add_argument("--method", default="em", choices=["em", "map", "svi", "nuts"])
+    fit.add_argument("--components", type=int, default=2)
+    fit.add_argument("--covariance", default="full", choices=["full", "diag", "spherical"])
+    fit.add_argument("--n-init", type=int, default=1)
+    fit.add_argument("--num-steps", type=int, default=None)
+    fit.add_argument("--lr", type=float, default=0.05)
+    fit.add_argument("--num-warmup", type=int, default=500)
+    fit.add_argument("--num-samples", type=int, default=500)
+    fit.add_argument("--num-chains", type=int, default=4)
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--checkpoint", default=None, help="resume from / save to this file")
+    fit.add_argument("--out", default="runs/gmm")
+    fit.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+
+    check = commands.add_parser("crosscheck", help="Pyro NUTS vs NumPyro NUTS vs posteriordb")
+    check.add_argument("model", choices=["mixture-1d"])
+    check.add_argument("--num-warmup", type=int, default=500)
+    check.add_argument("--num-samples", type=int, default=1000)
+    check.add_argument("--num-chains", type=int, default=4)
+    check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--progress", action=argparse.BooleanOptionalAction, default=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "zoo":
+        from pyrogen.zoo import ZOO, get_model_class
+
+        get_model_class("gmm")  # imports the zoo
+        for name, cls in sorted(ZOO.items()):
+            summary = (cls.__doc__ or "").strip().splitlines()[0]
+            print(f"{name:<12}{cls.__module__}.{cls.__name__}: {summary}")
+        return 0
+    if args.command == "data":
+        from pyrogen.data import list_datasets
+
+        for name, text in list_datasets().items():
+            print(f"{name:<18}{text}")
+        return 0
+    if args.command == "fit":
+        metrics = _fit_gmm(args)
+        print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, list)}, default=float))
+        print(f"wrote {args.out}/metrics.json, inference_data.nc and plots")
+        return 0
+    return _crosscheck(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
