@@ -88,7 +88,7 @@ class GaussianMixtureConfig:
     covariance: Covariance = "full"  # "full", "diag" (axis-aligned) or "spherical"
     init: str | list = "kmeans++"  # "kmeans++", "random", or initial means (K, D)
     n_init: int = 1  # EM restarts; the best final log-likelihood is kept
-    reg_covar: float = 1e-6  # added to covariance diagonals, as scikit-learn does
+    reg_covar: float = 1e-6  # added to covariance diagonals in EM's M-step, as scikit-learn
     prior: dict | None = None  # GaussianMixturePrior fields; None means flat priors (ML)
     dim: int | None = None  # D; set from the first data seen
     kmeans_iter: int = 100  # Lloyd iterations after k-means++ seeding
@@ -106,7 +106,9 @@ class GaussianMixture(ZooModel):
             ``"random"`` (random responsibilities), or an array of initial means of
             shape (K, D).
         n_init: EM restarts from fresh initializations; the best is kept.
-        reg_covar: non-negative floor added to every covariance diagonal.
+        reg_covar: non-negative floor added to every covariance diagonal in EM's
+            M-step, as scikit-learn does (it keeps components from collapsing onto
+            single points); the Pyro model itself adds nothing.
         prior: ``None`` for flat priors (maximum likelihood: EM, and MAP by SVI,
             find the same point), or a :class:`GaussianMixturePrior` (needed by NUTS).
 
@@ -280,11 +282,6 @@ class GaussianMixture(ZooModel):
                 scale_tril = torch.diag_embed(scales)
             else:
                 scale_tril = scales[..., None, None] * torch.eye(D, dtype=x.dtype)
-        if self.config.reg_covar > 0:
-            covariance = scale_tril @ scale_tril.transpose(-1, -2)
-            scale_tril = torch.linalg.cholesky(
-                covariance + self.config.reg_covar * torch.eye(D, dtype=x.dtype)
-            )
         with pyro.plate("data", N):
             z = pyro.sample(
                 "assignment", dist.Categorical(weights), infer={"enumerate": "parallel"}

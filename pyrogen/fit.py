@@ -141,6 +141,7 @@ def fit(
     optim: str | pyro.optim.PyroOptim = "adam",
     lr: float = 0.01,
     num_particles: int = 1,
+    vectorize_particles: bool = False,
     seed: int = 0,
     num_steps: int | None = None,
     max_steps: int | None = None,
@@ -171,6 +172,8 @@ def fit(
         guide: for SVI: ``"mean_field"``, ``"delta"`` or a guide callable.
         loss: the ELBO: ``"trace"``, ``"mean_field"`` (analytic KL), ``"enum"`` or
             a ``pyro.infer.ELBO``.
+        num_particles: samples per ELBO estimate; ``vectorize_particles`` draws them
+            in one vectorized pass (the model must respect its plates).
         num_steps: the most steps (SVI default 1000, EM default 100);
             ``max_steps`` is an alias.
         tol: stop early when the windowed mean loss changes by less than ``tol``
@@ -292,6 +295,7 @@ def fit(
             enumerated=enumerated,
             nesting=max_plate_nesting(model_fn, args, kwargs),
             num_particles=num_particles,
+            vectorize_particles=vectorize_particles,
         )
         engine = SVIEngine(
             model_fn,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -142,7 +143,10 @@ def _run_pyro_chain(model, args, kwargs, chain, **options) -> dict:
             hook_fn=record,
         )
         began = time.perf_counter()
-        mcmc.run(*args, **kwargs)
+        with warnings.catch_warnings():
+            # Pyro's jit_compile traces with torch.jit.trace, which torch now flags.
+            warnings.filterwarnings("ignore", message=".*torch.jit.trace.*is deprecated")
+            mcmc.run(*args, **kwargs)
         elapsed = time.perf_counter() - began
     samples = {k: v.detach().cpu().numpy() for k, v in mcmc.get_samples().items()}
     return {

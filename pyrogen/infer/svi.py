@@ -146,5 +146,9 @@ class SVIEngine:
         return {"params": pyro.get_param_store().get_state(), "optim": self.optim.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
+        # Build the guide's parameters first: an autoguide that sets itself up later
+        # would overwrite the restored values with its initial ones.
+        with poutine.block(), torch.no_grad():
+            self.guide(*self.args, **self.kwargs)
         pyro.get_param_store().set_state(state["params"])
         self.optim.set_state(state["optim"])

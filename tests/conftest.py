@@ -1,0 +1,37 @@
+import os
+
+import numpy as np
+import pyro
+import pytest
+import torch
+
+import pyrogen
+
+
+@pytest.fixture(autouse=True)
+def _float64_and_seed():
+    """Every test starts seeded, in float64, with an empty parameter store."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    pyro.set_rng_seed(0)
+    pyro.clear_param_store()
+    yield
+    torch.set_default_dtype(old)
+
+
+@pytest.fixture
+def faithful() -> np.ndarray:
+    return pyrogen.data.load("old_faithful")
+
+
+def _have_reference_data() -> bool:
+    return any((d / "posteriordb").is_dir() for d in pyrogen.data.local_data_dirs())
+
+
+@pytest.fixture
+def reference_data():
+    """posteriordb and MNIST copies; CI sets PYROGEN_REQUIRE_DATA=1 so absence fails there."""
+    if not _have_reference_data():
+        if os.environ.get("PYROGEN_REQUIRE_DATA"):
+            pytest.fail("reference data not found: set PYROGEN_DATA or provide ../shared/data")
+        pytest.skip("reference data (../shared/data or PYROGEN_DATA) not available")

@@ -1,0 +1,167 @@
+import math
+
+import numpy as np
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+from pyroapi import distributions as api_dist
+from pyroapi import pyro as api_pyro
+
+import pyrogen
+from pyrogen.checkpoint import CheckpointError
+
+PRIOR_SD = 2.0
+
+
+def conjugate_normal(x):
+    """mu ~ N(0, 2^2), x_i ~ N(mu, 1): the posterior of mu is normal in closed form."""
+    mu = api_pyro.sample("mu", api_dist.Normal(0.0, PRIOR_SD))
+    with api_pyro.plate("data", x.shape[0]):
+        api_pyro.sample("x", api_dist.Normal(mu, 1.0), obs=x)
+
+
+def plain_pyro_normal(x):
+    mu = pyro.sample("mu", dist.Normal(0.0, PRIOR_SD))
+    with pyro.plate("data", x.shape[0]):
+        pyro.sample("x", dist.Normal(mu, 1.0), obs=x)
+
+
+@pytest.fixture
+def data():
+    return np.random.default_rng(1).normal(1.5, 1.0, size=40)
+
+
+def posterior(x):
+    precision = 1 / PRIOR_SD**2 + len(x)
+    return x.sum() / precision, math.sqrt(1 / precision)
+
+
+def test_svi_mean_field_recovers_the_conjugate_posterior(data):
+    mean, sd = posterior(data)
+    # many particles and a small final step keep the optimizer's jitter below the check
+    result = pyrogen.fit(conjugate_normal, data, method="svi", loss="mean_field", num_steps=2000,
+                         lr=0.01, num_particles=32, vectorize_particles=True,
+                         progress=False)
+    loc = pyro.param("AutoNormal.locs.mu").item()
+    scale = pyro.param("AutoNormal.scales.mu").item()
+    assert abs(loc - mean) < 0.1 * sd
+    assert abs(scale / sd - 1) < 0.1
+    assert result.losses.shape == (2000,) and np.isfinite(result.losses).all()
+
+
+def test_map_finds_the_posterior_mode(data):
+    mean, _ = posterior(data)
+    result = pyrogen.fit(plain_pyro_normal, data, method="map", num_steps=1500, lr=0.05,
+                         progress=False)
+    assert abs(result.params["mu"].item() - mean) < 1e-4
+
+
+@pytest.mark.parametrize("backend", ["pyro", "numpyro"])
+def test_nuts_matches_the_conjugate_posterior(data, backend):
+    mean, sd = posterior(data)
+    result = pyrogen.fit(conjugate_normal, data, method="nuts", backend=backend, num_warmup=300,
+                         num_samples=600, num_chains=2, progress=False)
+    draws = result.samples["mu"]
+    assert draws.shape == (2, 600)
+    import arviz as az
+
+    mcse = float(az.mcse(draws))
+    assert abs(draws.mean() - mean) < 4 * mcse
+    assert abs(draws.std() / sd - 1) < 0.1
+    assert result.backend == backend
+    assert set(result.sample_stats) >= {"diverging", "acceptance_rate", "step_size"}
+    assert result.sample_stats["acceptance_rate"].shape == (2, 600)
+    assert 0.5 < result.sample_stats["acceptance_rate"].mean() <= 1.0
+
+
+def test_auto_backend_prefers_numpyro_for_pyroapi_models(data):
+    result = pyrogen.fit(conjugate_normal, data, method="nuts", num_warmup=50, num_samples=50,
+                         num_chains=1, progress=False)
+    assert result.backend == "numpyro"
+    result = pyrogen.fit(plain_pyro_normal, data, method="nuts", num_warmup=50, num_samples=50,
+                         num_chains=1, progress=False, jit=False)
+    assert result.backend == "pyro"
+
+
+def test_numpyro_backend_needs_a_pyroapi_model(data):
+    with pytest.raises(ValueError, match="backend: 'numpyro' needs a model written against pyroapi"):
+        pyrogen.fit(plain_pyro_normal, data, method="nuts", backend="numpyro")
+
+
+def test_svi_resumes_from_a_checkpoint_exactly(data, tmp_path):
+    path = tmp_path / "svi.ckpt"
+    options = dict(method="svi", num_steps=60, lr=0.05, progress=False, seed=3)
+    full = pyrogen.fit(conjugate_normal, data, **options)
+    full_loc = pyro.param("AutoNormal.locs.mu").item()
+
+    def interrupt(step, loss):
+        if step == 35:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pyrogen.fit(conjugate_normal, data, checkpoint=path, checkpoint_every=10,
+                    callback=interrupt, **options)
+    resumed = pyrogen.fit(conjugate_normal, data, checkpoint=path, checkpoint_every=10, **options)
+    assert resumed.diagnostics["resumed_from"] == 30
+    np.testing.assert_allclose(resumed.losses, full.losses, rtol=1e-12)
+    assert pyro.param("AutoNormal.locs.mu").item() == pytest.approx(full_loc, rel=1e-12)
+
+
+def test_checkpoint_from_other_data_is_refused(data, tmp_path):
+    path = tmp_path / "svi.ckpt"
+    pyrogen.fit(conjugate_normal, data, num_steps=5, checkpoint=path, progress=False)
+    with pytest.raises(CheckpointError, match="belongs to another run"):
+        pyrogen.fit(conjugate_normal, data + 1, num_steps=5, checkpoint=path, progress=False)
+
+
+def test_early_stopping_by_tol(data):
+    result = pyrogen.fit(plain_pyro_normal, data, method="map", num_steps=5000, lr=0.05, tol=1e-6,
+                         window=20, progress=False)
+    assert result.converged and result.num_steps < 5000
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(method="gibbs"), "method: must be one of"),
+        (dict(num_steps=0), "num_steps: must be at least 1"),
+        (dict(num_steps=5, max_steps=6), "num_steps: give num_steps or max_steps"),
+        (dict(lr=-1.0), "lr: must be a positive number"),
+        (dict(tol=float("nan")), "tol: must be a non-negative number"),
+        (dict(backend="stan"), "backend: must be one of"),
+        (dict(method="em"), "method='em' needs a zoo model"),
+    ],
+)
+def test_bad_options_are_refused_by_name(data, options, message):
+    with pytest.raises(ValueError, match=message):
+        pyrogen.fit(conjugate_normal, data, progress=False, **options)
+
+
+@pytest.mark.parametrize("bad", [np.array([1.0, np.nan]), np.array([1.0, np.inf]), np.array([])])
+def test_bad_data_to_a_plain_model_is_refused(bad):
+    with pytest.raises(ValueError, match=r"args\[0\]"):
+        pyrogen.fit(conjugate_normal, bad, progress=False)
+
+
+def test_a_diverging_loss_stops_with_a_clear_error():
+    def model():
+        scale = pyro.param("scale", torch.tensor(1.0))
+        pyro.factor("f", scale * 1e308 * 10)
+
+    with pytest.warns(UserWarning, match="Encountered"), pytest.raises(
+        FloatingPointError, match="loss became"
+    ):
+        pyrogen.fit(model, method="mle", num_steps=3, progress=False)
+
+
+def test_mle_fits_parameters_without_a_guide():
+    x = torch.tensor([1.0, 2.0, 4.0])
+
+    def model(x):
+        loc = pyro.param("loc", torch.tensor(0.0))
+        with pyro.plate("data", len(x)):
+            pyro.sample("x", dist.Normal(loc, 1.0), obs=x)
+
+    pyrogen.fit(model, x, method="mle", num_steps=800, lr=0.05, progress=False)
+    assert pyro.param("loc").item() == pytest.approx(x.mean().item(), abs=1e-3)

@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+import torch
+
+from pyrogen.validation import as_data_tensor, check_choice, check_positive_int
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (np.array([[1.0, np.nan]]), "x: contains NaN"),
+        (np.array([[1.0, np.inf]]), "x: contains infinite"),
+        (np.zeros((0, 2)), "x: is empty"),
+        (np.zeros((2, 2, 2)), "x: expected an array with 2 dimension"),
+    ],
+)
+def test_bad_arrays_are_refused_by_name(value, message):
+    with pytest.raises(ValueError, match=message):
+        as_data_tensor(value, "x", ndim=2)
+
+
+@pytest.mark.parametrize("value", [np.array([["a", "b"]]), [[1, 2], [3]], np.array([1 + 2j])])
+def test_non_numeric_values_are_refused(value):
+    with pytest.raises(TypeError, match="x:"):
+        as_data_tensor(value, "x")
+
+
+def test_integers_become_the_default_float_and_floats_keep_their_dtype():
+    assert as_data_tensor(np.array([1, 2]), "x").dtype == torch.get_default_dtype()
+    assert as_data_tensor(np.array([1.0], dtype=np.float32), "x").dtype == torch.float32
+
+
+def test_bool_tensors_are_refused():
+    with pytest.raises(TypeError, match="x: expected a real-valued tensor"):
+        as_data_tensor(torch.tensor([True]), "x")
+
+
+def test_scalar_checks():
+    assert check_positive_int(3, "k") == 3
+    with pytest.raises(ValueError, match="k: must be at least 1"):
+        check_positive_int(0, "k")
+    with pytest.raises(TypeError, match="k: expected an integer"):
+        check_positive_int(2.5, "k")
+    with pytest.raises(TypeError, match="k: expected an integer"):
+        check_positive_int(True, "k")
+    with pytest.raises(ValueError, match="mode: must be one of 'a', 'b'"):
+        check_choice("c", "mode", ("a", "b"))
