@@ -41,9 +41,9 @@ def make_data(n: int, dim: int, k: int, seed: int = 0) -> tuple[np.ndarray, np.n
 
 def run_pyrogen(x, means, iterations):
     import torch
+    from pyrogen.models import GaussianMixture
 
     import pyrogen
-    from pyrogen.models import GaussianMixture
 
     model = GaussianMixture(len(means), covariance="full", init=means, reg_covar=1e-6)
     began = time.perf_counter()
@@ -57,7 +57,6 @@ def run_pyrogen(x, means, iterations):
 def initial_parameters(x, means):
     """The starting point both libraries use: pyrogen's nearest-mean initialization."""
     import torch
-
     from pyrogen.models import GaussianMixture
 
     model = GaussianMixture(len(means), covariance="full", init=means, reg_covar=1e-6)
@@ -73,8 +72,15 @@ def run_sklearn(x, means, iterations):
 
     weights, locs, precisions = initial_parameters(x, means)
     model = GaussianMixture(
-        len(means), covariance_type="full", tol=0.0, max_iter=iterations, n_init=1,
-        weights_init=weights, means_init=locs, precisions_init=precisions, reg_covar=1e-6,
+        len(means),
+        covariance_type="full",
+        tol=0.0,
+        max_iter=iterations,
+        n_init=1,
+        weights_init=weights,
+        means_init=locs,
+        precisions_init=precisions,
+        reg_covar=1e-6,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -92,7 +98,7 @@ def resident_mib() -> float:
 
 def child(impl: str, n: int, dim: int, k: int, iterations: int) -> None:
     """Run one fit in this process; print its time and its peak resident memory above
-    the memory held before the fit (data included), sampled every millisecond."""
+    the memory held before the fit (data included), sampled every 5 ms."""
     x, means = make_data(n, dim, k)
     runner = run_pyrogen if impl == "pyrogen" else run_sklearn
     runner(x[:2000], means, 2)  # imports and first-call costs stay out of the figure
@@ -102,7 +108,7 @@ def child(impl: str, n: int, dim: int, k: int, iterations: int) -> None:
     def watch():
         while not done.is_set():
             peak[0] = max(peak[0], resident_mib())
-            time.sleep(0.001)
+            time.sleep(0.005)
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
@@ -136,8 +142,10 @@ def main() -> None:
     if args.quick:
         n, iterations, repeats, sizes = 50_000, 30, 2, [10_000, 50_000]
     x, means = make_data(n, dim, k)
-    print(f"N={n} D={dim} K={k} full covariances, {iterations} EM iterations, float64; "
-          f"torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}")
+    print(
+        f"N={n} D={dim} K={k} full covariances, {iterations} EM iterations, float64; "
+        f"torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}"
+    )
     run_pyrogen(x[:2000], means, 2)  # warm up imports and kernels for both
     run_sklearn(x[:2000], means, 2)
     times = {"pyrogen": [], "sklearn": []}
@@ -155,30 +163,46 @@ def main() -> None:
         print(f"{name:10}{median[name]:>18.3f}{log_liks[name]:>16.8f}")
     print(f"speed-up over sklearn: {ratio:.2f}x   relative log-likelihood difference: {rel:.2e}")
 
-    print(f"\n{'N':>9}{'pyrogen s':>11}{'sklearn s':>11}{'speed-up':>10}"
-          f"{'pyrogen MiB':>13}{'sklearn MiB':>13}")
+    print(
+        f"\n{'N':>9}{'pyrogen s':>11}{'sklearn s':>11}{'speed-up':>10}"
+        f"{'pyrogen MiB':>13}{'sklearn MiB':>13}"
+    )
     table = []
     for size in sizes:
         ours = measure_in_child("pyrogen", size, dim, k, iterations)
         theirs = measure_in_child("sklearn", size, dim, k, iterations)
-        row = {"n": size, "pyrogen_seconds": ours["seconds"], "sklearn_seconds": theirs["seconds"],
-               "pyrogen_peak_mib": ours["peak_mib"], "sklearn_peak_mib": theirs["peak_mib"]}
+        row = {
+            "n": size,
+            "pyrogen_seconds": ours["seconds"],
+            "sklearn_seconds": theirs["seconds"],
+            "pyrogen_peak_mib": ours["peak_mib"],
+            "sklearn_peak_mib": theirs["peak_mib"],
+        }
         table.append(row)
-        print(f"{size:>9}{ours['seconds']:>11.3f}{theirs['seconds']:>11.3f}"
-              f"{theirs['seconds'] / ours['seconds']:>9.2f}x"
-              f"{ours['peak_mib']:>13.1f}{theirs['peak_mib']:>13.1f}")
-    print(json.dumps({
-        "bench": "gmm_em",
-        "quick": args.quick,
-        "n": n, "dim": dim, "components": k, "iterations": iterations,
-        "pyrogen_seconds": median["pyrogen"],
-        "sklearn_seconds": median["sklearn"],
-        "speedup_vs_sklearn_ratio": ratio,
-        "pyrogen_loglik": log_liks["pyrogen"],
-        "sklearn_loglik": log_liks["sklearn"],
-        "loglik_rel_diff": rel,
-        "table": table,
-    }))
+        print(
+            f"{size:>9}{ours['seconds']:>11.3f}{theirs['seconds']:>11.3f}"
+            f"{theirs['seconds'] / ours['seconds']:>9.2f}x"
+            f"{ours['peak_mib']:>13.1f}{theirs['peak_mib']:>13.1f}"
+        )
+    print(
+        json.dumps(
+            {
+                "bench": "gmm_em",
+                "quick": args.quick,
+                "n": n,
+                "dim": dim,
+                "components": k,
+                "iterations": iterations,
+                "pyrogen_seconds": median["pyrogen"],
+                "sklearn_seconds": median["sklearn"],
+                "speedup_vs_sklearn_ratio": ratio,
+                "pyrogen_loglik": log_liks["pyrogen"],
+                "sklearn_loglik": log_liks["sklearn"],
+                "loglik_rel_diff": rel,
+                "table": table,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -142,7 +142,9 @@ class GaussianMixture(ZooModel):
         check_choice(covariance, "covariance", ("full", "diag", "spherical"))
         check_positive_int(n_init, "n_init")
         check_positive_int(kmeans_iter, "kmeans_iter")
-        if not (isinstance(reg_covar, (int, float)) and math.isfinite(reg_covar) and reg_covar >= 0):
+        if not (
+            isinstance(reg_covar, (int, float)) and math.isfinite(reg_covar) and reg_covar >= 0
+        ):
             raise ValueError(f"reg_covar: must be a non-negative number, got {reg_covar!r}")
         if isinstance(init, str):
             check_choice(init, "init", ("kmeans++", "random"))
@@ -161,7 +163,14 @@ class GaussianMixture(ZooModel):
         elif prior is not None:
             prior = asdict(GaussianMixturePrior(**prior))
         self.config = GaussianMixtureConfig(
-            n_components, covariance, init, n_init, float(reg_covar), prior, dim, kmeans_iter,
+            n_components,
+            covariance,
+            init,
+            n_init,
+            float(reg_covar),
+            prior,
+            dim,
+            kmeans_iter,
             extra or {},
         )
         self.register_buffer("fitted", torch.tensor(False))
@@ -245,7 +254,9 @@ class GaussianMixture(ZooModel):
             sites = {
                 "weights": dist.ImproperUniform(constraints.simplex, (), (K,)),
                 "locs": dist.ImproperUniform(constraints.real_vector, (K,), (D,)),
-                "scales": dist.ImproperUniform(constraints.independent(constraints.positive, 1), (K,), (D,)),
+                "scales": dist.ImproperUniform(
+                    constraints.independent(constraints.positive, 1), (K,), (D,)
+                ),
                 "corr_tril": dist.ImproperUniform(constraints.corr_cholesky, (K,), (D, D)),
             }
             if self.config.covariance == "spherical":
@@ -303,7 +314,9 @@ class GaussianMixture(ZooModel):
             event_dim = 0 if self.config.covariance == "spherical" else 1
             pyro.sample("scales", dist.Delta(scales, event_dim=event_dim))
             if self.config.covariance == "full":
-                corr = pyro.param("corr_tril_map", start["corr_tril"], constraint=constraints.corr_cholesky)
+                corr = pyro.param(
+                    "corr_tril_map", start["corr_tril"], constraint=constraints.corr_cholesky
+                )
                 pyro.sample("corr_tril", dist.Delta(corr, event_dim=2))
 
     def _initial_values(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -338,7 +351,12 @@ class GaussianMixture(ZooModel):
 
     def log_prob(self, x) -> torch.Tensor:
         """Exact log-density of every row of x (N, D), in nats, shape (N,)."""
-        return self.component_log_prob(x).logsumexp(-1)
+        x = self._check_x(x)
+        whitening = self._whitening()
+        block = _rows_per_block(*self.locs.shape)
+        return torch.cat(
+            [self._weighted_log_prob(b, whitening).logsumexp(-1) for b in x.split(block)]
+        )
 
     def predict(self, x) -> torch.Tensor:
         """Responsibilities p(z_n = k | x_n), shape (N, K)."""
@@ -387,17 +405,24 @@ class GaussianMixture(ZooModel):
         """Starting values for EM, MAP and NUTS from ``config.init``."""
         x = self._check_x(x)
         K = self.config.n_components
+        shift = x.mean(0)
         if isinstance(self.config.init, list):
             means = torch.tensor(self.config.init, dtype=x.dtype)
-            resp = _one_hot(torch.cdist(x, means).argmin(1), K, x.dtype)
-            self._m_step(*self._sufficient_statistics(x, resp))
-            self.locs.copy_(means)
+            labels = _nearest(x, means)
         elif self.config.init == "random":
-            resp = torch.rand(x.shape[0], K, dtype=x.dtype)
-            self._m_step(*self._sufficient_statistics(x, resp / resp.sum(1, keepdim=True)))
+            weights = torch.rand(x.shape[0], K, dtype=x.dtype)
+            weights /= weights.sum(1, keepdim=True)
         else:
             labels = _kmeans(x, K, self.config.kmeans_iter)
-            self._m_step(*self._sufficient_statistics(x, _one_hot(labels, K, x.dtype)))
+        if self.config.init == "random":
+            statistics = self._sufficient_statistics(x, lambda _, rows: weights[rows], shift)
+        else:
+            statistics = self._sufficient_statistics(
+                x, lambda _, rows: _one_hot(labels[rows], K, x.dtype), shift
+            )
+        self._m_step(*statistics)
+        if isinstance(self.config.init, list):
+            self.locs.copy_(means)
         self.fitted.fill_(True)
 
     em_init = initialize
@@ -406,37 +431,42 @@ class GaussianMixture(ZooModel):
     def em_step(self, x: torch.Tensor) -> float:
         """One E-step and one M-step; returns the mean log-likelihood before the M-step."""
         shift = self.weights @ self.locs  # centring keeps second moments well conditioned
-        whitening = self._whitening()
-        b_shift = whitening[1] - shift @ whitening[0]
-        K, D = self.locs.shape
+        W, b, c = self._whitening()
+        whitening = (W, b - shift @ W, c)  # whitening of centred rows
         total = x.new_zeros(())
-        counts, sums, squares = x.new_zeros(K), x.new_zeros(K, D), None
-        cov = self.config.covariance
-        squares = x.new_zeros(K * D, D) if cov == "full" else x.new_zeros(K, D)
-        for chunk in x.split(_rows_per_block(K, D)):
-            centred = chunk - shift
-            log_prob = self._weighted_log_prob(centred, (whitening[0], b_shift, whitening[2]))
+
+        def responsibilities(centred: torch.Tensor, rows: slice) -> torch.Tensor:
+            nonlocal total
+            log_prob = self._weighted_log_prob(centred, whitening)
             log_norm = log_prob.logsumexp(-1, keepdim=True)
             total += log_norm.sum()
-            resp = (log_prob - log_norm).exp_()  # (n, K)
-            counts += resp.sum(0)
-            sums += resp.T @ centred
-            if cov == "full":  # sum_n r_nk x_n x_n^T for all k in one product: (K*D, D)
-                squares += (resp[:, :, None] * centred[:, None, :]).view(len(chunk), K * D).T @ centred
-            else:
-                squares += resp.T @ centred.square()
-        self._m_step(counts, sums, squares.view(K, D, D) if cov == "full" else squares, shift)
+            return (log_prob - log_norm).exp_()  # (n, K)
+
+        self._m_step(*self._sufficient_statistics(x, responsibilities, shift))
         return float(total) / x.shape[0]
 
-    def _sufficient_statistics(self, x: torch.Tensor, resp: torch.Tensor):
-        shift = x.mean(0)
-        centred = x - shift
-        counts, sums = resp.sum(0), resp.T @ centred
-        if self.config.covariance == "full":
-            squares = torch.einsum("nk,ni,nj->kij", resp, centred, centred)
-        else:
-            squares = resp.T @ centred.square()
-        return counts, sums, squares, shift
+    def _sufficient_statistics(self, x: torch.Tensor, responsibilities, shift: torch.Tensor):
+        """Responsibility-weighted counts, sums and second moments of x - shift, block by
+        block, so no temporary grows with N. ``responsibilities(centred_block, rows)``
+        gives the (n, K) weights of the rows ``rows`` of x."""
+        K, D = self.config.n_components, x.shape[1]
+        full = self.config.covariance == "full"
+        counts, sums = x.new_zeros(K), x.new_zeros(K, D)
+        squares = x.new_zeros(K * D, D) if full else x.new_zeros(K, D)
+        start = 0
+        for block in x.split(_rows_per_block(K, D)):
+            centred = block - shift
+            resp = responsibilities(centred, slice(start, start + len(block)))
+            start += len(block)
+            counts += resp.sum(0)
+            sums += resp.T @ centred
+            if full:  # sum_n r_nk x_n x_n^T for all k in one product: (K*D, D)
+                squares += (resp[:, :, None] * centred[:, None, :]).view(
+                    len(block), K * D
+                ).T @ centred
+            else:
+                squares += resp.T @ centred.square()
+        return counts, sums, squares.view(K, D, D) if full else squares, shift
 
     def _m_step(self, counts, sums, squares, shift) -> None:
         counts = counts + 10 * torch.finfo(counts.dtype).eps
@@ -466,6 +496,12 @@ def _one_hot(labels: torch.Tensor, K: int, dtype) -> torch.Tensor:
     return torch.nn.functional.one_hot(labels, K).to(dtype)
 
 
+def _nearest(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    """Index of the nearest center of every row, block by block."""
+    block = _rows_per_block(*centers.shape)
+    return torch.cat([torch.cdist(b, centers).argmin(1) for b in x.split(block)])
+
+
 def _kmeans(x: torch.Tensor, K: int, num_iter: int) -> torch.Tensor:
     """k-means++ seeding (Arthur and Vassilvitskii, 2007), then Lloyd iterations."""
     N = x.shape[0]
@@ -476,12 +512,12 @@ def _kmeans(x: torch.Tensor, K: int, num_iter: int) -> torch.Tensor:
         index = torch.multinomial(closest / total, 1) if total > 0 else torch.randint(N, (1,))
         centers = torch.cat([centers, x[index]])
         closest = torch.minimum(closest, torch.cdist(x, x[index]).square().squeeze(1))
-    labels = torch.cdist(x, centers).argmin(1)
+    labels = _nearest(x, centers)
     for _ in range(num_iter):
         counts = torch.bincount(labels, minlength=K).to(x.dtype)
         sums = torch.zeros_like(centers).index_add_(0, labels, x)
         centers = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centers)
-        new = torch.cdist(x, centers).argmin(1)
+        new = _nearest(x, centers)
         if torch.equal(new, labels):
             break
         labels = new

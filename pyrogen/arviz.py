@@ -36,7 +36,9 @@ def _numpy(value) -> np.ndarray:
 def observed_sites(model, args=(), kwargs=None) -> dict[str, np.ndarray]:
     """The observed values of ``model``, by site name."""
     with poutine.block(), torch.no_grad():
-        trace = poutine.trace(_enumerated(model, args, kwargs)[0]).get_trace(*args, **(kwargs or {}))
+        trace = poutine.trace(_enumerated(model, args, kwargs)[0]).get_trace(
+            *args, **(kwargs or {})
+        )
     return {
         name: _numpy(site["value"])
         for name, site in trace.nodes.items()
@@ -73,7 +75,9 @@ def pointwise_log_likelihood(
     out: dict[str, list[np.ndarray]] = {}
     with torch.no_grad(), use_backend("pyro"):
         for s in range(num_draws):
-            values = {k: torch.as_tensor(v[s], dtype=torch.get_default_dtype()) for k, v in draws.items()}
+            values = {
+                k: torch.as_tensor(v[s], dtype=torch.get_default_dtype()) for k, v in draws.items()
+            }
             trace = poutine.trace(poutine.condition(wrapped, values)).get_trace(*args, **kwargs)
             trace.compute_log_prob()
             enumerated = [
@@ -169,7 +173,9 @@ def build_inference_data(
         attrs=attrs,
     )
     if losses is not None:
-        trace = xr.Dataset({"loss": (("step",), np.asarray(losses))}, coords={"step": np.arange(len(losses))})
+        trace = xr.Dataset(
+            {"loss": (("step",), np.asarray(losses))}, coords={"step": np.arange(len(losses))}
+        )
         if "sample_stats" in idata.groups():
             merged = xr.merge([idata.sample_stats, trace])
             merged.attrs = idata.sample_stats.attrs

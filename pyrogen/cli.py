@@ -1,9 +1,9 @@
 """The ``pyrogen`` command.
 
-    pyrogen zoo                                  list the models
-    pyrogen data                                 list the data sets
-    pyrogen fit gmm [--data NAME|CSV] [--method em|map|svi|nuts] [--components K] [--out DIR]
-    pyrogen crosscheck mixture-1d                Pyro NUTS vs NumPyro NUTS vs Stan's reference
+pyrogen zoo                                  list the models
+pyrogen data                                 list the data sets
+pyrogen fit gmm [--data NAME|CSV] [--method em|map|svi|nuts] [--components K] [--out DIR]
+pyrogen crosscheck mixture-1d                Pyro NUTS vs NumPyro NUTS vs Stan's reference
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -74,13 +75,16 @@ def _fit_gmm(args) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     prior = GaussianMixturePrior.weakly_informative(x) if args.method == "nuts" else None
     try:
-        model = GaussianMixture(args.components, covariance=args.covariance, prior=prior,
-                                n_init=args.n_init)
-        options = dict(method=args.method, seed=args.seed, progress=args.progress,
-                       checkpoint=args.checkpoint)
+        model = GaussianMixture(
+            args.components, covariance=args.covariance, prior=prior, n_init=args.n_init
+        )
+        options = dict(
+            method=args.method, seed=args.seed, progress=args.progress, checkpoint=args.checkpoint
+        )
         if args.method == "nuts":
-            options.update(num_warmup=args.num_warmup, num_samples=args.num_samples,
-                           num_chains=args.num_chains)
+            options.update(
+                num_warmup=args.num_warmup, num_samples=args.num_samples, num_chains=args.num_chains
+            )
         else:
             options.update(num_steps=args.num_steps, lr=args.lr)
         result = pyrogen.fit(model, x, **options)
@@ -109,13 +113,18 @@ def _fit_gmm(args) -> dict:
         "locs": model.locs.tolist(),
     }
     if result.losses is not None:
-        metrics.update(num_steps=result.num_steps, converged=bool(result.converged),
-                       final_loss=result.loss)
+        metrics.update(
+            num_steps=result.num_steps, converged=bool(result.converged), final_loss=result.loss
+        )
     idata = result.to_arviz(num_samples=200)
     if args.method == "nuts":
-        summary = az.summary(idata, kind="diagnostics")
+        with warnings.catch_warnings():  # constant entries (corr_tril's unit diagonal)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            summary = az.summary(idata, kind="diagnostics")
+        r_hat = summary["r_hat"].to_numpy()
+        r_hat = r_hat[np.isfinite(r_hat)]  # one chain, or constant entries of corr_tril
         metrics.update(
-            max_r_hat=float(np.nanmax(summary["r_hat"])),
+            max_r_hat=float(r_hat.max()) if r_hat.size else None,
             min_ess_bulk=float(summary["ess_bulk"].min()),
             divergences=int(np.sum(result.sample_stats["diverging"])),
             elpd_loo=float(az.loo(idata).elpd_loo),
@@ -135,8 +144,11 @@ def _fit_gmm(args) -> dict:
     plt.close(figure)
     if result.losses is not None:
         figure, ax = plt.subplots(figsize=(5, 3.5))
-        plot_losses(result.losses, ax=ax,
-                    ylabel="-mean log-likelihood" if args.method == "em" else "-ELBO per point")
+        plot_losses(
+            result.losses,
+            ax=ax,
+            ylabel="-mean log-likelihood" if args.method == "em" else "-ELBO per point",
+        )
         save_figure(figure, out / "loss.png")
         plt.close(figure)
     if args.method == "nuts":
@@ -162,8 +174,13 @@ def _crosscheck(args) -> int:
     reference = pyrogen.data.load_posteriordb("low_dim_gauss_mix")
     y = np.asarray(reference.data["y"])
     comparison = pyrogen.crosscheck(
-        normal_mixture_1d, y, num_warmup=args.num_warmup, num_samples=args.num_samples,
-        num_chains=args.num_chains, seed=args.seed, progress=args.progress,
+        normal_mixture_1d,
+        y,
+        num_warmup=args.num_warmup,
+        num_samples=args.num_samples,
+        num_chains=args.num_chains,
+        seed=args.seed,
+        progress=args.progress,
     )
     print("Pyro NUTS against NumPyro NUTS, posteriordb low_dim_gauss_mix")
     print(comparison)
@@ -177,7 +194,9 @@ def _crosscheck(args) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pyrogen", description="Classic generative models in Pyro")
+    parser = argparse.ArgumentParser(
+        prog="pyrogen", description="Classic generative models in Pyro"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("zoo", help="list the models")
     commands.add_parser("data", help="list the data sets")
@@ -228,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "fit":
         metrics = _fit_gmm(args)
-        print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, list)}, default=float))
+        print(
+            json.dumps({k: v for k, v in metrics.items() if not isinstance(v, list)}, default=float)
+        )
         print(f"wrote {args.out}/metrics.json, inference_data.nc and plots")
         return 0
     return _crosscheck(args)

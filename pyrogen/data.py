@@ -204,7 +204,9 @@ def load_posteriordb(name: str, base_url: str | None = None) -> PosteriorDB:
             raw = fetch(f"{base_url or POSTERIORDB_URL}/{remote[part]}", None)
             content = _zip_member(raw)
             if sha256(content) != digest:
-                raise ChecksumError(f"posteriordb {name} {part}: content does not match SHA-256 {digest}")
+                raise ChecksumError(
+                    f"posteriordb {name} {part}: content does not match SHA-256 {digest}"
+                )
             atomic_write(cache_dir() / relative, lambda handle, raw=raw: handle.write(raw))
         if sha256(content) != digest:
             raise ChecksumError(f"{path}: content does not match SHA-256 {digest}")
@@ -248,7 +250,7 @@ def load_csv(path: str | os.PathLike, columns: list[str] | None = None) -> np.nd
 
 
 DATASETS = {
-    "old_faithful": "Old Faithful eruptions (duration, minutes) and waiting times (minutes), 272 x 2",
+    "old_faithful": "Old Faithful eruption lengths and waiting times (minutes), 272 x 2",
     "binarized_mnist": "statically binarized MNIST (Larochelle & Murray 2011), 50k/10k/10k x 784",
 }
 

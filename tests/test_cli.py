@@ -1,0 +1,117 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import arviz as az
+import pytest
+
+from pyrogen.cli import main
+
+
+def test_zoo_and_data_listings(capsys):
+    assert main(["zoo"]) == 0
+    assert "gmm" in capsys.readouterr().out
+    assert main(["data"]) == 0
+    assert "old_faithful" in capsys.readouterr().out
+
+
+def test_fit_gmm_em_writes_metrics_inference_data_and_plots(tmp_path):
+    out = tmp_path / "run"
+    assert main(["fit", "gmm", "--out", str(out), "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["method"] == "em" and metrics["n"] == 272
+    assert metrics["mean_log_likelihood"] == pytest.approx(-4.1554, abs=1e-3)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "density.png",
+        "inference_data.nc",
+        "loss.png",
+        "metrics.json",
+    ]
+    idata = az.from_netcdf(out / "inference_data.nc")
+    assert {"posterior", "log_likelihood", "observed_data", "sample_stats"} <= set(idata.groups())
+
+
+def test_fit_gmm_nuts_writes_trace_and_pair_plots(tmp_path):
+    out = tmp_path / "nuts"
+    args = [
+        "fit",
+        "gmm",
+        "--method",
+        "nuts",
+        "--num-warmup",
+        "60",
+        "--num-samples",
+        "60",
+        "--num-chains",
+        "1",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    assert main(args) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {"trace.png", "pair.png", "density.png", "metrics.json"} <= names
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"max_r_hat", "min_ess_bulk", "divergences", "elpd_loo"} <= set(metrics)
+
+
+def test_fit_gmm_on_a_csv_names_a_bad_column(tmp_path):
+    path = tmp_path / "table.csv"
+    path.write_text("a,b,name\n1,2,x\n2,3,y\n3,4,z\n")
+    with pytest.raises(SystemExit, match=r"--data: data: non-numeric column\(s\) \['name'\]"):
+        main(["fit", "gmm", "--data", str(path), "--out", str(tmp_path / "o")])
+    assert (
+        main(
+            [
+                "fit",
+                "gmm",
+                "--data",
+                str(path),
+                "--columns",
+                "a,b",
+                "--components",
+                "1",
+                "--out",
+                str(tmp_path / "o"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+
+
+def test_fit_gmm_refuses_too_many_components(tmp_path):
+    path = tmp_path / "tiny.csv"
+    path.write_text("a\n1\n2\n")
+    with pytest.raises(SystemExit, match="n_components: 3 components need at least"):
+        main(["fit", "gmm", "--data", str(path), "--components", "3", "--out", str(tmp_path / "o")])
+    assert not (tmp_path / "o" / "metrics.json").exists()
+
+
+def test_crosscheck_command(reference_data, capsys):
+    code = main(
+        [
+            "crosscheck",
+            "mixture-1d",
+            "--num-warmup",
+            "150",
+            "--num-samples",
+            "250",
+            "--num-chains",
+            "2",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert "Pyro NUTS against NumPyro NUTS" in out and "against Stan's reference draws" in out
+    assert code == 0, out
+
+
+def test_installed_entry_point():
+    exe = shutil.which("pyrogen") or pytest.fail("the pyrogen command is not installed")
+    done = subprocess.run([exe, "zoo"], capture_output=True, text=True, check=True)
+    assert "GaussianMixture" in done.stdout
+    done = subprocess.run(
+        [sys.executable, "-m", "pyrogen.cli", "data"], capture_output=True, text=True, check=True
+    )
+    assert "binarized_mnist" in done.stdout

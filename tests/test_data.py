@@ -1,0 +1,154 @@
+import functools
+import http.server
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pyrogen
+from pyrogen import data
+
+
+def test_old_faithful_ships_in_the_package():
+    x = data.load("old_faithful")
+    assert x.shape == (272, 2)
+    np.testing.assert_allclose(x.mean(0), [3.487783, 70.897059], atol=1e-6)
+
+
+def test_unknown_names_are_refused():
+    with pytest.raises(ValueError, match="name: unknown data set 'iris'"):
+        data.load("iris")
+    with pytest.raises(ValueError, match="name: unknown posteriordb posterior"):
+        data.load_posteriordb("eight_schools")
+
+
+def test_csv_loader_names_the_bad_column(tmp_path):
+    path = tmp_path / "table.csv"
+    path.write_text("a,b,label\n1,2,x\n3,4,y\n")
+    with pytest.raises(ValueError, match=r"non-numeric column\(s\) \['label'\]"):
+        data.load_csv(path)
+    np.testing.assert_array_equal(data.load_csv(path, ["a", "b"]), [[1, 2], [3, 4]])
+    with pytest.raises(ValueError, match=r"columns: \['c'\] not in"):
+        data.load_csv(path, ["c"])
+    with pytest.raises(ValueError, match="data: no such file"):
+        data.load_csv(tmp_path / "missing.csv")
+    (tmp_path / "empty.csv").write_text("a,b\n")
+    with pytest.raises(ValueError, match="has no data rows"):
+        data.load_csv(tmp_path / "empty.csv")
+
+
+def test_amat_conversion():
+    bits = np.random.default_rng(0).integers(0, 2, size=(3, 784))
+    text = "\n".join(" ".join(map(str, row)) for row in bits).encode() + b"\n"
+    np.testing.assert_array_equal(data.amat_to_packed(text), np.packbits(bits, axis=1))
+    with pytest.raises(ValueError, match="not a whole number of 28x28 images"):
+        data.amat_to_packed(b"0 1 1\n")
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A static HTTP server on 127.0.0.1 serving tmp_path/'www'."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(QuietHandler, directory=str(root))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def offline_copies(monkeypatch, tmp_path):
+    """Hide the local reference copies and use an empty cache, so loads must download."""
+    copies = pyrogen.data.local_data_dirs()
+    monkeypatch.setattr(data, "local_data_dirs", lambda: [])
+    monkeypatch.setenv("PYROGEN_CACHE", str(tmp_path / "cache"))
+    return copies
+
+
+def _serve_posteriordb(root: Path, copies: list[Path], name: str, corrupt: bool = False):
+    source = next(d / "posteriordb" / name for d in copies if (d / "posteriordb" / name).is_dir())
+    targets = {
+        "data.json.zip": root / "data" / "data" / f"{name}.json.zip",
+        "reference_draws.json.zip": root
+        / "reference_posteriors/draws/draws"
+        / f"{name}-{name}.json.zip",
+    }
+    for file, target in targets.items():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source / file, target)
+    if corrupt:
+        import zipfile
+
+        with zipfile.ZipFile(targets["data.json.zip"], "w") as archive:
+            archive.writestr(f"{name}.json", '{"N": 1, "y": [0.0]}')
+
+
+def test_posteriordb_download_is_checked_and_cached(
+    reference_data, server, offline_copies, tmp_path
+):
+    root, url = server
+    _serve_posteriordb(root, offline_copies, "low_dim_gauss_mix")
+    posterior = data.load_posteriordb("low_dim_gauss_mix", base_url=url)
+    assert posterior.data["N"] == 1000
+    assert posterior.reference("mu").shape == (10, 1000, 2)
+    cached = tmp_path / "cache" / "posteriordb" / "low_dim_gauss_mix"
+    assert sorted(p.name for p in cached.iterdir()) == ["data.json.zip", "reference_draws.json.zip"]
+    shutil.rmtree(root / "data")  # the second load needs no network
+    again = data.load_posteriordb("low_dim_gauss_mix", base_url=url)
+    assert again.data == posterior.data
+
+
+def test_mismatched_download_is_refused_and_leaves_nothing(
+    reference_data, server, offline_copies, tmp_path
+):
+    root, url = server
+    _serve_posteriordb(root, offline_copies, "low_dim_gauss_mix", corrupt=True)
+    with pytest.raises(data.ChecksumError, match="does not match"):
+        data.load_posteriordb("low_dim_gauss_mix", base_url=url)
+    cache = tmp_path / "cache"
+    assert not cache.exists() or not any(p.is_file() for p in cache.rglob("*"))
+
+
+def test_unreachable_source_gives_a_clear_error(offline_copies):
+    with pytest.raises(OSError, match="could not download http://127.0.0.1:9/"):
+        data.fetch("http://127.0.0.1:9/missing.zip", None, timeout=2)
+
+
+def test_binarized_mnist_download_matches_the_reference(
+    reference_data, server, offline_copies, tmp_path
+):
+    """Serve the three .amat files made from the reference copy; the loader converts them
+    and checks every split's pixels against the published checksums."""
+    root, url = server
+    source = next(
+        d / "binarized_mnist.npz" for d in offline_copies if (d / "binarized_mnist.npz").is_file()
+    )
+    with np.load(source) as archive:
+        reference = {
+            k: np.unpackbits(archive[k], axis=1)[:, :784] for k in ("train", "valid", "test")
+        }
+    for split, pixels in reference.items():
+        text = (pixels + ord("0")).astype(np.uint8)
+        lines = np.full((len(text), 784 * 2), ord(" "), dtype=np.uint8)
+        lines[:, 0::2] = text
+        lines[:, -1] = ord("\n")
+        (root / f"binarized_mnist_{split}.amat").write_bytes(lines.tobytes())
+    monkeypatch_url = pytest.MonkeyPatch()
+    monkeypatch_url.setattr(data, "MNIST_URL", url)
+    try:
+        test = data.load("binarized_mnist", split="test")
+    finally:
+        monkeypatch_url.undo()
+    np.testing.assert_array_equal(test, reference["test"])
+    assert (tmp_path / "cache" / "binarized_mnist.npz").is_file()
+    assert test.mean() == pytest.approx(0.132512, abs=1e-6)

@@ -1,0 +1,118 @@
+"""One contract over the whole zoo: every model offers the same surface and keeps it.
+
+A new family adds its constructor and a small data set to CASES; a zoo entry without
+a case fails ``test_every_zoo_model_has_a_contract_case``.
+"""
+
+import numpy as np
+import pyro
+import pytest
+import torch
+from pyro.poutine.util import site_is_subsample
+
+import pyrogen
+from pyrogen.infer.init import trace_structure
+from pyrogen.infer.svi import has_enumerated_sites, make_elbo, max_plate_nesting
+from pyrogen.zoo import ZOO, get_model_class
+
+
+def _faithful():
+    return pyrogen.data.load("old_faithful")
+
+
+def _one_d():
+    return np.random.default_rng(0).normal(size=(200, 1)) * [1.0] + np.repeat(
+        [[0.0], [4.0]], 100, 0
+    )
+
+
+CASES = {
+    "gmm-full": ("gmm", lambda: get_model_class("gmm")(2), _faithful),
+    "gmm-diag": ("gmm", lambda: get_model_class("gmm")(3, covariance="diag"), _faithful),
+    "gmm-spherical-1d": ("gmm", lambda: get_model_class("gmm")(2, covariance="spherical"), _one_d),
+}
+
+
+def test_every_zoo_model_has_a_contract_case():
+    get_model_class("gmm")
+    covered = {name for name, _, _ in CASES.values()}
+    assert set(ZOO) <= covered, f"zoo models without a contract case: {set(ZOO) - covered}"
+
+
+@pytest.fixture(params=sorted(CASES))
+def case(request):
+    _, build, data = CASES[request.param]
+    model = build()
+    args = model.prepare(data())
+    model.initialize(*args)
+    return model, args
+
+
+def test_trace_shapes(case):
+    model, args = case
+    trace = trace_structure(model.model, args, values=model.point_values())
+    trace.compute_log_prob()
+    sites = {k: s for k, s in trace.nodes.items() if s["type"] == "sample"}
+    observed = [s for s in sites.values() if s["is_observed"] and not site_is_subsample(s)]
+    assert [s["value"].shape for s in observed] == [args[0].shape]
+    for name, value in model.point_values().items():
+        assert sites[name]["value"].shape == value.shape, name
+    for site in sites.values():
+        assert torch.isfinite(site["log_prob"]).all(), site["name"]
+
+
+def test_finite_loss_and_a_gradient_on_every_parameter(case):
+    model, args = case
+    guide = model.guide if model.guide is not None else None
+    elbo = make_elbo(
+        None,
+        enumerated=has_enumerated_sites(model.model, args),
+        nesting=max_plate_nesting(model.model, args),
+    )
+    loss = elbo.differentiable_loss(model.model, guide, *args)
+    assert torch.isfinite(loss)
+    loss.backward()
+    params = dict(pyro.get_param_store().named_parameters())
+    assert params
+    for name, value in params.items():
+        assert value.grad is not None and torch.isfinite(value.grad).all(), name
+        assert value.grad.abs().sum() > 0, name
+
+
+def test_sample_shapes_and_log_prob_per_example(case):
+    model, args = case
+    draws = model.sample(7)
+    assert draws.shape == (7,) + args[0].shape[1:]
+    log_prob = model.log_prob(args[0])
+    assert log_prob.shape == (len(args[0]),) and torch.isfinite(log_prob).all()
+
+
+def test_save_load_round_trip(case, tmp_path):
+    model, args = case
+    model.save(tmp_path / "model.pt")
+    loaded = type(model).load(tmp_path / "model.pt")
+    torch.testing.assert_close(loaded.log_prob(args[0]), model.log_prob(args[0]))
+
+
+def test_log_prob_normalizes(case):
+    """The density integrates to one (quadrature on a wide grid, 1-D or 2-D)."""
+    model, args = case
+    x = args[0]
+    lo, hi = x.min(0).values - 6 * x.std(0), x.max(0).values + 6 * x.std(0)
+    if x.shape[1] == 1:
+        grid = torch.linspace(lo[0], hi[0], 20001)[:, None]
+        integral = torch.trapezoid(model.log_prob(grid).exp(), grid[:, 0])
+    else:
+        gx = torch.linspace(lo[0], hi[0], 801)
+        gy = torch.linspace(lo[1], hi[1], 801)
+        xx, yy = torch.meshgrid(gx, gy, indexing="ij")
+        density = model.log_prob(torch.stack([xx.ravel(), yy.ravel()], -1)).exp().reshape(xx.shape)
+        integral = torch.trapezoid(torch.trapezoid(density, gy, dim=1), gx)
+    assert integral.item() == pytest.approx(1.0, abs=2e-3)
+
+
+def test_fit_returns_a_fit_with_arviz(case):
+    model, args = case
+    result = pyrogen.fit(model, *args, method="em", num_steps=5, progress=False)
+    idata = result.to_arviz()
+    assert {"posterior", "log_likelihood", "observed_data"} <= set(idata.groups())
