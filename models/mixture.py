@@ -178,12 +178,13 @@ class GaussianMixture(ZooModel):
             self._allocate(dim)
 
     # -- state ---------------------------------------------------------------------
-    def _allocate(self, dim: int, dtype=torch.float64) -> None:
+    def _allocate(self, dim: int, dtype=torch.float64, device=None) -> None:
         K = self.config.n_components
         self.config.dim = dim
-        self.register_buffer("weights", torch.full((K,), 1.0 / K, dtype=dtype))
-        self.register_buffer("locs", torch.zeros(K, dim, dtype=dtype))
-        self.register_buffer("scale_tril", torch.eye(dim, dtype=dtype).expand(K, dim, dim).clone())
+        like = dict(dtype=dtype, device=device if device is not None else self.fitted.device)
+        self.register_buffer("weights", torch.full((K,), 1.0 / K, **like))
+        self.register_buffer("locs", torch.zeros(K, dim, **like))
+        self.register_buffer("scale_tril", torch.eye(dim, **like).expand(K, dim, dim).clone())
 
     @property
     def prior(self) -> GaussianMixturePrior | None:
@@ -209,7 +210,7 @@ class GaussianMixture(ZooModel):
             )
         if self.config.dim is None:
             self._allocate(x.shape[1], dtype=x.dtype)
-        return (x.to(self.weights.dtype),)
+        return (x.to(self.weights.dtype).to(self.weights.device),)
 
     def point_values(self) -> dict[str, torch.Tensor]:
         variances = torch.diagonal(self.covariances, dim1=-2, dim2=-1)
@@ -248,7 +249,7 @@ class GaussianMixture(ZooModel):
         return tril @ tril.transpose(-1, -2)
 
     # -- the Pyro model and guide ------------------------------------------------------
-    def _prior_sites(self, D: int, dtype) -> dict:
+    def _prior_sites(self, D: int, dtype, device) -> dict:
         K, prior = self.config.n_components, self.prior
         if prior is None:  # flat: the MAP point is the maximum-likelihood point
             sites = {
@@ -264,14 +265,16 @@ class GaussianMixture(ZooModel):
             return sites
 
         def per_dim(value):
-            return torch.as_tensor(value, dtype=dtype).expand(D)
+            return torch.as_tensor(value, dtype=dtype, device=device).expand(D)
 
         scale_scale = per_dim(prior.scale_scale)
         sites = {
-            "weights": dist.Dirichlet(torch.full((K,), prior.concentration, dtype=dtype)),
+            "weights": dist.Dirichlet(
+                torch.full((K,), prior.concentration, dtype=dtype, device=device)
+            ),
             "locs": dist.Normal(per_dim(prior.loc_loc), per_dim(prior.loc_scale)).to_event(1),
             "scales": dist.HalfNormal(scale_scale).to_event(1),
-            "corr_tril": dist.LKJCholesky(D, torch.tensor(prior.lkj, dtype=dtype)),
+            "corr_tril": dist.LKJCholesky(D, torch.tensor(prior.lkj, dtype=dtype, device=device)),
         }
         if self.config.covariance == "spherical":
             sites["scales"] = dist.HalfNormal(scale_scale.mean())
@@ -281,7 +284,7 @@ class GaussianMixture(ZooModel):
         """x with shape (N, D)."""
         N, D = x.shape
         K = self.config.n_components
-        priors = self._prior_sites(D, x.dtype)
+        priors = self._prior_sites(D, x.dtype, x.device)
         weights = pyro.sample("weights", priors["weights"])
         with pyro.plate("components", K):
             locs = pyro.sample("locs", priors["locs"])  # (K, D)
@@ -292,7 +295,7 @@ class GaussianMixture(ZooModel):
             elif self.config.covariance == "diag":
                 scale_tril = torch.diag_embed(scales)
             else:
-                scale_tril = scales[..., None, None] * torch.eye(D, dtype=x.dtype)
+                scale_tril = scales[..., None, None] * torch.eye(D, dtype=x.dtype, device=x.device)
         with pyro.plate("data", N):
             z = pyro.sample(
                 "assignment", dist.Categorical(weights), infer={"enumerate": "parallel"}
@@ -366,7 +369,9 @@ class GaussianMixture(ZooModel):
         """n draws from the fitted mixture, shape (n, D)."""
         check_positive_int(n, "n")
         z = torch.multinomial(self.weights, n, replacement=True)
-        noise = torch.randn(n, self.config.dim, 1, dtype=self.weights.dtype)
+        noise = torch.randn(
+            n, self.config.dim, 1, dtype=self.weights.dtype, device=self.weights.device
+        )
         return self.locs[z] + (self.scale_tril[z] @ noise).squeeze(-1)
 
     def _check_x(self, x) -> torch.Tensor:
@@ -385,7 +390,7 @@ class GaussianMixture(ZooModel):
         W stacks the K inverse Cholesky factors side by side, (D, K*D), so the
         whitening of a block of rows is one matrix product."""
         K, D = self.locs.shape
-        eye = torch.eye(D, dtype=self.locs.dtype).expand(K, D, D)
+        eye = torch.eye(D, dtype=self.locs.dtype, device=self.locs.device).expand(K, D, D)
         inverse = torch.linalg.solve_triangular(self.scale_tril, eye, upper=False)  # (K, D, D)
         W = inverse.transpose(-1, -2).permute(1, 0, 2).reshape(D, K * D)
         b = (inverse @ self.locs[..., None]).reshape(K * D)
@@ -407,10 +412,10 @@ class GaussianMixture(ZooModel):
         K = self.config.n_components
         shift = x.mean(0)
         if isinstance(self.config.init, list):
-            means = torch.tensor(self.config.init, dtype=x.dtype)
+            means = torch.tensor(self.config.init, dtype=x.dtype, device=x.device)
             labels = _nearest(x, means)
         elif self.config.init == "random":
-            weights = torch.rand(x.shape[0], K, dtype=x.dtype)
+            weights = torch.rand(x.shape[0], K, dtype=x.dtype, device=x.device)
             weights /= weights.sum(1, keepdim=True)
         else:
             labels = _kmeans(x, K, self.config.kmeans_iter)
@@ -475,7 +480,7 @@ class GaussianMixture(ZooModel):
         reg = self.config.reg_covar
         if self.config.covariance == "full":
             cov = squares / counts[:, None, None] - means[:, :, None] * means[:, None, :]
-            cov = cov + reg * torch.eye(D, dtype=cov.dtype)
+            cov = cov + reg * torch.eye(D, dtype=cov.dtype, device=cov.device)
             tril, info = torch.linalg.cholesky_ex(cov)
             if bool((info > 0).any()):
                 raise FloatingPointError(
@@ -505,11 +510,15 @@ def _nearest(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
 def _kmeans(x: torch.Tensor, K: int, num_iter: int) -> torch.Tensor:
     """k-means++ seeding (Arthur and Vassilvitskii, 2007), then Lloyd iterations."""
     N = x.shape[0]
-    centers = x[torch.randint(N, (1,))]
+    centers = x[torch.randint(N, (1,), device=x.device)]
     closest = torch.cdist(x, centers).square().squeeze(1)
     for _ in range(1, K):
         total = closest.sum()
-        index = torch.multinomial(closest / total, 1) if total > 0 else torch.randint(N, (1,))
+        index = (
+            torch.multinomial(closest / total, 1)
+            if total > 0
+            else torch.randint(N, (1,), device=x.device)
+        )
         centers = torch.cat([centers, x[index]])
         closest = torch.minimum(closest, torch.cdist(x, x[index]).square().squeeze(1))
     labels = _nearest(x, centers)
