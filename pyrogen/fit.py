@@ -184,6 +184,10 @@ def fit(
             models written against ``pyroapi`` (faster for small models), else Pyro.
         checkpoint: a file path; an existing checkpoint resumes the run.
 
+    A zoo model's EM starts from its ``init`` every time; SVI, MAP and NUTS start
+    from the model's current fit when it has one (so ``em`` then ``map`` refines),
+    else from its ``initialize``.
+
     Returns:
         A :class:`Fit`.
 
@@ -235,6 +239,8 @@ def fit(
     )
     result = Fit(method=method, model=model, args=args, kwargs=kwargs)
     began = time.perf_counter()
+    if method == "nuts" and is_zoo and hasattr(model, "check_nuts"):
+        model.check_nuts()
     init_values = None
     if is_zoo and method in ("svi", "map", "nuts") and hasattr(model, "initialize"):
         if not bool(getattr(model, "fitted", False)):
@@ -242,8 +248,6 @@ def fit(
         init_values = model.point_values()
 
     if method == "nuts":
-        if is_zoo and hasattr(model, "check_nuts"):
-            model.check_nuts()
         portable = uses_pyroapi(model_fn)
         if backend == "auto":
             backend = "numpyro" if portable else "pyro"

@@ -104,11 +104,12 @@ def make_guide(guide, model, *, method: str, args, kwargs, init_values=None) -> 
         return guide
     if guide is None:
         guide = "delta" if method == "map" else "mean_field"
+    # enumerated discrete sites are summed out by the ELBO, so the guide leaves them alone
+    exposed = poutine.block(model, expose=continuous_latent_sites(model, args, kwargs))
     if guide == "delta":
-        exposed = continuous_latent_sites(model, args, kwargs)
-        return AutoDelta(poutine.block(model, expose=exposed), init_loc_fn=init_from(init_values))
+        return AutoDelta(exposed, init_loc_fn=init_from(init_values))
     if guide == "mean_field":
-        return AutoNormal(model, init_loc_fn=init_from(init_values))
+        return AutoNormal(exposed, init_loc_fn=init_from(init_values))
     raise ValueError(f"guide: must be 'delta', 'mean_field' or a callable, got {guide!r}")
 
 

@@ -308,3 +308,20 @@ def test_crosscheck_flags_a_wrong_posterior(reference_data):
     shifted = {"mu": reference.reference("mu") + 0.01}
     comparison = pyrogen.compare_to_reference(shifted, reference)
     assert not comparison.passed
+
+
+def test_mean_field_vi_on_the_bayesian_mixture(faithful):
+    """AutoNormal over the global sites, assignments summed out; its posterior means sit
+    near NUTS's and to_arviz draws from the guide with pointwise log-likelihoods."""
+    prior = GaussianMixturePrior.weakly_informative(faithful)
+    em = GaussianMixture(2)
+    pyrogen.fit(em, faithful, method="em", progress=False)
+    vi = GaussianMixture(2, prior=prior)
+    result = pyrogen.fit(
+        vi, faithful, method="svi", guide="mean_field", num_steps=300, lr=0.02, progress=False
+    )
+    assert np.isfinite(result.losses).all()
+    idata = result.to_arviz(num_samples=20)
+    assert idata.posterior["locs"].shape == (1, 20, 2, 2)
+    assert idata.log_likelihood["obs"].shape == (1, 20, 272)
+    np.testing.assert_allclose(vi.locs.numpy(), em.locs.numpy(), rtol=0.02)
