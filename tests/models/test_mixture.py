@@ -115,41 +115,19 @@ def test_pointwise_log_likelihood_sums_out_the_assignments(faithful):
 
 
 def test_em_resumes_from_a_checkpoint_exactly(faithful, tmp_path):
+    options = dict(method="em", num_steps=40, tol=0.0, seed=5, progress=False)
     full = GaussianMixture(3)
-    reference = pyrogen.fit(
-        full, faithful, method="em", num_steps=40, tol=0.0, seed=5, progress=False
-    )
+    reference = pyrogen.fit(full, faithful, **options)
 
     def interrupt(step, loss):
         if step == 23:
             raise KeyboardInterrupt
 
-    path = tmp_path / "em.ckpt"
+    saving = dict(checkpoint=tmp_path / "em.ckpt", checkpoint_every=5)
     with pytest.raises(KeyboardInterrupt):
-        pyrogen.fit(
-            GaussianMixture(3),
-            faithful,
-            method="em",
-            num_steps=40,
-            tol=0.0,
-            seed=5,
-            checkpoint=path,
-            checkpoint_every=5,
-            callback=interrupt,
-            progress=False,
-        )
+        pyrogen.fit(GaussianMixture(3), faithful, callback=interrupt, **saving, **options)
     resumed_model = GaussianMixture(3)
-    resumed = pyrogen.fit(
-        resumed_model,
-        faithful,
-        method="em",
-        num_steps=40,
-        tol=0.0,
-        seed=5,
-        checkpoint=path,
-        checkpoint_every=5,
-        progress=False,
-    )
+    resumed = pyrogen.fit(resumed_model, faithful, **saving, **options)
     assert resumed.diagnostics["resumed_from"] == 20
     np.testing.assert_allclose(resumed.losses, reference.losses, rtol=1e-13)
     torch.testing.assert_close(resumed_model.locs, full.locs, rtol=1e-13, atol=0)
