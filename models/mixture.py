@@ -125,6 +125,8 @@ class GaussianMixture(ZooModel):
         torch.Size([5, 2])
     """
 
+    jit_safe = True  # no data-dependent control flow: SVI compiles the ELBO
+
     def __init__(
         self,
         n_components: int,

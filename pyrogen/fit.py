@@ -154,7 +154,7 @@ def fit(
     num_chains: int = 4,
     backend: Literal["auto", "pyro", "numpyro"] = "auto",
     target_accept: float = 0.8,
-    jit: bool = True,
+    jit: bool | None = None,
     progress: bool | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 100,
@@ -180,6 +180,8 @@ def fit(
             ``max_steps`` is an alias.
         tol: stop early when the windowed mean loss changes by less than ``tol``
             (EM default 1e-3 on the mean log-likelihood, as scikit-learn).
+        jit: compile the ELBO or the NUTS potential with ``torch.jit``. Default: on
+            for NUTS, and for SVI on zoo models that declare ``jit_safe``.
         backend: NUTS under ``"pyro"`` or ``"numpyro"``; ``"auto"`` picks NumPyro for
             models written against ``pyroapi`` (faster for small models), else Pyro.
         checkpoint: a file path; an existing checkpoint resumes the run.
@@ -266,7 +268,7 @@ def fit(
             num_chains=num_chains,
             seed=seed,
             target_accept=target_accept,
-            jit=jit,
+            jit=True if jit is None else jit,
             init_values=init_values,
             progress=bool(progress),
             checkpoint=checkpoint,
@@ -312,6 +314,7 @@ def fit(
             nesting=max_plate_nesting(model_fn, args, kwargs),
             num_particles=num_particles,
             vectorize_particles=vectorize_particles,
+            jit=getattr(model, "jit_safe", False) if jit is None else jit,
         )
         engine = SVIEngine(
             model_fn,

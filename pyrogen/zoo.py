@@ -47,6 +47,7 @@ class ZooModel(torch.nn.Module):
     zoo_name: ClassVar[str] = ""
     config: Any
     guide = None  # a subclass may define its own guide method
+    jit_safe: ClassVar[bool] = False  # model and guide trace the same way on every call
 
     # -- data -------------------------------------------------------------------
     def prepare(self, *data) -> tuple:

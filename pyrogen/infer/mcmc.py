@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -99,7 +98,7 @@ def run_nuts(
 def _run_pyro_chain(model, args, kwargs, chain, **options) -> dict:
     from pyro.infer import MCMC, NUTS
 
-    from pyrogen.infer.svi import max_plate_nesting
+    from pyrogen.infer.svi import max_plate_nesting, quiet_jit_tracing
 
     pyro.set_rng_seed(options["seed"] * 1_000 + chain)
     nesting = options["max_plate_nesting"]
@@ -139,9 +138,7 @@ def _run_pyro_chain(model, args, kwargs, chain, **options) -> dict:
             hook_fn=record,
         )
         began = time.perf_counter()
-        with warnings.catch_warnings():
-            # Pyro's jit_compile traces with torch.jit.trace, which torch now flags.
-            warnings.filterwarnings("ignore", message=".*torch.jit.trace.*is deprecated")
+        with quiet_jit_tracing():
             mcmc.run(*args, **kwargs)
         elapsed = time.perf_counter() - began
     samples = {k: v.detach().cpu().numpy() for k, v in mcmc.get_samples().items()}

@@ -7,18 +7,37 @@ The loop around it (progress, checkpoints, early stopping) is ``run_loop``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import pyro
 import pyro.optim
 import torch
 from pyro import poutine
-from pyro.infer import SVI, Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
+from pyro.infer import (
+    SVI,
+    JitTrace_ELBO,
+    JitTraceEnum_ELBO,
+    JitTraceMeanField_ELBO,
+    Trace_ELBO,
+    TraceEnum_ELBO,
+    TraceMeanField_ELBO,
+)
 from pyro.infer.autoguide import AutoDelta, AutoNormal
 
 from pyrogen.infer.init import init_from, trace_structure
 
 __all__ = ["SVIEngine", "has_enumerated_sites", "make_elbo", "make_optim", "point_values"]
+
+
+@contextmanager
+def quiet_jit_tracing():
+    """Pyro's jit ELBOs and NUTS trace with torch.jit.trace, which torch now flags as
+    deprecated; the flag says nothing a pyrogen user can act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.jit.trace.*is deprecated")
+        yield
 
 
 def _trace(fn, args, kwargs):
@@ -64,8 +83,11 @@ def make_elbo(
     nesting: int,
     num_particles: int = 1,
     vectorize_particles: bool = False,
+    jit: bool = False,
 ) -> pyro.infer.ELBO:
-    """Pick the ELBO estimator: ``"trace"``, ``"mean_field"`` (analytic KL) or ``"enum"``."""
+    """Pick the ELBO estimator: ``"trace"``, ``"mean_field"`` (analytic KL) or ``"enum"``;
+    with ``jit`` its compiled (``torch.jit``) twin, for models without data-dependent
+    Python control flow."""
     if isinstance(loss, pyro.infer.ELBO):
         return loss
     options = dict(
@@ -75,12 +97,17 @@ def make_elbo(
     )
     if loss is None:
         loss = "enum" if enumerated else "trace"
-    if loss == "enum" or enumerated:
-        return TraceEnum_ELBO(**options)
-    if loss == "trace":
-        return Trace_ELBO(**options)
-    if loss == "mean_field":
-        return TraceMeanField_ELBO(**options)
+    if enumerated:
+        loss = "enum"
+    classes = {
+        "trace": (Trace_ELBO, JitTrace_ELBO),
+        "mean_field": (TraceMeanField_ELBO, JitTraceMeanField_ELBO),
+        "enum": (TraceEnum_ELBO, JitTraceEnum_ELBO),
+    }
+    if loss in classes:
+        if jit:
+            return classes[loss][1](ignore_jit_warnings=True, **options)
+        return classes[loss][0](**options)
     raise ValueError(f"loss: must be 'trace', 'mean_field', 'enum' or a pyro ELBO, got {loss!r}")
 
 
@@ -135,9 +162,15 @@ class SVIEngine:
         self.args, self.kwargs = args, kwargs or {}
         self.loss_scale = loss_scale
         self.svi = SVI(model, guide, optim, elbo)
+        self.traced = False  # a jit ELBO compiles on its first step
 
     def update(self) -> float:
-        return self.svi.step(*self.args, **self.kwargs) / self.loss_scale
+        if self.traced:
+            return self.svi.step(*self.args, **self.kwargs) / self.loss_scale
+        with quiet_jit_tracing():
+            loss = self.svi.step(*self.args, **self.kwargs) / self.loss_scale
+        self.traced = True
+        return loss
 
     def evaluate(self) -> float:
         with torch.no_grad():
