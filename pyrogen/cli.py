@@ -231,6 +231,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # ArviZ announces its coming 1.0 refactor on import; the command's output is ours.
+    warnings.filterwarnings("ignore", message="\\s*ArviZ is undergoing", category=FutureWarning)
     if args.command == "zoo":
         from pyrogen.zoo import ZOO, get_model_class
 
