@@ -19,11 +19,10 @@ from pyrogen.infer.loop import run_loop
 from pyrogen.infer.mcmc import MCMCResult, run_nuts
 from pyrogen.infer.svi import (
     SVIEngine,
-    has_enumerated_sites,
     make_elbo,
     make_guide,
     make_optim,
-    max_plate_nesting,
+    model_structure,
     point_values,
 )
 from pyrogen.validation import as_data_tensor, check_choice, check_positive_int
@@ -299,19 +298,19 @@ def fit(
         )
     else:
         pyro.clear_param_store()
+        structure = model_structure(model_fn, args, kwargs)
         if method == "mle":
             guide_fn = _empty_guide
         elif method == "svi" and guide is None and is_zoo and model.guide is not None:
             guide_fn = model.guide
         else:
             guide_fn = make_guide(
-                guide, model_fn, method=method, args=args, kwargs=kwargs, init_values=init_values
+                guide, model_fn, structure, method=method, init_values=init_values
             )
-        enumerated = has_enumerated_sites(model_fn, args, kwargs)
         elbo = make_elbo(
             loss,
-            enumerated=enumerated,
-            nesting=max_plate_nesting(model_fn, args, kwargs),
+            enumerated=structure.enumerated,
+            nesting=structure.nesting,
             num_particles=num_particles,
             vectorize_particles=vectorize_particles,
             jit=getattr(model, "jit_safe", False) if jit is None else jit,

@@ -12,7 +12,7 @@ from pyro.poutine.util import site_is_subsample
 
 import pyrogen
 from pyrogen.infer.init import trace_structure
-from pyrogen.infer.svi import has_enumerated_sites, make_elbo, max_plate_nesting
+from pyrogen.infer.svi import make_elbo, model_structure
 from pyrogen.zoo import ZOO, get_model_class
 
 
@@ -63,13 +63,9 @@ def test_trace_shapes(case):
 
 def test_finite_loss_and_a_gradient_on_every_parameter(case):
     model, args = case
-    guide = model.guide if model.guide is not None else None
-    elbo = make_elbo(
-        None,
-        enumerated=has_enumerated_sites(model.model, args),
-        nesting=max_plate_nesting(model.model, args),
-    )
-    loss = elbo.differentiable_loss(model.model, guide, *args)
+    structure = model_structure(model.model, args)
+    elbo = make_elbo(None, enumerated=structure.enumerated, nesting=structure.nesting)
+    loss = elbo.differentiable_loss(model.model, model.guide, *args)
     assert torch.isfinite(loss)
     loss.backward()
     params = dict(pyro.get_param_store().named_parameters())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import pyro
 import pyro.optim
@@ -28,7 +29,16 @@ from pyro.infer.autoguide import AutoDelta, AutoNormal
 
 from pyrogen.infer.init import init_from, trace_structure
 
-__all__ = ["SVIEngine", "has_enumerated_sites", "make_elbo", "make_optim", "point_values"]
+__all__ = [
+    "ModelStructure",
+    "SVIEngine",
+    "make_elbo",
+    "make_guide",
+    "make_optim",
+    "max_plate_nesting",
+    "model_structure",
+    "point_values",
+]
 
 
 @contextmanager
@@ -40,40 +50,34 @@ def quiet_jit_tracing():
         yield
 
 
-def _trace(fn, args, kwargs):
-    return trace_structure(fn, args, kwargs)
+@dataclass
+class ModelStructure:
+    """What the engines need to know about a model, read from one trace of it."""
+
+    enumerated: bool  # some discrete site is marked for enumeration
+    nesting: int  # max_plate_nesting
+    continuous: list[str]  # latent sites a continuous guide must cover
 
 
-def has_enumerated_sites(model, args=(), kwargs=None) -> bool:
-    """True when the model marks a discrete site for enumeration."""
-    trace = _trace(model, args, kwargs or {})
-    return any(
-        site["type"] == "sample" and site["infer"].get("enumerate") for site in trace.nodes.values()
+def model_structure(model, args=(), kwargs=None) -> ModelStructure:
+    trace = trace_structure(model, args, kwargs or {})
+    sites = [s for s in trace.nodes.values() if s["type"] == "sample"]
+    dims = [f.dim for s in sites for f in s["cond_indep_stack"] if f.vectorized]
+    return ModelStructure(
+        enumerated=any(s["infer"].get("enumerate") for s in sites),
+        nesting=-min(dims) if dims else 0,
+        continuous=[
+            s["name"]
+            for s in sites
+            if not s["is_observed"]
+            and not s["infer"].get("enumerate")
+            and not getattr(s["fn"], "has_enumerate_support", False)
+        ],
     )
 
 
 def max_plate_nesting(model, args=(), kwargs=None) -> int:
-    trace = _trace(model, args, kwargs or {})
-    dims = [
-        frame.dim
-        for site in trace.nodes.values()
-        if site["type"] == "sample"
-        for frame in site["cond_indep_stack"]
-        if frame.vectorized
-    ]
-    return -min(dims) if dims else 0
-
-
-def continuous_latent_sites(model, args=(), kwargs=None) -> list[str]:
-    trace = _trace(model, args, kwargs or {})
-    return [
-        name
-        for name, site in trace.nodes.items()
-        if site["type"] == "sample"
-        and not site["is_observed"]
-        and not site["infer"].get("enumerate")
-        and not getattr(site["fn"], "has_enumerate_support", False)
-    ]
+    return model_structure(model, args, kwargs).nesting
 
 
 def make_elbo(
@@ -123,7 +127,9 @@ def make_optim(optim: str | pyro.optim.PyroOptim, lr: float) -> pyro.optim.PyroO
     raise ValueError(f"optim: must be 'adam', 'clipped_adam', 'sgd' or a PyroOptim, got {optim!r}")
 
 
-def make_guide(guide, model, *, method: str, args, kwargs, init_values=None) -> Callable:
+def make_guide(
+    guide, model, structure: ModelStructure, *, method: str, init_values=None
+) -> Callable:
     """The guide for ``method``: the one given, AutoDelta for MAP, else AutoNormal.
 
     Autoguides start at ``init_values`` where given (e.g. a model's k-means start)."""
@@ -132,7 +138,7 @@ def make_guide(guide, model, *, method: str, args, kwargs, init_values=None) -> 
     if guide is None:
         guide = "delta" if method == "map" else "mean_field"
     # enumerated discrete sites are summed out by the ELBO, so the guide leaves them alone
-    exposed = poutine.block(model, expose=continuous_latent_sites(model, args, kwargs))
+    exposed = poutine.block(model, expose=structure.continuous)
     if guide == "delta":
         return AutoDelta(exposed, init_loc_fn=init_from(init_values))
     if guide == "mean_field":
