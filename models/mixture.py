@@ -193,6 +193,13 @@ class GaussianMixture(ZooModel):
         return None if self.config.prior is None else GaussianMixturePrior(**self.config.prior)
 
     @property
+    def num_parameters(self) -> int:
+        """Free parameters: K - 1 weights, K * D means and the covariances (for BIC/AIC)."""
+        K, D = self.config.n_components, self.config.dim
+        per_component = {"full": D * (D + 1) // 2, "diag": D, "spherical": 1}
+        return (K - 1) + K * D + K * per_component[self.config.covariance]
+
+    @property
     def covariances(self) -> torch.Tensor:
         """The component covariance matrices, shape (K, D, D)."""
         return self.scale_tril @ self.scale_tril.transpose(-1, -2)

@@ -12,12 +12,20 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["CheckpointError", "atomic_write", "save_checkpoint", "load_checkpoint", "fingerprint"]
+__all__ = [
+    "CheckpointError",
+    "atomic_path",
+    "atomic_write",
+    "save_checkpoint",
+    "load_checkpoint",
+    "fingerprint",
+]
 
 FORMAT = "pyrogen-checkpoint"
 VERSION = 1
@@ -27,24 +35,32 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used: truncated, corrupt, or from another run."""
 
 
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(file)`` on a temporary file, then move it onto ``path``."""
+@contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path beside ``path``; on success move it onto ``path``.
+
+    For writers that want a file name rather than a handle (netCDF, for one)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+        yield tmp
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual mode
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Call ``write(file)`` on a temporary file, flush it to disk, then move it onto ``path``."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def fingerprint(**items: Any) -> dict[str, str]:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -47,14 +45,10 @@ def _write_json(path: Path, payload: dict) -> None:
 
 
 def _write_netcdf(path: Path, idata) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    from pyrogen.checkpoint import atomic_path
+
+    with atomic_path(path) as tmp:
         idata.to_netcdf(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _fit_gmm(args) -> dict:
@@ -95,8 +89,7 @@ def _fit_gmm(args) -> dict:
     log_lik = float(model.log_prob(xt).mean())
     n, d = x.shape
     k = args.components
-    free = {"full": d * (d + 1) / 2, "diag": d, "spherical": 1}[args.covariance]
-    num_params = (k - 1) + k * d + k * free
+    num_params = model.num_parameters
     metrics = {
         "model": "gmm",
         "method": args.method,

@@ -199,17 +199,15 @@ def load_posteriordb(name: str, base_url: str | None = None) -> PosteriorDB:
         relative = f"posteriordb/{name}/{part}.json.zip"
         path = _find_local(relative)
         if path is not None:
-            content = _zip_member(path.read_bytes())
+            source, raw = str(path), path.read_bytes()
         else:
-            raw = fetch(f"{base_url or POSTERIORDB_URL}/{remote[part]}", None)
-            content = _zip_member(raw)
-            if sha256(content) != digest:
-                raise ChecksumError(
-                    f"posteriordb {name} {part}: content does not match SHA-256 {digest}"
-                )
-            atomic_write(cache_dir() / relative, lambda handle, raw=raw: handle.write(raw))
+            source = f"{base_url or POSTERIORDB_URL}/{remote[part]}"
+            raw = fetch(source, None)
+        content = _zip_member(raw)
         if sha256(content) != digest:
-            raise ChecksumError(f"{path}: content does not match SHA-256 {digest}")
+            raise ChecksumError(f"{source}: content does not match SHA-256 {digest}")
+        if path is None:  # cache only what passed the check
+            atomic_write(cache_dir() / relative, lambda handle, raw=raw: handle.write(raw))
         parts[part] = json.loads(content)
     chains = parts["reference_draws"]
     draws = {k: np.array([chain[k] for chain in chains]) for k in chains[0]}

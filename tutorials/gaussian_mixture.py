@@ -219,8 +219,7 @@ bics = []
 for k in range(1, 6):
     model = GaussianMixture(k, n_init=3)
     pyrogen.fit(model, x, method="em", progress=False)
-    n_params = (k - 1) + k * 2 + k * 3
-    bics.append(-2 * model.log_prob(x).sum().item() + n_params * np.log(len(x)))
+    bics.append(-2 * model.log_prob(x).sum().item() + model.num_parameters * np.log(len(x)))
 plt.plot(range(1, 6), bics, marker="o")
 plt.xlabel("components K")
 plt.ylabel("BIC (lower is better)")

@@ -303,3 +303,10 @@ def test_mean_field_vi_on_the_bayesian_mixture(faithful):
     assert idata.posterior["locs"].shape == (1, 20, 2, 2)
     assert idata.log_likelihood["obs"].shape == (1, 20, 272)
     np.testing.assert_allclose(vi.locs.numpy(), em.locs.numpy(), rtol=0.02)
+
+
+@pytest.mark.parametrize("covariance, expected", [("full", 11), ("diag", 9), ("spherical", 7)])
+def test_num_parameters_counts_free_parameters(faithful, covariance, expected):
+    gmm = GaussianMixture(2, covariance=covariance)
+    gmm.prepare(faithful)
+    assert gmm.num_parameters == expected  # 1 weight + 4 means + covariances
