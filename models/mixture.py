@@ -126,6 +126,7 @@ class GaussianMixture(ZooModel):
     """
 
     jit_safe = True  # no data-dependent control flow: SVI compiles the ELBO
+    default_method = "em"
 
     def __init__(
         self,

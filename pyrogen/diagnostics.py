@@ -137,9 +137,14 @@ def crosscheck(
     seed: int = 0,
     z_threshold: float = 4.0,
     progress: bool = False,
+    transform=None,
     **kwargs,
 ) -> Comparison:
-    """Run a pyroapi model under Pyro NUTS and NumPyro NUTS and compare the posteriors."""
+    """Run a pyroapi model under Pyro NUTS and NumPyro NUTS and compare the posteriors.
+
+    ``transform`` maps a dict of draws (site -> (chain, draw, ...)) to the quantities
+    to compare, for models whose raw sites are not identified (label or sign
+    switching): compare what the data determine."""
     from pyrogen.fit import fit
 
     fits = {}
@@ -156,9 +161,10 @@ def crosscheck(
             progress=progress,
             **kwargs,
         )
+    transform = transform or (lambda draws: draws)
     comparison = compare_draws(
-        fits["pyro"].samples,
-        fits["numpyro"].samples,
+        transform(fits["pyro"].samples),
+        transform(fits["numpyro"].samples),
         labels=("pyro", "numpyro"),
         z_threshold=z_threshold,
     )

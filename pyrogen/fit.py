@@ -81,7 +81,8 @@ class Fit:
         fn, args, kwargs = self.model_fn, self.args, self.kwargs
         if self.method == "nuts":
             posterior = self.samples
-        elif self.method == "em":
+        elif self.method == "em" or self.guide is _empty_guide:
+            # a point estimate (EM, maximum likelihood) is one draw of one chain
             posterior = {k: v.detach().cpu().numpy()[None, None] for k, v in self.params.items()}
         else:
             draws = bridge.draws_from_guide(fn, self.guide, args, kwargs, num_samples)
@@ -154,6 +155,7 @@ def fit(
     backend: Literal["auto", "pyro", "numpyro"] = "auto",
     target_accept: float = 0.8,
     jit: bool | None = None,
+    init: dict | None = None,
     progress: bool | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 100,
@@ -181,6 +183,8 @@ def fit(
             (EM default 1e-3 on the mean log-likelihood, as scikit-learn).
         jit: compile the ELBO or the NUTS potential with ``torch.jit``. Default: on
             for NUTS, and for SVI on zoo models that declare ``jit_safe``.
+        init: starting values of latent sites (site -> value) for NUTS chains and
+            autoguides, over the model's own start.
         backend: NUTS under ``"pyro"`` or ``"numpyro"``; ``"auto"`` picks NumPyro for
             models written against ``pyroapi`` (faster for small models), else Pyro.
         checkpoint: a file path; an existing checkpoint resumes the run.
@@ -243,10 +247,15 @@ def fit(
     if method == "nuts" and is_zoo and hasattr(model, "check_nuts"):
         model.check_nuts()
     init_values = None
-    if is_zoo and method in ("svi", "map", "nuts") and hasattr(model, "initialize"):
+    if is_zoo and method in ("svi", "map", "mle", "nuts") and hasattr(model, "initialize"):
         if not bool(getattr(model, "fitted", False)):
             model.initialize(*args)
         init_values = model.point_values()
+    if init is not None:
+        if not isinstance(init, dict):
+            raise TypeError(f"init: expected a dict of site -> value, got {type(init).__name__}")
+        start = {k: as_data_tensor(v, f"init[{k!r}]", allow_empty=True) for k, v in init.items()}
+        init_values = {**(init_values or {}), **start}
 
     if method == "nuts":
         portable = uses_pyroapi(model_fn)
@@ -299,7 +308,8 @@ def fit(
     else:
         pyro.clear_param_store()
         structure = model_structure(model_fn, args, kwargs)
-        if method == "mle":
+        if method == "mle" or (not structure.continuous and guide is None):
+            # nothing latent to approximate: MAP and SVI reduce to maximum likelihood
             guide_fn = _empty_guide
         elif method == "svi" and guide is None and is_zoo and model.guide is not None:
             guide_fn = model.guide
@@ -340,16 +350,31 @@ def fit(
         result.losses, result.num_steps = looped.losses, looped.num_steps
         result.converged, result.guide, result.backend = looped.converged, guide_fn, "pyro"
         result.diagnostics["resumed_from"] = looped.resumed_from
-        if method != "mle":
+        if guide_fn is not _empty_guide:
             result.params = point_values(guide_fn, args, kwargs)
             if is_zoo:
                 model.absorb(result.params)
+        elif is_zoo:
+            model.absorb({})
+            result.params = _parameter_values(model)
+        else:
+            result.params = {
+                name: value.detach().clone() for name, value in pyro.get_param_store().items()
+            }
     result.elapsed = time.perf_counter() - began
     return result
 
 
 def _empty_guide(*args, **kwargs) -> None:
     return None
+
+
+def _parameter_values(model: ZooModel) -> dict[str, torch.Tensor]:
+    """A maximum-likelihood fit's point: the model's sites, else its parameters."""
+    values = model.point_values()
+    if values:
+        return values
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
 
 
 def _fit_em(

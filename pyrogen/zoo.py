@@ -48,6 +48,7 @@ class ZooModel(torch.nn.Module):
     config: Any
     guide = None  # a subclass may define its own guide method
     jit_safe: ClassVar[bool] = False  # model and guide trace the same way on every call
+    default_method: str = "svi"  # the engine ``pyrogen fit`` and the contract tests use
 
     # -- data -------------------------------------------------------------------
     def prepare(self, *data) -> tuple:

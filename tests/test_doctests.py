@@ -6,7 +6,16 @@ import importlib
 import pytest
 
 # pyrogen.fit is also the name of the function, so the module is fetched by name
-MODULES = [importlib.import_module(name) for name in ("pyrogen.fit", "pyrogen.models.mixture")]
+MODULES = [
+    importlib.import_module(name)
+    for name in (
+        "pyrogen.fit",
+        "pyrogen.models.mixture",
+        "pyrogen.models.fourier",
+        "pyrogen.distributions.fourier",
+        "pyrogen.nn.fourier_head",
+    )
+]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
