@@ -3,6 +3,7 @@
 pyrogen zoo                                  list the models
 pyrogen data                                 list the data sets
 pyrogen fit gmm [--data NAME|CSV] [--method em|map|svi|nuts] [--components K] [--out DIR]
+pyrogen fit fourier [--data NAME|CSV] [--columns C] [--frequencies N] [--method mle|map|nuts]
 pyrogen crosscheck mixture-1d                Pyro NUTS vs NumPyro NUTS vs Stan's reference
 """
 
@@ -155,6 +156,75 @@ def _fit_gmm(args) -> dict:
     return metrics
 
 
+def _fit_fourier(args) -> dict:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    import pyrogen
+    from pyrogen.models import FourierDensity, FourierPrior
+    from pyrogen.plots import plot_losses, save_figure
+
+    torch.set_default_dtype(torch.float64)
+    x, names = _load_data(args.data, args.columns)
+    x, name = x[:, 0], names[0]  # one column: the first (or the one --columns names)
+    method = args.method or "mle"
+    if method not in ("mle", "map", "nuts"):
+        raise SystemExit(f"pyrogen: --method {method} is not one of mle, map, nuts for fourier")
+    out = Path(args.out if args.out != "runs/gmm" else "runs/fourier")
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        prior = None if method == "mle" else FourierPrior()
+        model = FourierDensity(args.frequencies, prior=prior, smoothness=args.smoothness)
+        options = dict(method=method, seed=args.seed, progress=args.progress)
+        if method == "nuts":
+            options.update(
+                num_warmup=args.num_warmup,
+                num_samples=args.num_samples,
+                num_chains=args.num_chains,
+                init={"coefficients": torch.zeros(args.frequencies, 2)},
+            )
+        else:
+            options.update(num_steps=args.num_steps or 3000, lr=args.lr, checkpoint=args.checkpoint)
+        result = pyrogen.fit(model, x, **options)
+    except (ValueError, TypeError) as error:
+        raise SystemExit(f"pyrogen: {error}") from None
+    log_lik = float(model.log_prob(x).mean())
+    metrics = {
+        "model": "fourier",
+        "method": method,
+        "data": args.data,
+        "column": name,
+        "n": len(x),
+        "num_frequencies": args.frequencies,
+        "num_parameters": model.num_parameters,
+        "mean_log_likelihood": log_lik,
+        "seconds": result.elapsed,
+    }
+    if result.losses is not None:
+        metrics.update(num_steps=result.num_steps, final_loss=result.loss)
+    _write_netcdf(out / "inference_data.nc", result.to_arviz(num_samples=200))
+    figure, ax = plt.subplots(figsize=(6, 3.8))
+    span = x.max() - x.min()
+    grid = np.linspace(x.min() - 0.2 * span, x.max() + 0.2 * span, 600)
+    ax.hist(x, bins=40, density=True, color="0.85", label="data")
+    ax.plot(grid, np.exp(model.log_prob(grid).numpy()), label=f"N={args.frequencies}, {method}")
+    ax.set(xlabel=name, ylabel="density", title=f"mean log p(x) = {log_lik:.3f}")
+    ax.legend()
+    save_figure(figure, out / "density.png")
+    plt.close(figure)
+    if result.losses is not None:
+        figure, ax = plt.subplots(figsize=(5, 3.5))
+        plot_losses(result.losses, ax=ax, ylabel="-mean log-likelihood (penalized)")
+        save_figure(figure, out / "loss.png")
+        plt.close(figure)
+    _write_json(out / "metrics.json", metrics)
+    args.out = str(out)
+    return metrics
+
+
 def _crosscheck(args) -> int:
     import torch
 
@@ -195,11 +265,18 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("data", help="list the data sets")
 
     fit = commands.add_parser("fit", help="fit a model and write metrics, InferenceData and plots")
-    fit.add_argument("model", choices=["gmm"])
+    fit.add_argument("model", choices=["gmm", "fourier"])
     fit.add_argument("--data", default="old_faithful", help="old_faithful or a CSV with a header")
     fit.add_argument("--columns", help="comma-separated CSV columns to use (default: all)")
-    fit.add_argument("--method", default="em", choices=["em", "map", "svi", "nuts"])
-    fit.add_argument("--components", type=int, default=2)
+    fit.add_argument(
+        "--method",
+        default=None,
+        choices=["em", "mle", "map", "svi", "nuts"],
+        help="gmm: em (default), map, svi, nuts; fourier: mle (default), map, nuts",
+    )
+    fit.add_argument("--components", type=int, default=2, help="gmm: K")
+    fit.add_argument("--frequencies", type=int, default=8, help="fourier: N")
+    fit.add_argument("--smoothness", type=float, default=0.0, help="fourier: roughness penalty")
     fit.add_argument("--covariance", default="full", choices=["full", "diag", "spherical"])
     fit.add_argument("--n-init", type=int, default=1)
     fit.add_argument("--num-steps", type=int, default=None)
@@ -232,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         get_model_class("gmm")  # imports the zoo
         for name, cls in sorted(ZOO.items()):
             summary = (cls.__doc__ or "").strip().splitlines()[0]
-            print(f"{name:<12}{cls.__module__}.{cls.__name__}: {summary}")
+            print(f"{name:<16}{cls.__module__}.{cls.__name__}: {summary}")
         return 0
     if args.command == "data":
         from pyrogen.data import list_datasets
@@ -241,7 +318,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<18}{text}")
         return 0
     if args.command == "fit":
-        metrics = _fit_gmm(args)
+        if args.model == "fourier":
+            metrics = _fit_fourier(args)
+        else:
+            args.method = args.method or "em"
+            if args.method == "mle":
+                raise SystemExit("pyrogen: --method mle is not one of em, map, svi, nuts for gmm")
+            metrics = _fit_gmm(args)
         print(
             json.dumps({k: v for k, v in metrics.items() if not isinstance(v, list)}, default=float)
         )

@@ -115,3 +115,22 @@ def test_installed_entry_point():
         [sys.executable, "-m", "pyrogen.cli", "data"], capture_output=True, text=True, check=True
     )
     assert "binarized_mnist" in done.stdout
+
+
+def test_fit_fourier_writes_metrics_and_plots(tmp_path):
+    out = tmp_path / "fourier"
+    argv = ["fit", "fourier", "--frequencies", "4", "--num-steps", "300", "--lr", "0.02"]
+    assert main(argv + ["--out", str(out), "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["method"] == "mle" and metrics["column"] == "eruptions (min)"
+    assert metrics["num_parameters"] == 10
+    # bimodal eruptions: far better than the best single Gaussian (about -1.55)
+    assert metrics["mean_log_likelihood"] > -1.3
+    assert sorted(p.name for p in out.iterdir()) == [
+        "density.png",
+        "inference_data.nc",
+        "loss.png",
+        "metrics.json",
+    ]
+    with pytest.raises(SystemExit, match="--method em is not one of mle, map, nuts"):
+        main(["fit", "fourier", "--method", "em", "--out", str(tmp_path / "x")])
