@@ -15,7 +15,7 @@
 4. Speed: pyrogen's MLE fit against a hand-written PyTorch loop of the same model, and
    the fit time of every model.
 
-    python bench/fourier.py           # the full protocol, about 10 minutes on 2 cores
+    python bench/fourier.py           # the full protocol, about 15 minutes on 2 cores
     python bench/fourier.py --quick   # under a minute
 
 The last line printed is one JSON object of the figures; ratios are named *_ratio.
@@ -181,8 +181,8 @@ def demo_section(quick, rng):
 def kl_section(quick, rng):
     budgets = [10, 40] if quick else [10, 20, 40, 80, 120]
     targets = ["narrow_wide"] if quick else list(TARGETS)
-    n_train, n_test = (2000, 20000) if quick else (10000, 100000)
-    steps = 300 if quick else 3000
+    n_train, n_test = (2000, 20000) if quick else (5000, 100000)
+    steps = 300 if quick else 2000
     builders = {"fourier": fourier_for, "gmm": gmm_for, "deep_factorized": deep_factorized_for}
     rows = []
     print("\n2. KL(truth || model) in nats (Monte Carlo s.e. in brackets); parameters; fit seconds")
@@ -220,8 +220,8 @@ def compression_section(quick, rng):
     from pyrogen.models import FourierDensity
 
     targets = ["narrow_wide"] if quick else list(TARGETS)
-    n_train, n_test = (2000, 20000) if quick else (10000, 100000)
-    steps = 300 if quick else 3000
+    n_train, n_test = (2000, 20000) if quick else (5000, 100000)
+    steps = 300 if quick else 2000
     budget = 40
     print("\n3. Coding quantized draws (bin width = IQR / 50): bits per sample")
     rows = []

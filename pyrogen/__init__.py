@@ -4,6 +4,7 @@ from pyrogen import compat as compat  # registers the NumPyro pyro-api backend
 from pyrogen import data, metrics
 from pyrogen.diagnostics import Comparison, compare_draws, compare_to_reference, crosscheck
 from pyrogen.fit import METHODS, Fit, fit
+from pyrogen.sbc import SBCResult, sbc
 from pyrogen.zoo import ZOO, ZooModel
 
 __version__ = "0.1.0"
@@ -13,6 +14,7 @@ __all__ = [
     "ZOO",
     "Comparison",
     "Fit",
+    "SBCResult",
     "ZooModel",
     "compare_draws",
     "compare_to_reference",
@@ -20,4 +22,5 @@ __all__ = [
     "data",
     "fit",
     "metrics",
+    "sbc",
 ]

@@ -172,9 +172,12 @@ def fit(
             (``AutoDelta``; enumerated discrete sites summed out by
             ``TraceEnum_ELBO``), ``"mle"`` (no latent guide), ``"em"`` (closed-form
             EM, for models that define it) or ``"nuts"``.
-        guide: for SVI: ``"mean_field"``, ``"delta"`` or a guide callable.
-        loss: the ELBO: ``"trace"``, ``"mean_field"`` (analytic KL), ``"enum"`` or
-            a ``pyro.infer.ELBO``.
+        guide: for SVI: ``"mean_field"`` (AutoNormal), ``"full_rank"``
+            (AutoMultivariateNormal), ``"low_rank"`` (AutoLowRankMultivariateNormal),
+            ``"flow"`` (AutoIAFNormal), ``"delta"`` or a guide callable.
+        loss: the ELBO: ``"trace"``, ``"mean_field"`` (analytic KL), ``"enum"``,
+            ``"iwae"`` (importance-weighted over ``num_particles``) or a
+            ``pyro.infer.ELBO``.
         num_particles: samples per ELBO estimate; ``vectorize_particles`` draws them
             in one vectorized pass (the model must respect its plates).
         num_steps: the most steps (SVI default 1000, EM default 100);
@@ -288,7 +291,9 @@ def fit(
         result.samples, result.sample_stats, result.backend = samples, mcmc.sample_stats, backend
         result.diagnostics["sampling_seconds"] = mcmc.elapsed
         if is_zoo:
-            model.absorb({k: torch.as_tensor(v).flatten(0, 1) for k, v in samples.items()})
+            model.absorb(
+                {k: torch.as_tensor(np.array(v)).flatten(0, 1) for k, v in samples.items()}
+            )
     elif method == "em":
         if not is_zoo:
             raise ValueError("method='em' needs a zoo model that defines closed-form EM")

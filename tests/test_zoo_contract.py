@@ -53,12 +53,25 @@ CASES = {
     "fourier-mle": ("fourier", _fourier(smoothness=1e-3), _one_d),
     "fourier-prior-draws": ("fourier", _fourier(prior={"scale": 1.0, "decay": 1.0}), _one_d),
     "fourier-interval": ("fourier", _fourier(domain="interval"), _in_interval),
+    "ar-2": ("ar", lambda: get_model_class("ar")(2), lambda: _ar_series()),
     "deep-factorized": (
         "deep-factorized",
         lambda: get_model_class("deep-factorized")(init_scale=3.0),
         _one_d,
     ),
 }
+
+
+def _ar_series():
+    rng = np.random.default_rng(0)
+    y = np.zeros(120)
+    for t in range(2, 120):
+        y[t] = 0.3 + 0.6 * y[t - 1] - 0.2 * y[t - 2] + rng.normal()
+    return y
+
+
+# time series have a predictive density per step, not a density over one space
+NOT_DENSITIES = {"ar-2"}
 
 
 def _guide(model, args):
@@ -77,13 +90,22 @@ def test_every_zoo_model_has_a_contract_case():
     assert set(ZOO) <= covered, f"zoo models without a contract case: {set(ZOO) - covered}"
 
 
-@pytest.fixture(params=sorted(CASES))
-def case(request):
-    _, build, data = CASES[request.param]
+def _build(name):
+    _, build, data = CASES[name]
     model = build()
     args = model.prepare(data())
     model.initialize(*args)
     return model, args
+
+
+@pytest.fixture(params=sorted(CASES))
+def case(request):
+    return _build(request.param)
+
+
+@pytest.fixture(params=sorted(set(CASES) - NOT_DENSITIES))
+def density_case(request):
+    return _build(request.param)
 
 
 def test_trace_shapes(case):
@@ -96,7 +118,9 @@ def test_trace_shapes(case):
         for s in sites.values()
         if s["is_observed"] and not site_is_subsample(s) and not s["infer"].get("is_auxiliary")
     ]
-    assert [s["value"].shape for s in observed] == [args[0].shape]
+    assert [s["value"].shape for s in observed] == [
+        (model.num_examples(*args),) + args[0].shape[1:]
+    ]
     for name, value in model.point_values().items():
         assert sites[name]["value"].shape == value.shape, name
     for site in sites.values():
@@ -122,7 +146,7 @@ def test_sample_shapes_and_log_prob_per_example(case):
     draws = model.sample(7)
     assert draws.shape == (7,) + args[0].shape[1:]
     log_prob = model.log_prob(args[0])
-    assert log_prob.shape == (len(args[0]),) and torch.isfinite(log_prob).all()
+    assert log_prob.shape == (model.num_examples(*args),) and torch.isfinite(log_prob).all()
 
 
 def test_save_load_round_trip(case, tmp_path):
@@ -132,9 +156,9 @@ def test_save_load_round_trip(case, tmp_path):
     torch.testing.assert_close(loaded.log_prob(args[0]), model.log_prob(args[0]))
 
 
-def test_log_prob_normalizes(case):
+def test_log_prob_normalizes(density_case):
     """The density integrates to one (quadrature on a wide grid, 1-D or 2-D)."""
-    model, args = case
+    model, args = density_case
     x = args[0]
     x = x[:, None] if x.dim() == 1 else x
     width = 40 if x.shape[1] == 1 else 6  # in data sds: 1-D models may have exponential tails

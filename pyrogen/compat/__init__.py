@@ -57,7 +57,12 @@ def backend(name: str):
 
 
 def uses_pyroapi(fn) -> bool:
-    """True when ``fn`` reaches Pyro through pyro-api (so it can run under NumPyro)."""
+    """True when ``fn`` reaches Pyro through pyro-api (so it can run under NumPyro).
+
+    A zoo model whose ``model`` delegates to a pyro-api function says so with the class
+    attribute ``portable = True``."""
+    if getattr(getattr(fn, "__self__", None), "portable", False):
+        return True
     fn = getattr(fn, "__func__", fn)
     while hasattr(fn, "__wrapped__"):
         fn = fn.__wrapped__

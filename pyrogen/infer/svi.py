@@ -21,11 +21,18 @@ from pyro.infer import (
     JitTrace_ELBO,
     JitTraceEnum_ELBO,
     JitTraceMeanField_ELBO,
+    RenyiELBO,
     Trace_ELBO,
     TraceEnum_ELBO,
     TraceMeanField_ELBO,
 )
-from pyro.infer.autoguide import AutoDelta, AutoNormal
+from pyro.infer.autoguide import (
+    AutoDelta,
+    AutoIAFNormal,
+    AutoLowRankMultivariateNormal,
+    AutoMultivariateNormal,
+    AutoNormal,
+)
 
 from pyrogen.infer.init import init_from, trace_structure
 
@@ -89,11 +96,21 @@ def make_elbo(
     vectorize_particles: bool = False,
     jit: bool = False,
 ) -> pyro.infer.ELBO:
-    """Pick the ELBO estimator: ``"trace"``, ``"mean_field"`` (analytic KL) or ``"enum"``;
-    with ``jit`` its compiled (``torch.jit``) twin, for models without data-dependent
-    Python control flow."""
+    """Pick the ELBO estimator: ``"trace"``, ``"mean_field"`` (analytic KL), ``"enum"``,
+    or ``"iwae"`` (the importance-weighted bound, Renyi alpha = 0, over
+    ``num_particles`` samples); with ``jit`` its compiled (``torch.jit``) twin, for
+    models without data-dependent Python control flow."""
     if isinstance(loss, pyro.infer.ELBO):
         return loss
+    if loss == "iwae":
+        if enumerated:
+            raise ValueError("loss: 'iwae' cannot sum out enumerated discrete sites")
+        return RenyiELBO(
+            alpha=0.0,
+            num_particles=num_particles,
+            vectorize_particles=vectorize_particles,
+            max_plate_nesting=nesting + (1 if vectorize_particles else 0),
+        )
     options = dict(
         num_particles=num_particles,
         vectorize_particles=vectorize_particles,
@@ -112,7 +129,9 @@ def make_elbo(
         if jit:
             return classes[loss][1](ignore_jit_warnings=True, **options)
         return classes[loss][0](**options)
-    raise ValueError(f"loss: must be 'trace', 'mean_field', 'enum' or a pyro ELBO, got {loss!r}")
+    raise ValueError(
+        f"loss: must be 'trace', 'mean_field', 'enum', 'iwae' or a pyro ELBO, got {loss!r}"
+    )
 
 
 def make_optim(optim: str | pyro.optim.PyroOptim, lr: float) -> pyro.optim.PyroOptim:
@@ -130,7 +149,13 @@ def make_optim(optim: str | pyro.optim.PyroOptim, lr: float) -> pyro.optim.PyroO
 def make_guide(
     guide, model, structure: ModelStructure, *, method: str, init_values=None
 ) -> Callable:
-    """The guide for ``method``: the one given, AutoDelta for MAP, else AutoNormal.
+    """The guide for ``method``: the one given, AutoDelta for MAP, else by name:
+
+    - ``"mean_field"``: AutoNormal, independent normals in the unconstrained space;
+    - ``"full_rank"``: AutoMultivariateNormal, one dense Gaussian over all sites;
+    - ``"low_rank"``: AutoLowRankMultivariateNormal, diagonal plus a low-rank factor;
+    - ``"flow"``: AutoIAFNormal, a normal pushed through inverse autoregressive flows;
+    - ``"delta"``: AutoDelta, a point mass (MAP).
 
     Autoguides start at ``init_values`` where given (e.g. a model's k-means start)."""
     if guide is not None and not isinstance(guide, str):
@@ -141,9 +166,19 @@ def make_guide(
     exposed = poutine.block(model, expose=structure.continuous)
     if guide == "delta":
         return AutoDelta(exposed, init_loc_fn=init_from(init_values))
+    start = init_from(init_values)
     if guide == "mean_field":
-        return AutoNormal(exposed, init_loc_fn=init_from(init_values))
-    raise ValueError(f"guide: must be 'delta', 'mean_field' or a callable, got {guide!r}")
+        return AutoNormal(exposed, init_loc_fn=start)
+    if guide == "full_rank":
+        return AutoMultivariateNormal(exposed, init_loc_fn=start)
+    if guide == "low_rank":
+        return AutoLowRankMultivariateNormal(exposed, init_loc_fn=start)
+    if guide == "flow":
+        return AutoIAFNormal(exposed, num_transforms=2)
+    raise ValueError(
+        "guide: must be 'mean_field', 'full_rank', 'low_rank', 'flow', 'delta' or a callable, "
+        f"got {guide!r}"
+    )
 
 
 def point_values(guide, args=(), kwargs=None) -> dict[str, torch.Tensor]:
@@ -151,7 +186,16 @@ def point_values(guide, args=(), kwargs=None) -> dict[str, torch.Tensor]:
     kwargs = kwargs or {}
     with torch.no_grad():
         if hasattr(guide, "median"):
-            return {k: v.detach() for k, v in guide.median(*args, **kwargs).items()}
+            try:
+                return {k: v.detach() for k, v in guide.median(*args, **kwargs).items()}
+            except NotImplementedError:  # flow guides: the median of draws instead
+                draws = [poutine.trace(guide).get_trace(*args, **kwargs) for _ in range(500)]
+                names = [n for n, s in draws[0].nodes.items() if s["type"] == "sample"]
+                return {
+                    n: torch.stack([t.nodes[n]["value"] for t in draws]).median(0).values
+                    for n in names
+                    if not draws[0].nodes[n]["is_observed"]
+                }
         trace = poutine.trace(guide).get_trace(*args, **kwargs)
     return {
         name: site["value"].detach()
