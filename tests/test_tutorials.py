@@ -33,5 +33,10 @@ def test_tutorial_executes(path, reference_data, tmp_path, monkeypatch):
 
 
 def test_there_is_a_tutorial_per_family():
-    assert {p.stem for p in TUTORIALS} >= {"gaussian_mixture", "fourier_density"}
+    assert {p.stem for p in TUTORIALS} >= {
+        "gaussian_mixture",
+        "fourier_density",
+        "variational_inference",
+        "time_series",
+    }
     assert os.path.getsize(TUTORIALS[0]) > 0

@@ -42,7 +42,7 @@ import pyrogen
 from pyrogen.arviz import draws_from_guide
 
 QUICK = os.environ.get("PYROGEN_QUICK") == "1"
-STEPS = 800 if QUICK else 3000
+STEPS = 400 if QUICK else 3000
 torch.set_default_dtype(torch.float64)
 pyro.set_rng_seed(0)
 
@@ -211,7 +211,7 @@ print(az.summary(idata["nuts"], kind="diagnostics"))
 # piles them at both ends (Talts et al., 2018).
 
 # %%
-simulations = 30 if QUICK else 200
+simulations = 12 if QUICK else 200
 calibrated = pyrogen.sbc(
     bayesian_linear_regression,
     X,
