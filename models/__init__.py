@@ -13,7 +13,7 @@ from pyrogen.models.regression import (
     correlated_design,
     exact_posterior,
 )
-from pyrogen.models.timeseries import AutoRegressive, ar_model
+from pyrogen.models.timeseries import AutoRegressive, HiddenMarkov, ar_model, hmm_model
 
 __all__ = [
     "AutoRegressive",
@@ -22,10 +22,12 @@ __all__ = [
     "FourierPrior",
     "GaussianMixture",
     "GaussianMixturePrior",
+    "HiddenMarkov",
     "ar_model",
     "bayesian_linear_regression",
     "correlated_design",
     "exact_posterior",
+    "hmm_model",
     "fourier_density_bayes",
     "normal_mixture_1d",
     "normalized_autocorrelation",

@@ -34,7 +34,7 @@ from pyroapi import ops, pyro
 from pyrogen.validation import as_data_tensor, check_positive_int
 from pyrogen.zoo import ZooModel, register
 
-__all__ = ["AutoRegressive", "ar_model"]
+__all__ = ["AutoRegressive", "HiddenMarkov", "ar_model", "hmm_model"]
 
 
 def ar_model(y, order: int, alpha_scale=10.0, beta_scale=10.0, sigma_scale=2.5):
@@ -201,3 +201,254 @@ class AutoRegressive(ZooModel):
         lags = torch.stack([y[p - k : T - k] for k in range(1, p + 1)], -1)
         mean = alpha + beta @ lags.T
         return {"y": torch.distributions.Normal(mean, sigma).log_prob(y[p:]).numpy()}
+
+
+# -- hidden Markov models ---------------------------------------------------------------------
+
+
+def _forward(log_emission, log_transition, xp):
+    """log p(y_1..T) by the forward algorithm from uniform-free initial messages (Stan's
+    ``hmm_example``: gamma_1 = log p(y_1 | z_1)); ``xp`` is torch or pyro-api's ops."""
+    alpha = log_emission[0]
+    for t in range(1, log_emission.shape[0]):
+        alpha = xp.logsumexp(alpha[:, None] + log_transition, 0) + log_emission[t]
+    return xp.logsumexp(alpha, 0)
+
+
+def hmm_model(
+    y, num_states: int = 2, mu_loc=(3.0, 10.0), mu_scale: float = 1.0, scale: float = 1.0
+):
+    """posteriordb's ``hmm_example`` in pyro-api: K-state HMM with N(mu_k, scale) emissions.
+
+    ``theta`` (K, K): rows are simplex transition probabilities (flat Dirichlet prior);
+    ``mu`` (K,): positive and ordered, mu_k ~ N(mu_loc[k], mu_scale) as a factor; the
+    chain is summed out by the forward algorithm (a factor ``y``), exactly as the Stan
+    model does, so Pyro NUTS, NumPyro NUTS and Stan target the same density."""
+    K = num_states
+    theta = pyro.sample("theta", dist.Dirichlet(ops.ones(K, K)).to_event(1))
+    mu = pyro.sample("mu", dist.ImproperUniform(dist.constraints.positive_ordered_vector, (), (K,)))
+    loc = ops.tensor(list(mu_loc)) * 1.0
+    pyro.factor("mu_prior", dist.Normal(loc, mu_scale).log_prob(mu).sum())
+    log_emission = dist.Normal(mu, scale).log_prob(y[:, None])  # (T, K)
+    pyro.factor("y", _forward(log_emission, ops.log(theta), ops))
+
+
+@dataclass
+class HiddenMarkovConfig:
+    num_states: int  # K
+    scale: float = 1.0  # the emission sd (known, as in posteriordb's hmm_example)
+    mu_loc: list | None = None  # prior means of the ordered state means; None: flat (ML)
+    mu_scale: float = 1.0  # prior sd of each state mean
+    concentration: float = 1.0  # Dirichlet concentration of each transition row
+    n_init: int = 1  # Baum-Welch restarts
+
+
+@register("hmm")
+class HiddenMarkov(ZooModel):
+    """A hidden Markov model with K states and Gaussian emissions N(mu_z, scale^2).
+
+    The Pyro ``model`` draws the chain with ``pyro.markov`` and marks every state for
+    parallel enumeration, so ``TraceEnum_ELBO`` (MAP, SVI) and NUTS sum it out exactly;
+    ``method="em"`` is Baum-Welch (forward-backward E-step, closed-form M-step); the
+    states are kept ordered by their means. :meth:`viterbi` decodes the most probable
+    path. :func:`hmm_model` is the same posterior in pyro-api with the forward algorithm
+    written out (posteriordb ``hmm_example``).
+
+    Arguments:
+        num_states: K.
+        scale: the known emission sd.
+        mu_loc: prior means of the (ordered) state means, or None for a flat prior
+            (maximum likelihood: Baum-Welch and MAP find the same point).
+        mu_scale, concentration: the other prior scales.
+
+    Sites: ``theta`` (K, K), ``mu`` (K,), ``z_t`` enumerated, ``y_t`` observed.
+    """
+
+    jit_safe = True  # one site per time step: the trace depends only on T, fixed in a fit
+    default_method = "em"
+
+    def __init__(
+        self,
+        num_states: int,
+        scale: float = 1.0,
+        mu_loc=None,
+        mu_scale: float = 1.0,
+        concentration: float = 1.0,
+        n_init: int = 1,
+    ):
+        super().__init__()
+        check_positive_int(num_states, "num_states", minimum=2)
+        check_positive_int(n_init, "n_init")
+        for name, value in (
+            ("scale", scale),
+            ("mu_scale", mu_scale),
+            ("concentration", concentration),
+        ):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name}: must be a positive number, got {value!r}")
+        if mu_loc is not None:
+            mu_loc = [float(v) for v in mu_loc]
+            if len(mu_loc) != num_states:
+                raise ValueError(f"mu_loc: expected {num_states} prior means, got {len(mu_loc)}")
+        self.config = HiddenMarkovConfig(
+            num_states, float(scale), mu_loc, float(mu_scale), float(concentration), n_init
+        )
+        K, dtype = num_states, torch.float64
+        self.register_buffer("fitted", torch.tensor(False))
+        self.register_buffer("theta", torch.full((K, K), 1.0 / K, dtype=dtype))
+        self.register_buffer("mu", torch.arange(1, K + 1, dtype=dtype))
+
+    def prepare(self, *data) -> tuple:
+        if len(data) != 1:
+            raise TypeError(f"HiddenMarkov takes one series y, got {len(data)} arguments")
+        y = as_data_tensor(data[0], "y", ndim=1, dtype=self.mu.dtype).to(self.mu.device)
+        if y.shape[0] < 2:
+            raise ValueError(f"y: a hidden Markov model needs at least 2 values, got {len(y)}")
+        return (y,)
+
+    # -- the Pyro model -----------------------------------------------------------------
+    def _mu_prior(self, mu):
+        if self.config.mu_loc is None:
+            return mu.new_zeros(())
+        loc = torch.tensor(self.config.mu_loc, dtype=mu.dtype, device=mu.device)
+        return torch.distributions.Normal(loc, self.config.mu_scale).log_prob(mu).sum(-1)
+
+    def model(self, y) -> None:
+        import pyro as _pyro
+        import pyro.distributions as _dist
+
+        K = self.config.num_states
+        concentration = torch.full((K, K), self.config.concentration, dtype=y.dtype)
+        theta = _pyro.sample("theta", _dist.Dirichlet(concentration).to_event(1))
+        mu = _pyro.sample("mu", _dist.ImproperUniform(_dist.constraints.ordered_vector, (), (K,)))
+        _pyro.factor("mu_prior", self._mu_prior(mu))
+        z = None
+        for t in _pyro.markov(range(y.shape[0])):
+            probs = torch.full((K,), 1.0 / K, dtype=y.dtype) if z is None else theta[z]
+            z = _pyro.sample(f"z_{t}", _dist.Categorical(probs), infer={"enumerate": "parallel"})
+            _pyro.sample(f"y_{t}", _dist.Normal(mu[z], self.config.scale), obs=y[t])
+
+    def point_values(self) -> dict[str, torch.Tensor]:
+        return {"theta": self.theta.clone(), "mu": self.mu.clone()}
+
+    def absorb(self, values: dict[str, torch.Tensor]) -> None:
+        """Keep a point estimate; given draws, their means (the draws are ordered by mu)."""
+        theta = torch.as_tensor(values["theta"], dtype=self.mu.dtype)
+        mu = torch.as_tensor(values["mu"], dtype=self.mu.dtype)
+        if mu.dim() == 2:
+            theta, mu = theta.mean(0), mu.mean(0)
+        self.theta.copy_(theta)
+        self.mu.copy_(mu)
+        self.fitted.fill_(True)
+
+    def initialize(self, y) -> None:
+        """States at evenly spaced quantiles of y, sticky transitions."""
+        K = self.config.num_states
+        with torch.no_grad():
+            q = torch.linspace(0.5 / K, 1 - 0.5 / K, K, dtype=y.dtype)
+            self.mu.copy_(torch.quantile(y, q))
+            self.theta.copy_(torch.full((K, K), 0.2 / max(K - 1, 1), dtype=y.dtype))
+            self.theta.fill_diagonal_(0.8)
+
+    # -- exact computations ---------------------------------------------------------------
+    def _log_emission(self, y):
+        return torch.distributions.Normal(self.mu, self.config.scale).log_prob(y[:, None])
+
+    def _filter(self, y):
+        """Forward messages log p(y_1..t, z_t), shape (T, K)."""
+        log_emission, log_theta = self._log_emission(y), self.theta.log()
+        alphas = [log_emission[0] - math.log(self.config.num_states)]
+        for t in range(1, len(y)):
+            alphas.append((alphas[-1][:, None] + log_theta).logsumexp(0) + log_emission[t])
+        return torch.stack(alphas)
+
+    def log_prob(self, y) -> torch.Tensor:
+        """log p(y_t | y_<t) for every t (the one-step-ahead predictive), shape (T,);
+        their sum is log p(y) with a uniform initial state."""
+        (y,) = self.prepare(y)
+        with torch.no_grad():
+            totals = self._filter(y).logsumexp(-1)
+            return torch.cat([totals[:1], totals.diff()])
+
+    def viterbi(self, y) -> torch.Tensor:
+        """The most probable state path argmax_z p(z | y), shape (T,)."""
+        (y,) = self.prepare(y)
+        with torch.no_grad():
+            log_emission, log_theta = self._log_emission(y), self.theta.log()
+            best, pointers = log_emission[0], []
+            for t in range(1, len(y)):
+                scores = best[:, None] + log_theta  # (from, to)
+                pointers.append(scores.argmax(0))
+                best = scores.max(0).values + log_emission[t]
+            path = [int(best.argmax())]
+            for pointer in reversed(pointers):
+                path.append(int(pointer[path[-1]]))
+            return torch.tensor(path[::-1])
+
+    def em_init(self, y) -> None:
+        self.initialize(y)
+
+    def em_step(self, y) -> float:
+        """Baum-Welch: forward-backward, then closed-form transitions and means (MAP
+        under the priors when given); returns the mean log-likelihood per step before."""
+        K, T = self.config.num_states, len(y)
+        log_emission, log_theta = self._log_emission(y), self.theta.log()
+        log_alpha = self._filter(y)
+        log_beta = [torch.zeros(K, dtype=y.dtype)]
+        for t in range(T - 1, 0, -1):
+            log_beta.append((log_theta + log_emission[t] + log_beta[-1]).logsumexp(-1))
+        log_beta = torch.stack(log_beta[::-1])
+        log_evidence = log_alpha[-1].logsumexp(0)
+        gamma = (log_alpha + log_beta - log_evidence).exp()  # (T, K)
+        xi = (
+            (
+                log_alpha[:-1, :, None]
+                + log_theta
+                + (log_emission + log_beta)[1:, None, :]
+                - log_evidence
+            )
+            .exp()
+            .sum(0)
+        )  # (K, K) expected transition counts
+        counts = xi + (self.config.concentration - 1.0)
+        self.theta.copy_(counts.clamp_min(1e-300) / counts.sum(-1, keepdim=True))
+        weight = gamma.sum(0)
+        precision = weight / self.config.scale**2
+        total = gamma.T @ y / self.config.scale**2
+        if self.config.mu_loc is not None:  # conjugate normal prior: the MAP mean
+            loc = torch.tensor(self.config.mu_loc, dtype=y.dtype)
+            precision = precision + 1 / self.config.mu_scale**2
+            total = total + loc / self.config.mu_scale**2
+        mu = total / precision
+        order = mu.argsort()
+        self.mu.copy_(mu[order])
+        self.theta.copy_(self.theta[order][:, order])
+        self.fitted.fill_(True)
+        return float(log_evidence) / T
+
+    def sample(self, n: int) -> torch.Tensor:
+        """A simulated series of length n from the fitted chain."""
+        check_positive_int(n, "n")
+        K = self.config.num_states
+        z = int(torch.randint(K, ()))
+        values = []
+        for _ in range(n):
+            values.append(self.mu[z] + self.config.scale * torch.randn((), dtype=self.mu.dtype))
+            z = int(torch.multinomial(self.theta[z], 1))
+        return torch.stack(values)
+
+    def pointwise_log_likelihood(self, draws: dict, y: torch.Tensor) -> dict[str, np.ndarray]:
+        """log p(y_t | y_<t, draw s) (one-step-ahead), shape (S, T): the chain couples
+        the observations, so these are the sequential terms whose sum is log p(y)."""
+        theta = torch.as_tensor(np.array(draws["theta"]), dtype=y.dtype)
+        mu = torch.as_tensor(np.array(draws["mu"]), dtype=y.dtype)
+        theta, mu = theta.reshape(-1, *theta.shape[-2:]), mu.reshape(-1, mu.shape[-1])
+        saved = self.theta.clone(), self.mu.clone()
+        out = []
+        for th, m in zip(theta, mu):
+            self.theta.copy_(th)
+            self.mu.copy_(m)
+            out.append(self.log_prob(y).numpy())
+        self.theta.copy_(saved[0])
+        self.mu.copy_(saved[1])
+        return {"y": np.stack(out)}

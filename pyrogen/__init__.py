@@ -4,6 +4,7 @@ from pyrogen import compat as compat  # registers the NumPyro pyro-api backend
 from pyrogen import data, metrics
 from pyrogen.diagnostics import Comparison, compare_draws, compare_to_reference, crosscheck
 from pyrogen.fit import METHODS, Fit, fit
+from pyrogen.report import InferenceReport, compare_inference
 from pyrogen.sbc import SBCResult, sbc
 from pyrogen.zoo import ZOO, ZooModel
 
@@ -14,9 +15,11 @@ __all__ = [
     "ZOO",
     "Comparison",
     "Fit",
+    "InferenceReport",
     "SBCResult",
     "ZooModel",
     "compare_draws",
+    "compare_inference",
     "compare_to_reference",
     "crosscheck",
     "data",

@@ -5,6 +5,7 @@ pyrogen data                                 list the data sets
 pyrogen fit gmm [--data NAME|CSV] [--method em|map|svi|nuts] [--components K] [--out DIR]
 pyrogen fit fourier [--data NAME|CSV] [--columns C] [--frequencies N] [--method mle|map|nuts]
 pyrogen crosscheck mixture-1d                Pyro NUTS vs NumPyro NUTS vs Stan's reference
+pyrogen compare-inference regression|ar      every guide against NUTS on one model
 """
 
 from __future__ import annotations
@@ -256,6 +257,49 @@ def _crosscheck(args) -> int:
     return 0 if ok else 1
 
 
+def _compare_inference(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    import pyrogen
+    from pyrogen.models import ar_model, bayesian_linear_regression, correlated_design
+    from pyrogen.plots import save_figure
+
+    torch.set_default_dtype(torch.float64)
+    if args.model == "regression":
+        X, y, _ = correlated_design(n=50, dim=2, rho=0.95, seed=1)
+        model, data, options = bayesian_linear_regression, (X, y), {}
+        title = "Bayesian linear regression, predictors correlated 0.95"
+    else:
+        y = np.asarray(pyrogen.data.load_posteriordb("arK").data["y"], dtype=np.float64)
+        model, data, options = ar_model, (y,), {"order": 5}
+        title = "posteriordb arK, AR(5)"
+    report = pyrogen.compare_inference(
+        model,
+        *data,
+        num_steps=args.num_steps,
+        num_samples=args.num_samples,
+        seed=args.seed,
+        **options,
+    )
+    print(title)
+    print(report)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        figure, ax = plt.subplots(figsize=(6, 4.5))
+        report.plot(ax=ax)
+        ax.set_title(title)
+        save_figure(figure, out / "overlay.png")
+        plt.close(figure)
+        _write_json(out / "report.json", {"model": args.model, "rows": report.rows})
+        print(f"wrote {out}/report.json and overlay.png")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pyrogen", description="Classic generative models in Pyro"
@@ -296,6 +340,15 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--num-chains", type=int, default=4)
     check.add_argument("--seed", type=int, default=0)
     check.add_argument("--progress", action=argparse.BooleanOptionalAction, default=False)
+
+    compare = commands.add_parser(
+        "compare-inference", help="every guide against NUTS on one model: one table"
+    )
+    compare.add_argument("model", choices=["regression", "ar"])
+    compare.add_argument("--num-steps", type=int, default=2000)
+    compare.add_argument("--num-samples", type=int, default=1000)
+    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--out", default=None, help="write report.json and overlay.png here")
     return parser
 
 
@@ -330,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"wrote {args.out}/metrics.json, inference_data.nc and plots")
         return 0
+    if args.command == "compare-inference":
+        return _compare_inference(args)
     return _crosscheck(args)
 
 

@@ -134,3 +134,23 @@ def test_fit_fourier_writes_metrics_and_plots(tmp_path):
     ]
     with pytest.raises(SystemExit, match="--method em is not one of mle, map, nuts"):
         main(["fit", "fourier", "--method", "em", "--out", str(tmp_path / "x")])
+
+
+def test_compare_inference_command(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    argv = ["compare-inference", "regression", "--num-steps", "600", "--num-samples", "300"]
+    assert main(argv + ["--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    for method in ("nuts", "mean_field", "full_rank", "low_rank", "flow"):
+        assert method in printed
+    report = json.loads((out / "report.json").read_text())
+    rows = {r["method"]: r for r in report["rows"]}
+    # mean-field is over-confident on this correlated posterior; full-rank is not
+    assert rows["mean_field"]["min_variance_ratio"] < 0.3
+    assert (
+        0.6
+        < rows["full_rank"]["min_variance_ratio"]
+        <= rows["full_rank"]["max_variance_ratio"]
+        < 1.5
+    )
+    assert (out / "overlay.png").stat().st_size > 0

@@ -54,6 +54,11 @@ CASES = {
     "fourier-prior-draws": ("fourier", _fourier(prior={"scale": 1.0, "decay": 1.0}), _one_d),
     "fourier-interval": ("fourier", _fourier(domain="interval"), _in_interval),
     "ar-2": ("ar", lambda: get_model_class("ar")(2), lambda: _ar_series()),
+    "hmm-2": (
+        "hmm",
+        lambda: get_model_class("hmm")(2, mu_loc=[0.0, 2.0]),
+        lambda: _ar_series()[:30],
+    ),
     "deep-factorized": (
         "deep-factorized",
         lambda: get_model_class("deep-factorized")(init_scale=3.0),
@@ -71,7 +76,7 @@ def _ar_series():
 
 
 # time series have a predictive density per step, not a density over one space
-NOT_DENSITIES = {"ar-2"}
+NOT_DENSITIES = {"ar-2", "hmm-2"}
 
 
 def _guide(model, args):
@@ -118,9 +123,10 @@ def test_trace_shapes(case):
         for s in sites.values()
         if s["is_observed"] and not site_is_subsample(s) and not s["infer"].get("is_auxiliary")
     ]
-    assert [s["value"].shape for s in observed] == [
-        (model.num_examples(*args),) + args[0].shape[1:]
-    ]
+    # one site for all examples, or one per time step (a Markov chain)
+    per_example = int(np.prod(args[0].shape[1:], dtype=int))
+    assert sum(s["value"].numel() for s in observed) == model.num_examples(*args) * per_example
+    assert len({s["value"].shape for s in observed}) == 1
     for name, value in model.point_values().items():
         assert sites[name]["value"].shape == value.shape, name
     for site in sites.values():

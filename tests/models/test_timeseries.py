@@ -132,3 +132,138 @@ def test_bad_input_names_the_argument():
         AutoRegressive(0)
     with pytest.raises(ValueError, match="sigma_scale"):
         AutoRegressive(1, sigma_scale=-1.0)
+
+
+# -- hidden Markov models -------------------------------------------------------------------
+
+
+def _simulate_hmm(T, seed=0):
+    rng = np.random.default_rng(seed)
+    theta = np.array([[0.9, 0.1], [0.2, 0.8]])
+    mu = np.array([0.0, 3.0])
+    z, ys, zs = 0, [], []
+    for _ in range(T):
+        zs.append(z)
+        ys.append(rng.normal(mu[z], 1.0))
+        z = rng.choice(2, p=theta[z])
+    return np.array(ys), np.array(zs), theta, mu
+
+
+def _to_stan_names(samples):
+    theta = np.asarray(samples["theta"])
+    return {"theta1": theta[..., 0, :], "theta2": theta[..., 1, :], "mu": samples["mu"]}
+
+
+@pytest.fixture
+def hmm_example(reference_data):
+    return pyrogen.data.load_posteriordb("hmm_example")
+
+
+def test_enumeration_equals_the_forward_algorithm():
+    """Pyro's enumeration of the pyro.markov chain and the hand-written forward algorithm
+    give the same log p(y | theta, mu)."""
+    import pyro
+    from pyro.infer import TraceEnum_ELBO
+    from pyrogen.models import HiddenMarkov
+
+    y, _, theta, mu = _simulate_hmm(40)
+    model = HiddenMarkov(2)
+    model.absorb({"theta": torch.tensor(theta), "mu": torch.tensor(mu)})
+    (yt,) = model.prepare(y)
+
+    def guide(y):
+        pyro.sample("theta", pyro.distributions.Delta(model.theta, event_dim=2))
+        pyro.sample("mu", pyro.distributions.Delta(model.mu, event_dim=1))
+
+    elbo = -TraceEnum_ELBO(max_plate_nesting=0).loss(model.model, guide, yt)
+    dirichlet = 2 * torch.distributions.Dirichlet(torch.ones(2)).log_prob(torch.tensor([0.5, 0.5]))
+    assert elbo - float(dirichlet) == pytest.approx(float(model.log_prob(yt).sum()), abs=1e-9)
+
+
+def test_viterbi_is_the_brute_force_argmax():
+    from itertools import product
+
+    from pyrogen.models import HiddenMarkov
+
+    y, _, theta, mu = _simulate_hmm(8, seed=3)
+    model = HiddenMarkov(2)
+    model.absorb({"theta": torch.tensor(theta), "mu": torch.tensor(mu)})
+    best, best_path = -np.inf, None
+    for path in product(range(2), repeat=8):
+        score = stats.norm(mu[list(path)], 1).logpdf(y).sum() + sum(
+            np.log(theta[a, b]) for a, b in zip(path[:-1], path[1:])
+        )
+        if score > best:
+            best, best_path = score, path
+    assert model.viterbi(y).tolist() == list(best_path)
+
+
+def test_baum_welch_is_monotone_and_recovers_the_chain():
+    from pyrogen.models import HiddenMarkov
+
+    y, z, theta, mu = _simulate_hmm(3000, seed=1)
+    model = HiddenMarkov(2)
+    fit = pyrogen.fit(model, y, method="em", num_steps=200, tol=1e-10, progress=False)
+    assert np.all(np.diff(-fit.losses) >= -1e-10)
+    np.testing.assert_allclose(model.mu.numpy(), mu, atol=0.1)
+    np.testing.assert_allclose(model.theta.numpy(), theta, atol=0.04)
+    assert np.mean(model.viterbi(y).numpy() == z) > 0.9
+
+
+def test_map_by_enumeration_reaches_the_baum_welch_optimum():
+    from pyrogen.models import HiddenMarkov
+
+    y, _, _, _ = _simulate_hmm(40, seed=2)
+    em = HiddenMarkov(2)
+    pyrogen.fit(em, y, method="em", num_steps=500, tol=1e-12, progress=False)
+    map_model = HiddenMarkov(2)
+    pyrogen.fit(map_model, y, method="map", num_steps=300, lr=0.05, progress=False)
+    np.testing.assert_allclose(map_model.mu.numpy(), em.mu.numpy(), atol=5e-3)
+    np.testing.assert_allclose(map_model.theta.numpy(), em.theta.numpy(), atol=5e-3)
+
+
+def test_hmm_example_under_numpyro_matches_stan(hmm_example):
+    from pyrogen.models import hmm_model
+
+    y = np.asarray(hmm_example.data["y"], dtype=np.float64)
+    fit = pyrogen.fit(
+        hmm_model,
+        y,
+        method="nuts",
+        backend="numpyro",
+        num_warmup=500,
+        num_samples=1000,
+        num_chains=4,
+    )
+    comparison = pyrogen.compare_to_reference(
+        _to_stan_names(fit.samples), hmm_example, label="numpyro"
+    )
+    assert comparison.passed, str(comparison)
+    assert len(comparison.rows) == 6
+
+
+@pytest.mark.slow
+def test_hmm_example_under_pyro_matches_stan(hmm_example):
+    from pyrogen.models import hmm_model
+
+    y = np.asarray(hmm_example.data["y"], dtype=np.float64)
+    fit = pyrogen.fit(
+        hmm_model, y, method="nuts", backend="pyro", num_warmup=500, num_samples=1000, num_chains=4
+    )
+    comparison = pyrogen.compare_to_reference(
+        _to_stan_names(fit.samples), hmm_example, label="pyro"
+    )
+    assert comparison.passed, str(comparison)
+
+
+def test_hmm_bad_input():
+    from pyrogen.models import HiddenMarkov
+
+    with pytest.raises(ValueError, match="num_states"):
+        HiddenMarkov(1)
+    with pytest.raises(ValueError, match="mu_loc: expected 3"):
+        HiddenMarkov(3, mu_loc=[0.0, 1.0])
+    with pytest.raises(ValueError, match="y: a hidden Markov model needs at least 2"):
+        pyrogen.fit(HiddenMarkov(2), [1.0], method="em")
+    with pytest.raises(ValueError, match="y: contains infinite"):
+        pyrogen.fit(HiddenMarkov(2), [1.0, np.inf, 0.0], method="em")

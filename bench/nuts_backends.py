@@ -1,0 +1,152 @@
+"""NUTS through pyrogen against plain NumPyro and plain Pyro, on posteriordb's arK.
+
+The same AR(5) posterior (T = 200) four ways, in one run:
+
+- pyrogen, backend="numpyro": ``pyrogen.fit(ar_model, y, order=5, method="nuts")``
+- plain NumPyro: a hand-written NumPyro model with ``numpyro.infer.MCMC(NUTS(...))``
+- pyrogen, backend="pyro" (jit-compiled potential)
+- plain Pyro: ``pyro.infer.MCMC(NUTS(model, jit_compile=True))``
+
+Each runs 4 chains one after another (pyrogen's CPU default; plain Pyro's chains are
+run in the same loop so neither side gets extra processes). Reported: wall time (warmup,
+sampling and compilation), the minimum bulk ESS over the 7 parameters, and ESS per
+second; the ratios are pyrogen's ESS/s over the plain backend's (1 means no overhead).
+
+    python bench/nuts_backends.py           # 1000 warmup + 1000 draws, 4 chains
+    python bench/nuts_backends.py --quick   # under a minute
+
+The last line printed is one JSON object of the figures; ratios are named *_ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+
+def min_ess(samples: dict) -> float:
+    import arviz as az
+
+    values = []
+    for value in samples.values():
+        value = np.asarray(value, dtype=float)
+        value = value.reshape(value.shape[:2] + (-1,))
+        for i in range(value.shape[-1]):
+            values.append(float(az.ess(value[..., i], method="bulk")))
+    return min(values)
+
+
+def run_pyrogen(y, backend, warmup, draws, chains):
+    import pyrogen
+    from pyrogen.models import ar_model
+
+    began = time.perf_counter()
+    fit = pyrogen.fit(ar_model, y, order=5, method="nuts", backend=backend, num_warmup=warmup,
+                      num_samples=draws, num_chains=chains, progress=False)
+    return time.perf_counter() - began, min_ess(fit.samples)
+
+
+def run_numpyro(y, warmup, draws, chains):
+    import jax
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+    from numpyro.infer import MCMC, NUTS
+
+    def model(y, K=5):
+        alpha = numpyro.sample("alpha", dist.Normal(0.0, 10.0))
+        beta = numpyro.sample("beta", dist.Normal(0.0, 10.0).expand([K]).to_event(1))
+        sigma = numpyro.sample("sigma", dist.HalfCauchy(2.5))
+        T = y.shape[0]
+        lags = jnp.stack([y[K - k : T - k] for k in range(1, K + 1)], -1)
+        with numpyro.plate("time", T - K):
+            numpyro.sample("y", dist.Normal(alpha + lags @ beta, sigma), obs=y[K:])
+
+    began = time.perf_counter()
+    mcmc = MCMC(NUTS(model), num_warmup=warmup, num_samples=draws, num_chains=chains,
+                chain_method="sequential", progress_bar=False)
+    mcmc.run(jax.random.PRNGKey(0), jnp.asarray(y))
+    samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+    return time.perf_counter() - began, min_ess(samples)
+
+
+def run_pyro(y, warmup, draws, chains):
+    import warnings
+
+    import pyro
+    import pyro.distributions as dist
+    import torch
+    from pyro.infer import MCMC, NUTS
+
+    y = torch.as_tensor(y)
+
+    def model(y, K=5):
+        alpha = pyro.sample("alpha", dist.Normal(0.0, 10.0))
+        beta = pyro.sample("beta", dist.Normal(0.0, 10.0).expand([K]).to_event(1))
+        sigma = pyro.sample("sigma", dist.HalfCauchy(2.5))
+        T = y.shape[0]
+        lags = torch.stack([y[K - k : T - k] for k in range(1, K + 1)], -1)
+        with pyro.plate("time", T - K):
+            pyro.sample("y", dist.Normal(alpha + lags @ beta, sigma), obs=y[K:])
+
+    began = time.perf_counter()
+    per_chain = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for chain in range(chains):
+            pyro.set_rng_seed(chain)
+            kernel = NUTS(model, jit_compile=True, ignore_jit_warnings=True)
+            mcmc = MCMC(kernel, num_samples=draws, warmup_steps=warmup, disable_progbar=True)
+            mcmc.run(y)
+            per_chain.append({k: v.numpy() for k, v in mcmc.get_samples().items()})
+    samples = {k: np.stack([c[k] for c in per_chain]) for k in per_chain[0]}
+    return time.perf_counter() - began, min_ess(samples)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small run, under a minute")
+    args = parser.parse_args()
+    import torch
+
+    import pyrogen
+
+    torch.set_default_dtype(torch.float64)
+    y = np.asarray(pyrogen.data.load_posteriordb("arK").data["y"], dtype=np.float64)
+    warmup, draws, chains = (200, 200, 2) if args.quick else (1000, 1000, 4)
+    pyro_warmup, pyro_draws, pyro_chains = (100, 100, 1) if args.quick else (warmup, draws, chains)
+    rows = {
+        "pyrogen_numpyro": run_pyrogen(y, "numpyro", warmup, draws, chains),
+        "numpyro": run_numpyro(y, warmup, draws, chains),
+        "pyrogen_pyro": run_pyrogen(y, "pyro", pyro_warmup, pyro_draws, pyro_chains),
+        "pyro": run_pyro(y, pyro_warmup, pyro_draws, pyro_chains),
+    }
+    print(f"posteriordb arK, AR(5), T=200: {chains} chains x ({warmup} warmup + {draws} draws);"
+          f" Pyro rows {pyro_chains} x ({pyro_warmup} + {pyro_draws})")
+    print(f"{'run':<18}{'seconds':>10}{'min ESS':>10}{'ESS/s':>10}")
+    figures = {"quick": args.quick}
+    for name, (seconds, ess) in rows.items():
+        print(f"{name:<18}{seconds:>10.1f}{ess:>10.0f}{ess / seconds:>10.1f}")
+        figures[f"{name}_seconds"] = seconds
+        figures[f"{name}_min_ess"] = ess
+        figures[f"{name}_ess_per_second"] = ess / seconds
+    figures["numpyro_overhead_ratio"] = (
+        figures["pyrogen_numpyro_ess_per_second"] / figures["numpyro_ess_per_second"]
+    )
+    figures["pyro_overhead_ratio"] = (
+        figures["pyrogen_pyro_ess_per_second"] / figures["pyro_ess_per_second"]
+    )
+    figures["default_backend_speedup_ratio"] = (
+        figures["pyrogen_numpyro_ess_per_second"] / figures["pyrogen_pyro_ess_per_second"]
+    )
+    print(f"pyrogen/plain ESS per second: numpyro {figures['numpyro_overhead_ratio']:.2f}, "
+          f"pyro {figures['pyro_overhead_ratio']:.2f}; pyrogen's default (numpyro) over pyro "
+          f"{figures['default_backend_speedup_ratio']:.1f}x")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
