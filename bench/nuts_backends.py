@@ -12,7 +12,7 @@ run in the same loop so neither side gets extra processes). Reported: wall time 
 sampling and compilation), the minimum bulk ESS over the 7 parameters, and ESS per
 second; the ratios are pyrogen's ESS/s over the plain backend's (1 means no overhead).
 
-    python bench/nuts_backends.py           # 1000 warmup + 1000 draws, 4 chains
+    python bench/nuts_backends.py           # 1000 warmup + 1000 draws, 4 chains (~10 min)
     python bench/nuts_backends.py --quick   # under a minute
 
 The last line printed is one JSON object of the figures; ratios are named *_ratio.
@@ -40,12 +40,22 @@ def min_ess(samples: dict) -> float:
 
 
 def run_pyrogen(y, backend, warmup, draws, chains):
-    import pyrogen
     from pyrogen.models import ar_model
 
+    import pyrogen
+
     began = time.perf_counter()
-    fit = pyrogen.fit(ar_model, y, order=5, method="nuts", backend=backend, num_warmup=warmup,
-                      num_samples=draws, num_chains=chains, progress=False)
+    fit = pyrogen.fit(
+        ar_model,
+        y,
+        order=5,
+        method="nuts",
+        backend=backend,
+        num_warmup=warmup,
+        num_samples=draws,
+        num_chains=chains,
+        progress=False,
+    )
     return time.perf_counter() - began, min_ess(fit.samples)
 
 
@@ -66,8 +76,14 @@ def run_numpyro(y, warmup, draws, chains):
             numpyro.sample("y", dist.Normal(alpha + lags @ beta, sigma), obs=y[K:])
 
     began = time.perf_counter()
-    mcmc = MCMC(NUTS(model), num_warmup=warmup, num_samples=draws, num_chains=chains,
-                chain_method="sequential", progress_bar=False)
+    mcmc = MCMC(
+        NUTS(model),
+        num_warmup=warmup,
+        num_samples=draws,
+        num_chains=chains,
+        chain_method="sequential",
+        progress_bar=False,
+    )
     mcmc.run(jax.random.PRNGKey(0), jnp.asarray(y))
     samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
     return time.perf_counter() - began, min_ess(samples)
@@ -118,14 +134,28 @@ def main():
     y = np.asarray(pyrogen.data.load_posteriordb("arK").data["y"], dtype=np.float64)
     warmup, draws, chains = (200, 200, 2) if args.quick else (1000, 1000, 4)
     pyro_warmup, pyro_draws, pyro_chains = (100, 100, 1) if args.quick else (warmup, draws, chains)
-    rows = {
-        "pyrogen_numpyro": run_pyrogen(y, "numpyro", warmup, draws, chains),
-        "numpyro": run_numpyro(y, warmup, draws, chains),
-        "pyrogen_pyro": run_pyrogen(y, "pyro", pyro_warmup, pyro_draws, pyro_chains),
-        "pyro": run_pyro(y, pyro_warmup, pyro_draws, pyro_chains),
-    }
-    print(f"posteriordb arK, AR(5), T=200: {chains} chains x ({warmup} warmup + {draws} draws);"
-          f" Pyro rows {pyro_chains} x ({pyro_warmup} + {pyro_draws})")
+    repeats = 1 if args.quick else 3
+    # JAX and torch.jit pay a one-time start-up on their first compilation; a short run of
+    # each side first keeps that cost out of whichever configuration happens to run first
+    run_numpyro(y, 20, 20, 1)
+    run_pyrogen(y, "numpyro", 20, 20, 1)
+    run_pyro(y, 10, 10, 1)
+    run_pyrogen(y, "pyro", 10, 10, 1)
+    runs = {"pyrogen_numpyro": [], "numpyro": [], "pyrogen_pyro": [], "pyro": []}
+    for repeat in range(repeats):  # interleaved, so drifts in machine load hit every row
+        runs["pyrogen_numpyro"].append(run_pyrogen(y, "numpyro", warmup, draws, chains))
+        runs["numpyro"].append(run_numpyro(y, warmup, draws, chains))
+        if repeat == 0:  # Pyro's rows take minutes each: one run
+            runs["pyrogen_pyro"].append(
+                run_pyrogen(y, "pyro", pyro_warmup, pyro_draws, pyro_chains)
+            )
+            runs["pyro"].append(run_pyro(y, pyro_warmup, pyro_draws, pyro_chains))
+    # the median run by ESS per second
+    rows = {k: sorted(v, key=lambda r: r[1] / r[0])[len(v) // 2] for k, v in runs.items()}
+    print(
+        f"posteriordb arK, AR(5), T=200: {chains} chains x ({warmup} warmup + {draws} draws);"
+        f" Pyro rows {pyro_chains} x ({pyro_warmup} + {pyro_draws}); median of {repeats} runs"
+    )
     print(f"{'run':<18}{'seconds':>10}{'min ESS':>10}{'ESS/s':>10}")
     figures = {"quick": args.quick}
     for name, (seconds, ess) in rows.items():
@@ -142,9 +172,11 @@ def main():
     figures["default_backend_speedup_ratio"] = (
         figures["pyrogen_numpyro_ess_per_second"] / figures["pyrogen_pyro_ess_per_second"]
     )
-    print(f"pyrogen/plain ESS per second: numpyro {figures['numpyro_overhead_ratio']:.2f}, "
-          f"pyro {figures['pyro_overhead_ratio']:.2f}; pyrogen's default (numpyro) over pyro "
-          f"{figures['default_backend_speedup_ratio']:.1f}x")
+    print(
+        f"pyrogen/plain ESS per second: numpyro {figures['numpyro_overhead_ratio']:.2f}, "
+        f"pyro {figures['pyro_overhead_ratio']:.2f}; pyrogen's default (numpyro) over pyro "
+        f"{figures['default_backend_speedup_ratio']:.1f}x"
+    )
     print(json.dumps(figures))
 
 

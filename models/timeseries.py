@@ -27,6 +27,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pyro as pyro_torch  # the Pyro module itself, for the torch-only HiddenMarkov.model
+import pyro.distributions as pyro_dist
 import torch
 from pyroapi import distributions as dist
 from pyroapi import ops, pyro
@@ -314,9 +316,7 @@ class HiddenMarkov(ZooModel):
         return torch.distributions.Normal(loc, self.config.mu_scale).log_prob(mu).sum(-1)
 
     def model(self, y) -> None:
-        import pyro as _pyro
-        import pyro.distributions as _dist
-
+        _pyro, _dist = pyro_torch, pyro_dist
         K = self.config.num_states
         concentration = torch.full((K, K), self.config.concentration, dtype=y.dtype)
         theta = _pyro.sample("theta", _dist.Dirichlet(concentration).to_event(1))

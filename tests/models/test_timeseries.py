@@ -267,3 +267,39 @@ def test_hmm_bad_input():
         pyrogen.fit(HiddenMarkov(2), [1.0], method="em")
     with pytest.raises(ValueError, match="y: contains infinite"):
         pyrogen.fit(HiddenMarkov(2), [1.0, np.inf, 0.0], method="em")
+
+
+@pytest.mark.slow  # about 6 minutes: Pyro NUTS re-enumerates the whole chain per gradient
+def test_zoo_hmm_nuts_by_enumeration_matches_the_forward_algorithm():
+    """Pyro NUTS on the enumerated pyro.markov chain and NumPyro NUTS on the forward
+    algorithm target the same posterior (same priors; mu far from 0, so the positivity
+    constraint of hmm_model has no mass to remove)."""
+    from pyrogen.models import HiddenMarkov, hmm_model
+
+    y, _, _, _ = _simulate_hmm(25, seed=4)
+    y = y * 3 + 3.0  # states near 3 and 12
+    enumerated = pyrogen.fit(
+        HiddenMarkov(2, mu_loc=[3.0, 10.0]),
+        y,
+        method="nuts",
+        num_warmup=200,
+        num_samples=300,
+        num_chains=2,
+    )
+    forward = pyrogen.fit(
+        hmm_model,
+        y,
+        method="nuts",
+        backend="numpyro",
+        num_warmup=500,
+        num_samples=1000,
+        num_chains=2,
+    )
+    comparison = pyrogen.compare_draws(
+        enumerated.samples,
+        forward.samples,
+        labels=("enum", "forward"),
+        sites=["mu", "theta"],
+        min_ess=50,
+    )
+    assert comparison.passed, str(comparison)
