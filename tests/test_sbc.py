@@ -16,7 +16,7 @@ def test_nuts_is_calibrated_on_a_conjugate_model():
         X,
         observed="y",
         method="nuts",
-        num_simulations=30,
+        num_simulations=20,
         num_draws=39,
         fit_options=dict(num_warmup=100, backend="numpyro"),
     )
