@@ -28,15 +28,12 @@ import numpy as np
 
 
 def min_ess(samples: dict) -> float:
+    """The smallest bulk ESS over every scalar component of (chain, draw, ...) draws."""
     import arviz as az
 
-    values = []
-    for value in samples.values():
-        value = np.asarray(value, dtype=float)
-        value = value.reshape(value.shape[:2] + (-1,))
-        for i in range(value.shape[-1]):
-            values.append(float(az.ess(value[..., i], method="bulk")))
-    return min(values)
+    from pyrogen.diagnostics import flatten_sites
+
+    return min(float(az.ess(v, method="bulk")) for v in flatten_sites(samples).values())
 
 
 def run_pyrogen(y, backend, warmup, draws, chains):

@@ -61,8 +61,13 @@ from pyroapi import ops
 from pyroapi import pyro as api_pyro
 from torch import nn
 
-from pyrogen.distributions import FourierSeriesDensity
-from pyrogen.validation import as_data_tensor, check_choice, check_positive_int
+from pyrogen.distributions import FourierSeriesDensity, autocorrelation, relative_coefficients
+from pyrogen.validation import (
+    as_data_tensor,
+    check_choice,
+    check_positive_int,
+    check_positive_number,
+)
 from pyrogen.zoo import ZooModel, register
 
 __all__ = [
@@ -92,15 +97,6 @@ def _robust_location_scale(x: torch.Tensor) -> tuple[float, float]:
     return float(median), spread
 
 
-def _check_number(value, name: str, *, minimum: float = 0.0, strict: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > minimum if strict else value >= minimum)
-    if not ok:
-        relation = ">" if strict else ">="
-        raise ValueError(f"{name}: must be a finite number {relation} {minimum}, got {value!r}")
-    return float(value)
-
-
 # -- the Fourier basis density -------------------------------------------------------
 
 
@@ -128,14 +124,12 @@ class FourierDensityConfig:
 
 def coefficients_to_a(b: torch.Tensor) -> torch.Tensor:
     """(…, N, 2) real and imaginary parts relative to a_0 = 1 -> complex a (…, N + 1)."""
-    one = torch.ones(b.shape[:-2] + (1,), dtype=b.dtype, device=b.device)
-    return torch.complex(torch.cat([one, b[..., 0]], -1), torch.cat([0 * one, b[..., 1]], -1))
+    return relative_coefficients(b[..., 0], b[..., 1])
 
 
 def normalized_autocorrelation(b) -> np.ndarray | torch.Tensor:
     """c_n / c_0 for n = 1..N as (…, N, 2) real and imaginary parts: the identified
     summary of coefficient draws ``b`` (…, N, 2) (it determines the density)."""
-    from pyrogen.distributions import autocorrelation
 
     as_numpy = not isinstance(b, torch.Tensor)
     tensor = torch.as_tensor(np.array(b, dtype=np.float64) if as_numpy else b, dtype=torch.float64)
@@ -191,9 +185,9 @@ class FourierDensity(ZooModel):
         elif prior is not None:
             prior = asdict(FourierPrior(**prior))
         if prior is not None:
-            _check_number(prior["scale"], "prior.scale", strict=True)
-            _check_number(prior["decay"], "prior.decay")
-        smoothness = _check_number(smoothness, "smoothness")
+            check_positive_number(prior["scale"], "prior.scale")
+            check_positive_number(prior["decay"], "prior.decay", allow_zero=True)
+        smoothness = check_positive_number(smoothness, "smoothness", allow_zero=True)
         self.config = FourierDensityConfig(num_frequencies, domain, bounds, prior, smoothness)
         N, dtype = num_frequencies, torch.float64
         self.register_buffer("fitted", torch.tensor(False))
@@ -394,7 +388,7 @@ class DeepFactorizedDensity(ZooModel):
         num_units = tuple(num_units)
         for i, width in enumerate(num_units):
             check_positive_int(width, f"num_units[{i}]")
-        init_scale = _check_number(init_scale, "init_scale", strict=True)
+        init_scale = check_positive_number(init_scale, "init_scale")
         self.config = DeepFactorizedConfig(num_units, init_scale)
         widths = (1, *num_units, 1)
         scale = init_scale ** (1 / (len(widths) - 1))
@@ -441,19 +435,17 @@ class DeepFactorizedDensity(ZooModel):
         """The CDF's logit and the log of its derivative in x, elementwise."""
         v = ((x - self.shift) / self.spread)[..., None]  # (…, 1)
         log_dv = torch.zeros_like(v)  # log of the (positive) derivative of each unit
-        last = len(self.matrices) - 1
         for i, (matrix, bias) in enumerate(zip(self.matrices, self.biases)):
             weight = nn.functional.softplus(matrix)  # (out, in), positive
             z = v @ weight.T + bias
             # d z_j / dx = sum_i W_ji dv_i: a log-sum-exp of positive terms
             log_dz = torch.logsumexp(weight.log() + log_dv[..., None, :], -1)
-            if i == last:
-                return z[..., 0], log_dz[..., 0] - self.spread.log()
-            factor = torch.tanh(self.factors[i])
-            t = torch.tanh(z)
-            v = z + factor * t
-            log_dv = log_dz + torch.log1p(factor * (1 - t.square()))
-        raise AssertionError("unreachable")
+            if i < len(self.factors):  # hidden layers: z + tanh(a) tanh(z)
+                factor = torch.tanh(self.factors[i])
+                t = torch.tanh(z)
+                v = z + factor * t
+                log_dv = log_dz + torch.log1p(factor * (1 - t.square()))
+        return z[..., 0], log_dz[..., 0] - self.spread.log()
 
     def log_density(self, x: torch.Tensor) -> torch.Tensor:
         """log c'(x), differentiable in the network's parameters."""

@@ -41,7 +41,12 @@ from pyroapi import distributions as api_dist
 from pyroapi import ops
 from pyroapi import pyro as api_pyro
 
-from pyrogen.validation import as_data_tensor, check_choice, check_positive_int
+from pyrogen.validation import (
+    as_data_tensor,
+    check_choice,
+    check_positive_int,
+    check_positive_number,
+)
 from pyrogen.zoo import ZooModel, register
 
 __all__ = ["GaussianMixture", "GaussianMixturePrior", "normal_mixture_1d"]
@@ -145,10 +150,7 @@ class GaussianMixture(ZooModel):
         check_choice(covariance, "covariance", ("full", "diag", "spherical"))
         check_positive_int(n_init, "n_init")
         check_positive_int(kmeans_iter, "kmeans_iter")
-        if not (
-            isinstance(reg_covar, (int, float)) and math.isfinite(reg_covar) and reg_covar >= 0
-        ):
-            raise ValueError(f"reg_covar: must be a non-negative number, got {reg_covar!r}")
+        check_positive_number(reg_covar, "reg_covar", allow_zero=True)
         if isinstance(init, str):
             check_choice(init, "init", ("kmeans++", "random"))
         else:

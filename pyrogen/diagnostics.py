@@ -68,16 +68,18 @@ class Comparison:
         return "\n".join(lines)
 
 
-def _flatten(draws: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """site -> (chain, draw, *shape) becomes 'site[i,j]' -> (chain, draw)."""
+def flatten_sites(draws: dict[str, np.ndarray], leading: int = 2) -> dict[str, np.ndarray]:
+    """site -> (*leading dims, *shape) becomes 'site[i,j]' -> (*leading dims): one entry
+    per scalar component (``leading`` is 2 for (chain, draw), 1 for draws, 0 for values)."""
     out = {}
     for name, value in draws.items():
         value = np.asarray(value, dtype=float)
-        if value.ndim == 2:
+        shape = value.shape[leading:]
+        if not shape:
             out[name] = value
             continue
-        for index in np.ndindex(*value.shape[2:]):
-            out[f"{name}[{','.join(map(str, index))}]"] = value[(slice(None), slice(None)) + index]
+        for index in np.ndindex(*shape):
+            out[f"{name}[{','.join(map(str, index))}]"] = value[(Ellipsis, *index)]
     return out
 
 
@@ -109,8 +111,8 @@ def compare_draws(
     missing = [s for s in sites if s not in a or s not in b]
     if missing:
         raise KeyError(f"sites: {missing} are not in both sets of draws")
-    flat_a = _flatten({s: a[s] for s in sites})
-    flat_b = _flatten({s: b[s] for s in sites})
+    flat_a = flatten_sites({s: a[s] for s in sites})
+    flat_b = flatten_sites({s: b[s] for s in sites})
     rows, la, lb = [], *labels
     for name in flat_a:
         sa, sb = _stats(flat_a[name]), _stats(flat_b[name])

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from pyrogen.diagnostics import flatten_sites
+
 __all__ = ["InferenceReport", "compare_inference"]
 
 GUIDES = ("mean_field", "full_rank", "low_rank", "flow")
@@ -54,7 +56,7 @@ class InferenceReport:
         ax = ax or plt.subplots(figsize=(5.5, 4.5))[1]
         names = None
         for method, draws in self.draws.items():
-            flat = _flat_columns(draws)
+            flat = flatten_sites(draws, 1)
             names = names or list(flat)[:2]
             if len(names) < 2:
                 raise ValueError("plot: the model has fewer than two scalar parameters")
@@ -64,19 +66,6 @@ class InferenceReport:
         ax.set(xlabel=names[0], ylabel=names[1])
         ax.legend(markerscale=4, fontsize=8)
         return ax
-
-
-def _flat_columns(draws: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """site -> (draws, *shape) becomes 'site[i]' -> (draws,)."""
-    out = {}
-    for name, value in draws.items():
-        value = np.asarray(value, dtype=float)
-        if value.ndim == 1:
-            out[name] = value
-            continue
-        for index in np.ndindex(*value.shape[1:]):
-            out[f"{name}[{','.join(map(str, index))}]"] = value[(slice(None), *index)]
-    return out
 
 
 def compare_inference(
@@ -120,12 +109,8 @@ def compare_inference(
     nuts_draws = {
         k: np.asarray(v).reshape((-1,) + np.shape(v)[2:]) for k, v in reference.samples.items()
     }
-    nuts_flat = _flat_columns(nuts_draws)
-    ess = min(
-        float(az.ess(np.asarray(v, dtype=float).reshape(np.shape(v)[:2] + (-1,))[..., i]))
-        for v in reference.samples.values()
-        for i in range(int(np.prod(np.shape(v)[2:], dtype=int)))
-    )
+    nuts_flat = flatten_sites(nuts_draws, 1)
+    ess = min(float(az.ess(v)) for v in flatten_sites(reference.samples).values())
     mean = {k: v.mean() for k, v in nuts_flat.items()}
     sd = {k: v.std() for k, v in nuts_flat.items()}
     rows = [
@@ -159,7 +144,7 @@ def compare_inference(
         draws = draws_from_guide(
             result.model_fn, result.guide, result.args, result.kwargs, num_samples * num_chains
         )
-        flat = _flat_columns(draws)
+        flat = flatten_sites(draws, 1)
         with torch.no_grad():
             elbo = -Trace_ELBO(
                 num_particles=1000, vectorize_particles=True, max_plate_nesting=_nesting(result)

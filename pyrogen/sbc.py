@@ -22,6 +22,7 @@ from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 
 from pyrogen.compat import backend as use_backend
+from pyrogen.diagnostics import flatten_sites
 from pyrogen.validation import check_positive_int
 
 __all__ = ["sbc", "SBCResult"]
@@ -92,28 +93,10 @@ class SBCResult:
         return axes
 
 
-def _flat(values: dict[str, np.ndarray], leading: int) -> dict[str, np.ndarray]:
-    """site -> (leading..., *shape) becomes 'site[i]' -> (leading...)."""
-    out = {}
-    for name, value in values.items():
-        value = np.asarray(value, dtype=float)
-        shape = value.shape[leading:]
-        if not shape:
-            out[name] = value
-            continue
-        for index in np.ndindex(*shape):
-            out[f"{name}[{','.join(map(str, index))}]"] = value[(Ellipsis, *index)]
-    return out
-
-
 def _prior_draw(model, args, kwargs, observed: str, simulate: bool = True):
     """Latent values and simulated observations from the prior predictive (Pyro); with
     ``simulate=False`` the model runs on its data as given (its latents are still prior
     draws: nothing conditions them)."""
-    args = tuple(
-        torch.as_tensor(a, dtype=torch.get_default_dtype()) if isinstance(a, np.ndarray) else a
-        for a in args
-    )
     with use_backend("pyro"), torch.no_grad(), poutine.block():
         extra = {observed: None} if simulate else {}
         trace = poutine.trace(model).get_trace(*args, **{**kwargs, **extra})
@@ -159,7 +142,7 @@ def sbc(
         An :class:`SBCResult`.
     """
     from pyrogen.arviz import draws_from_guide
-    from pyrogen.fit import fit
+    from pyrogen.fit import _to_tensors, fit
 
     check_positive_int(num_simulations, "num_simulations")
     check_positive_int(num_draws, "num_draws")
@@ -169,6 +152,7 @@ def sbc(
         fit_options.setdefault("num_chains", 1)
         fit_options.setdefault("num_samples", 4 * num_draws)
     fit_options.setdefault("progress", False)
+    tensor_args = _to_tensors(args, None)  # the prior draws run the model under Pyro
     ranks: dict[str, list[int]] = {}
     spreads: dict[str, list[float]] = {}
     prior_values: dict[str, list[float]] = {}
@@ -179,7 +163,7 @@ def sbc(
         iterator = tqdm(iterator, desc=f"sbc {method}")
     for i in iterator:
         pyro.set_rng_seed(seed * 100_003 + i)
-        latents, simulated = _prior_draw(model, args, kwargs, observed, simulator is None)
+        latents, simulated = _prior_draw(model, tensor_args, kwargs, observed, simulator is None)
         if simulator is not None:
             call_args, call_kwargs = simulator(latents, *args)
             call_kwargs = {**kwargs, **call_kwargs}
@@ -196,8 +180,8 @@ def sbc(
             draws = draws_from_guide(
                 result.model_fn, result.guide, result.args, result.kwargs, 4 * num_draws
             )
-        truth = _flat({k: v.cpu().numpy() for k, v in latents.items()}, 0)
-        flat = _flat(draws, 1)
+        truth = flatten_sites({k: v.cpu().numpy() for k, v in latents.items()}, 0)
+        flat = flatten_sites(draws, 1)
         for name, value in truth.items():
             thinned = flat[name][np.linspace(0, len(flat[name]) - 1, num_draws).astype(int)]
             ranks.setdefault(name, []).append(int(np.sum(thinned < value)))

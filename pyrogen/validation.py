@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
 import torch
 
-__all__ = ["as_data_tensor", "check_positive_int", "check_choice"]
+__all__ = ["as_data_tensor", "check_positive_int", "check_positive_number", "check_choice"]
 
 
 def as_data_tensor(
@@ -68,6 +69,16 @@ def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name}: must be at least {minimum}, got {value}")
     return int(value)
+
+
+def check_positive_number(value, name: str, *, allow_zero: bool = False) -> float:
+    """A finite real number above zero (or at least zero with ``allow_zero``), as float."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = ok and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        kind = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"{name}: must be a {kind} number, got {value!r}")
+    return float(value)
 
 
 def check_choice(value, name: str, choices) -> str:

@@ -38,7 +38,7 @@ import torch
 from pyro.distributions import TorchDistribution, constraints
 from torch.distributions.utils import broadcast_all
 
-__all__ = ["FourierSeriesDensity", "autocorrelation"]
+__all__ = ["FourierSeriesDensity", "autocorrelation", "relative_coefficients"]
 
 DOMAINS = ("real", "interval")
 
@@ -50,6 +50,13 @@ def autocorrelation(a: torch.Tensor) -> torch.Tensor:
     spectrum = torch.fft.fft(a, n=2 * K)
     r = torch.fft.ifft(spectrum.abs().square(), n=2 * K)[..., :K]  # sum_k conj(a_k) a_{k+n}
     return r.conj()
+
+
+def relative_coefficients(real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
+    """Complex a (…, N + 1) with a_0 = 1 and a_k = real_k + i imag_k (…, N): fixing a_0
+    removes the scale and phase directions that leave the density unchanged."""
+    one = torch.ones_like(real[..., :1])
+    return torch.complex(torch.cat([one, real], -1), torch.cat([0 * one, imag], -1))
 
 
 def _broadcast(*shapes) -> torch.Size:

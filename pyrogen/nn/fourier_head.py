@@ -7,8 +7,8 @@ import math
 import torch
 from torch import nn
 
-from pyrogen.distributions import FourierSeriesDensity
-from pyrogen.validation import check_positive_int
+from pyrogen.distributions import FourierSeriesDensity, relative_coefficients
+from pyrogen.validation import check_choice, check_positive_int, check_positive_number
 
 __all__ = ["FourierHead"]
 
@@ -47,9 +47,9 @@ class FourierHead(nn.Module):
         super().__init__()
         check_positive_int(in_features, "in_features")
         check_positive_int(num_frequencies, "num_frequencies")
-        if not (math.isfinite(scale) and scale > 0):
-            raise ValueError(f"scale: must be a positive number, got {scale!r}")
-        self.num_frequencies, self.domain = num_frequencies, domain
+        check_positive_number(scale, "scale")
+        check_choice(domain, "domain", ("real", "interval"))
+        self.in_features, self.num_frequencies, self.domain = in_features, num_frequencies, domain
         outputs = 2 * num_frequencies + (2 if domain == "real" else 0)
         layers, width = [], in_features
         for size in hidden:
@@ -63,16 +63,14 @@ class FourierHead(nn.Module):
         self.register_buffer("base_log_scale", torch.tensor(math.log(scale)))
 
     def forward(self, context: torch.Tensor) -> FourierSeriesDensity:
-        if context.shape[-1] != self.trunk[0].in_features if len(self.trunk) else False:
+        if context.shape[-1] != self.in_features:
             raise ValueError(
-                f"context: expected last dimension {self.trunk[0].in_features}, "
+                f"context: expected last dimension {self.in_features}, "
                 f"got shape {tuple(context.shape)}"
             )
         h = self.out(self.trunk(context))
         N = self.num_frequencies
-        re, im = h[..., :N], h[..., N : 2 * N]
-        one = torch.ones_like(re[..., :1])
-        a = torch.complex(torch.cat([one, re], -1), torch.cat([0 * one, im], -1))
+        a = relative_coefficients(h[..., :N], h[..., N : 2 * N])
         loc = self.base_loc.to(h.dtype)
         scale = self.base_log_scale.to(h.dtype).exp()
         if self.domain == "real":
