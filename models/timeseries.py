@@ -33,10 +33,17 @@ import torch
 from pyroapi import distributions as dist
 from pyroapi import ops, pyro
 
-from pyrogen.validation import as_data_tensor, check_positive_int
+from pyrogen.validation import as_data_tensor, check_positive_int, check_positive_number
 from pyrogen.zoo import ZooModel, register
 
 __all__ = ["AutoRegressive", "HiddenMarkov", "ar_model", "hmm_model"]
+
+
+def _lags(y, order: int, stack=torch.stack):
+    """The design of an AR(order): row t - order holds y[t - 1], ..., y[t - order] for
+    t = order..T-1, shape (T - order, order); ``stack`` is torch's or pyro-api's."""
+    T = y.shape[0]
+    return stack([y[order - k : T - k] for k in range(1, order + 1)], -1)
 
 
 def ar_model(y, order: int, alpha_scale=10.0, beta_scale=10.0, sigma_scale=2.5):
@@ -46,10 +53,9 @@ def ar_model(y, order: int, alpha_scale=10.0, beta_scale=10.0, sigma_scale=2.5):
     alpha = pyro.sample("alpha", dist.Normal(0.0, alpha_scale))
     beta = pyro.sample("beta", dist.Normal(0.0, beta_scale).expand([order]).to_event(1))
     sigma = pyro.sample("sigma", dist.HalfCauchy(sigma_scale))
-    T = y.shape[0]
-    lags = ops.stack([y[order - k : T - k] for k in range(1, order + 1)], -1)  # y[t - k]
+    lags = _lags(y, order, ops.stack)
     mu = alpha + (lags * beta[..., None, :]).sum(-1)
-    with pyro.plate("time", T - order):
+    with pyro.plate("time", lags.shape[0]):
         pyro.sample("y", dist.Normal(mu, sigma[..., None]), obs=y[order:])
 
 
@@ -87,15 +93,11 @@ class AutoRegressive(ZooModel):
     def __init__(self, order: int, alpha_scale=10.0, beta_scale=10.0, sigma_scale=2.5):
         super().__init__()
         check_positive_int(order, "order")
-        for name, value in (
-            ("alpha_scale", alpha_scale),
-            ("beta_scale", beta_scale),
-            ("sigma_scale", sigma_scale),
-        ):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name}: must be a positive number, got {value!r}")
         self.config = AutoRegressiveConfig(
-            order, float(alpha_scale), float(beta_scale), float(sigma_scale)
+            order,
+            check_positive_number(alpha_scale, "alpha_scale"),
+            check_positive_number(beta_scale, "beta_scale"),
+            check_positive_number(sigma_scale, "sigma_scale"),
         )
         dtype = torch.float64
         self.register_buffer("fitted", torch.tensor(False))
@@ -124,9 +126,8 @@ class AutoRegressive(ZooModel):
     @torch.no_grad()
     def initialize(self, y) -> None:
         """Least squares (conditional maximum likelihood): a start for SVI, MAP, NUTS."""
-        p, T = self.config.order, y.shape[0]
-        lags = torch.stack([y[p - k : T - k] for k in range(1, p + 1)], -1)
-        design = torch.cat([torch.ones(T - p, 1, dtype=y.dtype), lags], -1)
+        p, lags = self.config.order, _lags(y, self.config.order)
+        design = torch.cat([torch.ones(len(lags), 1, dtype=y.dtype), lags], -1)
         solution = torch.linalg.lstsq(design, y[p:, None]).solution[:, 0]
         residual = y[p:] - design @ solution
         self.alpha = solution[:1].clone()
@@ -152,19 +153,19 @@ class AutoRegressive(ZooModel):
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     # -- predictive quantities -----------------------------------------------------------
-    def _means(self, y: torch.Tensor) -> torch.Tensor:
-        """One-step-ahead means, (draws, T - p)."""
-        p, T = self.config.order, y.shape[0]
-        lags = torch.stack([y[p - k : T - k] for k in range(1, p + 1)], -1)
-        return self.alpha[:, None] + self.beta @ lags.T
+    def _step_log_probs(self, y, alpha, beta, sigma) -> torch.Tensor:
+        """log N(y_t; alpha_s + sum_k beta_sk y_{t-k}, sigma_s) for every draw s and
+        t = p+1..T: shape (S, T - p), given alpha (S,), beta (S, p), sigma (S,)."""
+        p = self.config.order
+        mean = alpha[:, None] + beta @ _lags(y, p).T
+        return torch.distributions.Normal(mean, sigma[:, None]).log_prob(y[p:])
 
     def log_prob(self, y) -> torch.Tensor:
         """log p(y_t | y_{t-p..t-1}) for t = p+1..T, averaged over the posterior draws
         (the one-step-ahead posterior predictive), shape (T - p,)."""
         (y,) = self.prepare(y)
         with torch.no_grad():
-            normal = torch.distributions.Normal(self._means(y), self.sigma[:, None])
-            log_p = normal.log_prob(y[None, self.config.order :])
+            log_p = self._step_log_probs(y, self.alpha, self.beta, self.sigma)
             return log_p.logsumexp(0) - math.log(len(self.alpha))
 
     def forecast(self, y, horizon: int, num_samples: int = 1000) -> torch.Tensor:
@@ -196,25 +197,39 @@ class AutoRegressive(ZooModel):
 
     def pointwise_log_likelihood(self, draws: dict, y: torch.Tensor) -> dict[str, np.ndarray]:
         """log p(y_t | past, draw s) for ArviZ, shape (S, T - p)."""
-        p, T = self.config.order, y.shape[0]
-        alpha = torch.as_tensor(np.array(draws["alpha"]), dtype=y.dtype).reshape(-1, 1)
-        beta = torch.as_tensor(np.array(draws["beta"]), dtype=y.dtype).reshape(len(alpha), p)
-        sigma = torch.as_tensor(np.array(draws["sigma"]), dtype=y.dtype).reshape(-1, 1)
-        lags = torch.stack([y[p - k : T - k] for k in range(1, p + 1)], -1)
-        mean = alpha + beta @ lags.T
-        return {"y": torch.distributions.Normal(mean, sigma).log_prob(y[p:]).numpy()}
+        alpha = torch.as_tensor(np.array(draws["alpha"]), dtype=y.dtype).reshape(-1)
+        beta = torch.as_tensor(np.array(draws["beta"]), dtype=y.dtype).reshape(len(alpha), -1)
+        sigma = torch.as_tensor(np.array(draws["sigma"]), dtype=y.dtype).reshape(-1)
+        return {"y": self._step_log_probs(y, alpha, beta, sigma).numpy()}
 
 
 # -- hidden Markov models ---------------------------------------------------------------------
 
 
 def _forward(log_emission, log_transition, xp):
-    """log p(y_1..T) by the forward algorithm from uniform-free initial messages (Stan's
-    ``hmm_example``: gamma_1 = log p(y_1 | z_1)); ``xp`` is torch or pyro-api's ops."""
-    alpha = log_emission[0]
+    """The forward algorithm's messages log p(y_1..t, z_t), shape (T, K), started as
+    Stan's ``hmm_example`` does (gamma_1 = log p(y_1 | z_1), no initial distribution);
+    ``xp`` is torch or pyro-api's ops."""
+    alphas = [log_emission[0]]
     for t in range(1, log_emission.shape[0]):
-        alpha = xp.logsumexp(alpha[:, None] + log_transition, 0) + log_emission[t]
-    return xp.logsumexp(alpha, 0)
+        alphas.append(xp.logsumexp(alphas[-1][:, None] + log_transition, 0) + log_emission[t])
+    return xp.stack(alphas, 0)
+
+
+def _log_evidence(log_emission, log_transition, xp):
+    """log sum_z p(y_1..T, z) started as :func:`_forward` is, by a parallel scan: the
+    T - 1 transition-emission matrices are multiplied pairwise in the log semiring
+    (log T rounds of batched operations instead of T sequential ones), so a gradient
+    under Pyro costs a handful of tensor operations (Pyro's DiscreteHMM does the same).
+    ``xp`` is torch or pyro-api's ops."""
+    steps = log_transition + log_emission[1:, None, :]  # (T - 1, K, K): from, to
+    while steps.shape[0] > 1:
+        even = steps.shape[0] // 2 * 2
+        pairs = xp.logsumexp(steps[0:even:2, :, :, None] + steps[1:even:2, None, :, :], 2)
+        steps = pairs if even == steps.shape[0] else xp.cat([pairs, steps[even:]], 0)
+    if steps.shape[0] == 0:
+        return xp.logsumexp(log_emission[0], 0)
+    return xp.logsumexp(xp.logsumexp(log_emission[0][:, None] + steps[0], 1), 0)
 
 
 def hmm_model(
@@ -232,7 +247,7 @@ def hmm_model(
     loc = ops.tensor(list(mu_loc)) * 1.0
     pyro.factor("mu_prior", dist.Normal(loc, mu_scale).log_prob(mu).sum())
     log_emission = dist.Normal(mu, scale).log_prob(y[:, None])  # (T, K)
-    pyro.factor("y", _forward(log_emission, ops.log(theta), ops))
+    pyro.factor("y", _log_evidence(log_emission, ops.log(theta), ops))
 
 
 @dataclass
@@ -286,8 +301,7 @@ class HiddenMarkov(ZooModel):
             ("mu_scale", mu_scale),
             ("concentration", concentration),
         ):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name}: must be a positive number, got {value!r}")
+            check_positive_number(value, name)
         if mu_loc is not None:
             mu_loc = [float(v) for v in mu_loc]
             if len(mu_loc) != num_states:
@@ -351,24 +365,28 @@ class HiddenMarkov(ZooModel):
             self.theta.fill_diagonal_(0.8)
 
     # -- exact computations ---------------------------------------------------------------
-    def _log_emission(self, y):
-        return torch.distributions.Normal(self.mu, self.config.scale).log_prob(y[:, None])
+    def _log_emission(self, y, mu=None):
+        mu = self.mu if mu is None else mu
+        return torch.distributions.Normal(mu, self.config.scale).log_prob(y[:, None])
 
-    def _filter(self, y):
-        """Forward messages log p(y_1..t, z_t), shape (T, K)."""
-        log_emission, log_theta = self._log_emission(y), self.theta.log()
-        alphas = [log_emission[0] - math.log(self.config.num_states)]
-        for t in range(1, len(y)):
-            alphas.append((alphas[-1][:, None] + log_theta).logsumexp(0) + log_emission[t])
-        return torch.stack(alphas)
+    def _filter(self, y, theta=None, mu=None):
+        """Forward messages log p(y_1..t, z_t) with a uniform initial state, shape (T, K),
+        for the fitted parameters or the given ones."""
+        theta = self.theta if theta is None else theta
+        log_emission = self._log_emission(y, mu)
+        return _forward(log_emission, theta.log(), torch) - math.log(self.config.num_states)
+
+    def _step_log_probs(self, y, theta=None, mu=None) -> torch.Tensor:
+        """log p(y_t | y_<t) for every t, shape (T,)."""
+        totals = self._filter(y, theta, mu).logsumexp(-1)
+        return torch.cat([totals[:1], totals.diff()])
 
     def log_prob(self, y) -> torch.Tensor:
         """log p(y_t | y_<t) for every t (the one-step-ahead predictive), shape (T,);
         their sum is log p(y) with a uniform initial state."""
         (y,) = self.prepare(y)
         with torch.no_grad():
-            totals = self._filter(y).logsumexp(-1)
-            return torch.cat([totals[:1], totals.diff()])
+            return self._step_log_probs(y)
 
     def viterbi(self, y) -> torch.Tensor:
         """The most probable state path argmax_z p(z | y), shape (T,)."""
@@ -393,7 +411,7 @@ class HiddenMarkov(ZooModel):
         under the priors when given); returns the mean log-likelihood per step before."""
         K, T = self.config.num_states, len(y)
         log_emission, log_theta = self._log_emission(y), self.theta.log()
-        log_alpha = self._filter(y)
+        log_alpha = _forward(log_emission, log_theta, torch) - math.log(K)
         log_beta = [torch.zeros(K, dtype=y.dtype)]
         for t in range(T - 1, 0, -1):
             log_beta.append((log_theta + log_emission[t] + log_beta[-1]).logsumexp(-1))
@@ -443,12 +461,6 @@ class HiddenMarkov(ZooModel):
         theta = torch.as_tensor(np.array(draws["theta"]), dtype=y.dtype)
         mu = torch.as_tensor(np.array(draws["mu"]), dtype=y.dtype)
         theta, mu = theta.reshape(-1, *theta.shape[-2:]), mu.reshape(-1, mu.shape[-1])
-        saved = self.theta.clone(), self.mu.clone()
-        out = []
-        for th, m in zip(theta, mu):
-            self.theta.copy_(th)
-            self.mu.copy_(m)
-            out.append(self.log_prob(y).numpy())
-        self.theta.copy_(saved[0])
-        self.mu.copy_(saved[1])
-        return {"y": np.stack(out)}
+        with torch.no_grad():
+            out = [self._step_log_probs(y, th, m) for th, m in zip(theta, mu)]
+        return {"y": torch.stack(out).numpy()}

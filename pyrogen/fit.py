@@ -25,7 +25,12 @@ from pyrogen.infer.svi import (
     model_structure,
     point_values,
 )
-from pyrogen.validation import as_data_tensor, check_choice, check_positive_int
+from pyrogen.validation import (
+    as_data_tensor,
+    check_choice,
+    check_positive_int,
+    check_positive_number,
+)
 from pyrogen.zoo import ZooModel
 
 __all__ = ["fit", "Fit", "METHODS"]
@@ -174,7 +179,8 @@ def fit(
             EM, for models that define it) or ``"nuts"``.
         guide: for SVI: ``"mean_field"`` (AutoNormal), ``"full_rank"``
             (AutoMultivariateNormal), ``"low_rank"`` (AutoLowRankMultivariateNormal),
-            ``"flow"`` (AutoIAFNormal), ``"delta"`` or a guide callable.
+            ``"flow"`` (AutoIAFNormal), ``"spline"`` (AutoSplineNormal: neural spline
+            flows), ``"delta"`` or a guide callable.
         loss: the ELBO: ``"trace"``, ``"mean_field"`` (analytic KL), ``"enum"``,
             ``"iwae"`` (importance-weighted over ``num_particles``) or a
             ``pyro.infer.ELBO``.
@@ -220,8 +226,7 @@ def fit(
         check_positive_int(num_steps, "num_steps")
     if tol is not None and not (np.isfinite(tol) and tol >= 0):
         raise ValueError(f"tol: must be a non-negative number, got {tol}")
-    if not (isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr: must be a positive number, got {lr!r}")
+    check_positive_number(lr, "lr")
 
     is_zoo = isinstance(model, ZooModel)
     if is_zoo:

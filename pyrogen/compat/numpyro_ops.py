@@ -25,3 +25,7 @@ def ones(*sizes, **kwargs):
 
 def logsumexp(x, dim, keepdim=False):
     return _logsumexp(x, axis=dim, keepdims=keepdim)
+
+
+def cat(tensors, dim=0):
+    return jnp.concatenate(tensors, axis=dim)

@@ -155,6 +155,8 @@ def make_guide(
     - ``"full_rank"``: AutoMultivariateNormal, one dense Gaussian over all sites;
     - ``"low_rank"``: AutoLowRankMultivariateNormal, diagonal plus a low-rank factor;
     - ``"flow"``: AutoIAFNormal, a normal pushed through inverse autoregressive flows;
+    - ``"spline"``: AutoSplineNormal, rational-quadratic spline flows then an affine map
+      started at the initial point;
     - ``"delta"``: AutoDelta, a point mass (MAP).
 
     Autoguides start at ``init_values`` where given (e.g. a model's k-means start)."""
@@ -175,8 +177,13 @@ def make_guide(
         return AutoLowRankMultivariateNormal(exposed, init_loc_fn=start)
     if guide == "flow":
         return AutoIAFNormal(exposed, num_transforms=2)
+    if guide == "spline":
+        from pyrogen.infer.guides import AutoSplineNormal
+
+        return AutoSplineNormal(exposed, init_loc_fn=start)
     raise ValueError(
-        "guide: must be 'mean_field', 'full_rank', 'low_rank', 'flow', 'delta' or a callable, "
+        "guide: must be 'mean_field', 'full_rank', 'low_rank', 'flow', 'spline', 'delta' or a "
+        "callable, "
         f"got {guide!r}"
     )
 

@@ -180,6 +180,29 @@ def test_enumeration_equals_the_forward_algorithm():
     assert elbo - float(dirichlet) == pytest.approx(float(model.log_prob(yt).sum()), abs=1e-9)
 
 
+@pytest.mark.parametrize("T", [1, 2, 3, 7, 8, 100])
+def test_parallel_scan_equals_the_forward_algorithm(T):
+    """hmm_model's log evidence (pairwise log-semiring products) equals the sequential
+    forward recursion, under torch and under jax."""
+    import jax
+    import jax.numpy as jnp
+    from pyrogen.models.timeseries import _forward, _log_evidence
+
+    from pyrogen.compat import numpyro_ops
+
+    gen = torch.Generator().manual_seed(T)
+    log_emission = torch.randn(T, 3, generator=gen, dtype=torch.float64)
+    log_theta = torch.randn(3, 3, generator=gen, dtype=torch.float64).log_softmax(-1)
+    expected = float(_forward(log_emission, log_theta, torch)[-1].logsumexp(0))
+    got = _log_evidence(log_emission, log_theta, torch)
+    assert float(got) == pytest.approx(expected, abs=1e-12)
+    with jax.enable_x64(True):
+        got = _log_evidence(
+            jnp.asarray(log_emission.numpy()), jnp.asarray(log_theta.numpy()), numpyro_ops
+        )
+        assert float(got) == pytest.approx(expected, abs=1e-10)
+
+
 def test_viterbi_is_the_brute_force_argmax():
     from itertools import product
 
