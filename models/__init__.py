@@ -14,8 +14,10 @@ from pyrogen.models.regression import (
     exact_posterior,
 )
 from pyrogen.models.timeseries import AutoRegressive, HiddenMarkov, ar_model, hmm_model
+from pyrogen.models.vae import VAE, Autoencoder
 
 __all__ = [
+    "Autoencoder",
     "AutoRegressive",
     "DeepFactorizedDensity",
     "FourierDensity",
@@ -23,6 +25,7 @@ __all__ = [
     "GaussianMixture",
     "GaussianMixturePrior",
     "HiddenMarkov",
+    "VAE",
     "ar_model",
     "bayesian_linear_regression",
     "correlated_design",

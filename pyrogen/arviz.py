@@ -13,7 +13,6 @@ import numpy as np
 import torch
 import xarray as xr
 from pyro import poutine
-from pyro.infer import Predictive
 from pyro.poutine.util import site_is_subsample
 
 from pyrogen.compat import backend as use_backend
@@ -137,6 +136,7 @@ def pointwise_log_likelihood_numpyro(model, draws: dict[str, np.ndarray], args=(
 def draws_from_guide(model, guide, args=(), kwargs=None, num_samples: int = 1000) -> dict:
     """Draws of the model's latent sites from a fitted guide, shape (num_samples, ...)."""
     from pyrogen.infer.init import trace_structure
+    from pyrogen.infer.svi import guide_draws
 
     kwargs = kwargs or {}
     structure = trace_structure(model, args, kwargs)
@@ -145,8 +145,7 @@ def draws_from_guide(model, guide, args=(), kwargs=None, num_samples: int = 1000
         for name, site in structure.nodes.items()
         if site["type"] == "sample" and not site["is_observed"]
     ]
-    with torch.no_grad():
-        draws = Predictive(guide, num_samples=num_samples)(*args, **kwargs)
+    draws = guide_draws(guide, args, kwargs, num_samples)
     return {k: _numpy(v) for k, v in draws.items() if k in latent}
 
 

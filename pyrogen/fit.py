@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
@@ -152,6 +153,8 @@ def fit(
     seed: int = 0,
     num_steps: int | None = None,
     max_steps: int | None = None,
+    batch_size: int | None = None,
+    num_epochs: int | None = None,
     tol: float | None = None,
     window: int | None = None,
     num_warmup: int = 500,
@@ -188,6 +191,10 @@ def fit(
             in one vectorized pass (the model must respect its plates).
         num_steps: the most steps (SVI default 1000, EM default 100);
             ``max_steps`` is an alias.
+        batch_size: SVI/MAP/MLE on minibatches of this many examples (zoo models
+            that declare ``supports_batches``: their data plate is told N and scales
+            each batch up to it); ``num_epochs`` then sets the number of steps to
+            that many passes over the data.
         tol: stop early when the windowed mean loss changes by less than ``tol``
             (EM default 1e-3 on the mean log-likelihood, as scikit-learn).
         jit: compile the ELBO or the NUTS potential with ``torch.jit``. Default: on
@@ -227,6 +234,19 @@ def fit(
     if tol is not None and not (np.isfinite(tol) and tol >= 0):
         raise ValueError(f"tol: must be a non-negative number, got {tol}")
     check_positive_number(lr, "lr")
+    if batch_size is not None:
+        check_positive_int(batch_size, "batch_size")
+        if method not in ("svi", "map", "mle") or not getattr(model, "supports_batches", False):
+            raise ValueError(
+                "batch_size: minibatches need method 'svi', 'map' or 'mle' and a zoo model "
+                "that supports them (supports_batches = True)"
+            )
+    if num_epochs is not None:
+        check_positive_int(num_epochs, "num_epochs")
+        if batch_size is None:
+            raise ValueError("num_epochs: give batch_size too (an epoch is N / batch_size steps)")
+        if num_steps is not None:
+            raise ValueError("num_epochs: give num_steps or num_epochs, not both")
 
     is_zoo = isinstance(model, ZooModel)
     if is_zoo:
@@ -343,7 +363,10 @@ def fit(
             args,
             kwargs,
             loss_scale=model.num_examples(*args) if is_zoo else 1.0,
+            batch_size=batch_size,
         )
+        if num_epochs is not None:
+            num_steps = num_epochs * math.ceil(model.num_examples(*args) / batch_size)
         looped = run_loop(
             engine,
             num_steps=num_steps or 1000,

@@ -59,6 +59,11 @@ CASES = {
         lambda: get_model_class("hmm")(2, mu_loc=[0.0, 2.0]),
         lambda: _ar_series()[:30],
     ),
+    "vae": (
+        "vae",
+        lambda: get_model_class("vae")((6,), latent_dim=2, hidden=(8,)),
+        lambda: (np.random.default_rng(0).random((40, 6)) < 0.3).astype(float),
+    ),
     "deep-factorized": (
         "deep-factorized",
         lambda: get_model_class("deep-factorized")(init_scale=3.0),
@@ -75,8 +80,9 @@ def _ar_series():
     return y
 
 
-# time series have a predictive density per step, not a density over one space
-NOT_DENSITIES = {"ar-2", "hmm-2"}
+# time series have a predictive density per step, not a density over one space; the
+# VAE's binary space is summed exactly in tests/models/test_vae.py
+NOT_DENSITIES = {"ar-2", "hmm-2", "vae"}
 
 
 def _guide(model, args):

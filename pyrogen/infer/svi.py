@@ -39,11 +39,13 @@ from pyrogen.infer.init import init_from, trace_structure
 __all__ = [
     "ModelStructure",
     "SVIEngine",
+    "SharedAdam",
     "make_elbo",
     "make_guide",
     "make_optim",
     "max_plate_nesting",
     "model_structure",
+    "guide_draws",
     "point_values",
 ]
 
@@ -134,11 +136,69 @@ def make_elbo(
     )
 
 
+class SharedAdam(pyro.optim.PyroOptim):
+    """Adam with one ``torch.optim.Adam`` over every parameter, not one per parameter.
+
+    ``pyro.optim.Adam`` builds a separate torch optimizer for each parameter and steps
+    them one by one; for a network with many parameter tensors that Python loop is a
+    large part of a small step. Adam's update is elementwise, so one optimizer over
+    all of them (torch's multi-tensor ``foreach`` kernels) takes the same steps.
+    Parameters met later (e.g. created lazily by a guide) join as new groups."""
+
+    def __init__(self, lr: float, **options):
+        super().__init__(torch.optim.Adam, {"lr": lr, "foreach": True, **options})
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.groups: list[list[str]] = []  # parameter names per group, for checkpoints
+        self.known: set[str] = set()
+        self.pending: dict | None = None
+
+    def __call__(self, params, *args, **kwargs) -> None:
+        store = pyro.get_param_store()
+        if self.pending is not None:  # restore a checkpoint once the parameters exist
+            self._build([[n for n in group] for group in self.pending["groups"]])
+            self.optimizer.load_state_dict(self.pending["state"])
+            self.pending = None
+        names = sorted(store.param_name(p) for p in params)
+        new = [n for n in names if n not in self.known]
+        if new:
+            self._add_group(new)
+        if len(names) < len(self.known):  # as Pyro's Adam: untouched parameters stay put
+            for name in self.known.difference(names):
+                self._param(name).grad = None
+        self.optimizer.step()
+
+    def _param(self, name: str) -> torch.Tensor:
+        return pyro.get_param_store()[name].unconstrained()
+
+    def _add_group(self, names: list[str]) -> None:
+        group = {"params": [self._param(n) for n in names]}
+        if self.optimizer is None:
+            self.optimizer = torch.optim.Adam([group], **self.pt_optim_args)
+        else:
+            self.optimizer.add_param_group(group)
+        self.groups.append(list(names))
+        self.known.update(names)
+
+    def _build(self, groups: list[list[str]]) -> None:
+        self.optimizer, self.groups, self.known = None, [], set()
+        for names in groups:
+            self._add_group(names)
+
+    def get_state(self) -> dict:
+        if self.optimizer is None:
+            return self.pending or {"groups": [], "state": None}
+        return {"groups": [list(g) for g in self.groups], "state": self.optimizer.state_dict()}
+
+    def set_state(self, state: dict) -> None:
+        self.optimizer, self.groups, self.known = None, [], set()
+        self.pending = state if state.get("state") is not None else None
+
+
 def make_optim(optim: str | pyro.optim.PyroOptim, lr: float) -> pyro.optim.PyroOptim:
     if isinstance(optim, pyro.optim.PyroOptim):
         return optim
     if optim == "adam":
-        return pyro.optim.Adam({"lr": lr})
+        return SharedAdam(lr)
     if optim == "clipped_adam":
         return pyro.optim.ClippedAdam({"lr": lr, "clip_norm": 10.0})
     if optim == "sgd":
@@ -188,6 +248,20 @@ def make_guide(
     )
 
 
+def guide_draws(guide, args=(), kwargs=None, num_samples: int = 1000) -> dict:
+    """``num_samples`` draws of every site the guide samples, stacked on a new leading
+    dimension: in one vectorized pass when the guide allows it (Pyro's parallel
+    ``Predictive``), else one trace per draw."""
+    from pyro.infer import Predictive
+
+    kwargs = kwargs or {}
+    with torch.no_grad():
+        try:
+            return Predictive(guide, num_samples=num_samples, parallel=True)(*args, **kwargs)
+        except (RuntimeError, ValueError, NotImplementedError):
+            return Predictive(guide, num_samples=num_samples)(*args, **kwargs)
+
+
 def point_values(guide, args=(), kwargs=None) -> dict[str, torch.Tensor]:
     """Point estimates of the guide's sites: its median, or the values of a Delta guide."""
     kwargs = kwargs or {}
@@ -196,13 +270,8 @@ def point_values(guide, args=(), kwargs=None) -> dict[str, torch.Tensor]:
             try:
                 return {k: v.detach() for k, v in guide.median(*args, **kwargs).items()}
             except NotImplementedError:  # flow guides: the median of draws instead
-                draws = [poutine.trace(guide).get_trace(*args, **kwargs) for _ in range(500)]
-                names = [n for n, s in draws[0].nodes.items() if s["type"] == "sample"]
-                return {
-                    n: torch.stack([t.nodes[n]["value"] for t in draws]).median(0).values
-                    for n in names
-                    if not draws[0].nodes[n]["is_observed"]
-                }
+                draws = guide_draws(guide, args, kwargs, 500)
+                return {name: value.median(0).values for name, value in draws.items()}
         trace = poutine.trace(guide).get_trace(*args, **kwargs)
     return {
         name: site["value"].detach()
@@ -212,20 +281,56 @@ def point_values(guide, args=(), kwargs=None) -> dict[str, torch.Tensor]:
 
 
 class SVIEngine:
-    """One SVI step per ``update``; the loss is divided by ``loss_scale`` (e.g. N)."""
+    """One SVI step per ``update``; the loss is divided by ``loss_scale`` (e.g. N).
 
-    def __init__(self, model, guide, optim, elbo, args=(), kwargs=None, loss_scale: float = 1.0):
+    With ``batch_size`` each step sees the next minibatch of a random permutation of
+    the N examples (a new one every epoch; the last batch of an epoch may be smaller):
+    every tensor argument is indexed along its first dimension and the model is called
+    with ``num_examples=N``, which its data plate uses to scale the batch up to N."""
+
+    def __init__(
+        self,
+        model,
+        guide,
+        optim,
+        elbo,
+        args=(),
+        kwargs=None,
+        loss_scale: float = 1.0,
+        batch_size: int | None = None,
+    ):
         self.model, self.guide, self.optim, self.elbo = model, guide, optim, elbo
         self.args, self.kwargs = args, kwargs or {}
         self.loss_scale = loss_scale
         self.svi = SVI(model, guide, optim, elbo)
         self.traced = False  # a jit ELBO compiles on its first step
+        self.batch_size = batch_size
+        if batch_size is not None:
+            self.num_examples = int(args[0].shape[0])
+            self.order = torch.randperm(self.num_examples, device=args[0].device)
+            self.position = 0
+
+    def _batch(self) -> tuple[tuple, dict]:
+        if self.batch_size is None:
+            return self.args, self.kwargs
+        if self.position >= self.num_examples:
+            self.order = torch.randperm(self.num_examples, device=self.args[0].device)
+            self.position = 0
+        index = self.order[self.position : self.position + self.batch_size]
+        self.position += self.batch_size
+        n = self.num_examples
+        args = tuple(
+            a[index] if isinstance(a, torch.Tensor) and a.dim() and a.shape[0] == n else a
+            for a in self.args
+        )
+        return args, {**self.kwargs, "num_examples": n}
 
     def update(self) -> float:
+        args, kwargs = self._batch()
         if self.traced:
-            return self.svi.step(*self.args, **self.kwargs) / self.loss_scale
+            return self.svi.step(*args, **kwargs) / self.loss_scale
         with quiet_jit_tracing():
-            loss = self.svi.step(*self.args, **self.kwargs) / self.loss_scale
+            loss = self.svi.step(*args, **kwargs) / self.loss_scale
         self.traced = True
         return loss
 
@@ -234,7 +339,10 @@ class SVIEngine:
             return self.svi.evaluate_loss(*self.args, **self.kwargs) / self.loss_scale
 
     def state_dict(self) -> dict:
-        return {"params": pyro.get_param_store().get_state(), "optim": self.optim.get_state()}
+        state = {"params": pyro.get_param_store().get_state(), "optim": self.optim.get_state()}
+        if self.batch_size is not None:
+            state["batches"] = {"order": self.order.cpu(), "position": self.position}
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         # Build the guide's parameters first: an autoguide that sets itself up later
@@ -243,3 +351,6 @@ class SVIEngine:
             self.guide(*self.args, **self.kwargs)
         pyro.get_param_store().set_state(state["params"])
         self.optim.set_state(state["optim"])
+        if self.batch_size is not None and "batches" in state:
+            self.order = state["batches"]["order"].to(self.args[0].device)
+            self.position = state["batches"]["position"]

@@ -1,0 +1,410 @@
+r"""Variational autoencoders: a Pyro model with an amortized guide.
+
+**Model** (Kingma and Welling 2014; Rezende, Mohamed and Wierstra 2014):
+
+.. math::
+
+    z_n \sim \mathcal{N}(0, I_d), \qquad
+    x_n \mid z_n \sim p_\theta(x_n \mid z_n) =
+    \begin{cases} \prod_j \mathrm{Bernoulli}(x_{nj};\ \sigma(f_\theta(z_n)_j))
+        & \text{binary data} \\
+    \prod_j \mathcal{N}(x_{nj};\ f_\theta(z_n)_j,\ s_j^2) & \text{real data} \end{cases}
+
+with a decoder network :math:`f_\theta` (MLP or convolutional) and a fixed or learned
+scale :math:`s`. **Guide**: the amortized Gaussian
+:math:`q_\phi(z_n \mid x_n) = \mathcal{N}(\mu_\phi(x_n), \mathrm{diag}\,\sigma_\phi(x_n)^2)`,
+sampled by the reparameterization trick, so ``pyrogen.fit(vae, x, method="svi")``
+maximizes the ELBO
+
+.. math::
+
+    \mathcal{L}(x) = \mathbb{E}_{q}[\log p_\theta(x \mid z)]
+    - \beta\, \mathrm{KL}(q_\phi(z \mid x) \,\|\, p(z)) \le \log p_\theta(x)
+
+over :math:`\theta` and :math:`\phi` (``loss="mean_field"`` takes the KL in closed
+form, ``loss="iwae"`` the importance-weighted bound of Burda, Grosse and
+Salakhutdinov 2016). ``beta`` > 1 is the beta-VAE of Higgins et al. (2017);
+``corruption`` trains a denoising VAE (Im et al. 2017): the encoder sees a corrupted
+copy (pixels dropped with that probability for binary data, Gaussian noise of that sd
+for real data) and the decoder reconstructs the clean data. :class:`Autoencoder` is
+the deterministic autoencoder the VAE is contrasted with (a baseline, not a zoo
+entry: it has no density to sample from).
+
+**Evaluation**: :meth:`VAE.log_prob` is the importance-sampled estimate
+
+.. math::
+
+    \log p(x) \approx \log \frac1K \sum_{k=1}^K
+    \frac{p_\theta(x \mid z_k)\, p(z_k)}{q_\phi(z_k \mid x)}, \qquad z_k \sim q_\phi(\cdot \mid x),
+
+the standard IWAE estimator (K = 5000 in the literature), a stochastic lower bound
+whose bias vanishes as K grows; :meth:`VAE.psis_khat` is the Pareto-smoothed
+importance sampling diagnostic of the weights (Vehtari et al. 2015): k-hat above 0.7
+says the encoder is a poor proposal and the estimate is unreliable.
+
+References:
+    Kingma and Welling (2014). Auto-Encoding Variational Bayes. ICLR.
+    Burda, Grosse and Salakhutdinov (2016). Importance Weighted Autoencoders. ICLR.
+    Higgins et al. (2017). beta-VAE. ICLR.
+    Tomczak and Welling (2018). VAE with a VampPrior. AISTATS (binarized MNIST figures).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro import poutine
+from torch import nn
+from torch.nn import functional as F
+
+from pyrogen.nn.vae_nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
+from pyrogen.validation import (
+    as_data_tensor,
+    check_choice,
+    check_positive_int,
+    check_positive_number,
+)
+from pyrogen.zoo import ZooModel, register
+
+__all__ = ["VAE", "Autoencoder"]
+
+_NETWORKS = {"mlp": (MLPEncoder, MLPDecoder), "conv": (ConvEncoder, ConvDecoder)}
+
+
+@dataclass
+class VAEConfig:
+    data_shape: list[int]
+    latent_dim: int = 50
+    hidden: list[int] = field(default_factory=lambda: [400])
+    likelihood: str = "bernoulli"  # or "gaussian"
+    architecture: str = "mlp"  # or "conv"
+    beta: float = 1.0
+    scale: float | None = None  # Gaussian likelihood: fixed sd, or None to learn one per dim
+    corruption: float = 0.0
+
+
+def _check_shape(data_shape) -> list[int]:
+    if isinstance(data_shape, int):
+        data_shape = (data_shape,)
+    shape = [int(s) for s in data_shape]
+    if not shape or any(s < 1 for s in shape):
+        raise ValueError(f"data_shape: expected positive sizes, got {tuple(data_shape)}")
+    return shape
+
+
+class _Networks(ZooModel):
+    """What the VAE and the autoencoder share: configuration, networks, data checks."""
+
+    supports_batches = True  # fit(..., batch_size=B) passes num_examples=N
+
+    def _build(self, config: VAEConfig):
+        check_positive_int(config.latent_dim, "latent_dim")
+        for h in config.hidden:
+            check_positive_int(h, "hidden")
+        check_choice(config.likelihood, "likelihood", ("bernoulli", "gaussian"))
+        check_choice(config.architecture, "architecture", tuple(_NETWORKS))
+        check_positive_number(config.beta, "beta", allow_zero=True)
+        if config.scale is not None:
+            check_positive_number(config.scale, "scale")
+        if not 0.0 <= config.corruption < 1.0 or not math.isfinite(config.corruption):
+            raise ValueError(f"corruption: must be in [0, 1), got {config.corruption}")
+        self.config = config
+        encoder, decoder = _NETWORKS[config.architecture]
+        self.encoder = encoder(config.data_shape, config.latent_dim, config.hidden)
+        self.decoder = decoder(config.data_shape, config.latent_dim, config.hidden)
+        if config.likelihood == "gaussian" and config.scale is None:
+            self.raw_scale = nn.Parameter(torch.zeros(config.data_shape))
+        self.register_buffer("fitted", torch.tensor(False))
+
+    @property
+    def event_dims(self) -> int:
+        return len(self.config.data_shape)
+
+    def prepare(self, *data) -> tuple:
+        if len(data) != 1:
+            raise TypeError(f"{type(self).__name__} takes one data array x, got {len(data)}")
+        dtype = next(self.parameters()).dtype
+        x = as_data_tensor(data[0], "x", dtype=dtype).to(next(self.parameters()).device)
+        shape = tuple(self.config.data_shape)
+        if x.dim() == 1 + len(shape) and tuple(x.shape[1:]) == shape:
+            pass
+        elif x.dim() == 2 and x.shape[1] == math.prod(shape):
+            x = x.reshape(len(x), *shape)
+        else:
+            raise ValueError(
+                f"x: expected shape (N, {', '.join(map(str, shape))}), got {tuple(x.shape)}"
+            )
+        if self.config.likelihood == "bernoulli" and not bool(((x == 0) | (x == 1)).all()):
+            raise ValueError("x: a Bernoulli likelihood needs binary data (0 or 1)")
+        return (x,)
+
+    @staticmethod
+    def _data_plate(x, num_examples):
+        """The plate over examples: a batch of x stands for ``num_examples`` (N) of them."""
+        batch = x.shape[0]
+        return pyro.plate(
+            "data", num_examples or batch, subsample=torch.arange(batch, device=x.device)
+        )
+
+    def _likelihood(self, out) -> dist.Distribution:
+        """p(x | z) from the decoder's output, with the data dimensions as the event."""
+        if self.config.likelihood == "bernoulli":
+            base = dist.Bernoulli(logits=out, validate_args=False)
+        else:
+            scale = self.scale.to(out.dtype)
+            base = dist.Normal(out, scale)
+        return base.to_event(self.event_dims)
+
+    @property
+    def scale(self) -> torch.Tensor:
+        """The Gaussian likelihood's sd per data dimension."""
+        if self.config.scale is not None:
+            return torch.tensor(self.config.scale)
+        return F.softplus(self.raw_scale + math.log(math.e - 1)) + 1e-3  # starts at ~1
+
+    def _corrupt(self, x):
+        p = self.config.corruption
+        if p == 0.0 or not self.training:
+            return x
+        if self.config.likelihood == "bernoulli":
+            return x * (torch.rand_like(x) >= p)
+        return x + p * torch.randn_like(x)
+
+    def point_values(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def absorb(self, values: dict[str, torch.Tensor]) -> None:
+        self.fitted.fill_(True)
+        self.eval()
+
+    def initialize(self, x) -> None:
+        self.train()
+
+    def reconstruct(self, x) -> torch.Tensor:
+        """The decoder's mean at the encoder's mean: probabilities or Gaussian means."""
+        (x,) = self.prepare(x)
+        with torch.no_grad():
+            out = self.decoder(self.encoder(x)[0])
+            return torch.sigmoid(out) if self.config.likelihood == "bernoulli" else out
+
+    def encode(self, x) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoder's (loc, scale) of q(z | x), each (N, latent_dim)."""
+        (x,) = self.prepare(x)
+        with torch.no_grad():
+            return self.encoder(x)
+
+    def decode(self, z, mean: bool = True) -> torch.Tensor:
+        """Data from latents: the likelihood's mean, or a draw with ``mean=False``."""
+        z = torch.as_tensor(z, dtype=next(self.parameters()).dtype)
+        with torch.no_grad():
+            out = self.decoder(z)
+            if mean:
+                return torch.sigmoid(out) if self.config.likelihood == "bernoulli" else out
+            return self._likelihood(out).sample()
+
+
+@register("vae")
+class VAE(_Networks):
+    """A variational autoencoder (see the module docstring for the math).
+
+    Arguments:
+        data_shape: the shape of one example, e.g. ``(784,)`` or ``(28, 28)``.
+        latent_dim: d, the size of z.
+        hidden: hidden layer widths of the MLPs (encoder; the decoder mirrors them), or
+            of the linear layer around the convolutions.
+        likelihood: ``"bernoulli"`` (binary data) or ``"gaussian"``.
+        architecture: ``"mlp"`` or ``"conv"`` (images with sides divisible by 4).
+        beta: the weight of the KL term (1: the VAE; > 1: beta-VAE).
+        scale: Gaussian likelihood sd; None learns one per data dimension.
+        corruption: > 0 trains a denoising VAE.
+
+    Sites: ``z`` (N, d) latent, ``x`` observed; networks ``decoder`` (model) and
+    ``encoder`` (guide) are registered with ``pyro.module``.
+    """
+
+    # traceable, but torch.jit's compile (once per batch shape) cost more than it saved
+    # in bench/vae_epoch.py, so fit does not compile the ELBO by default
+    jit_safe = False
+
+    def __init__(
+        self,
+        data_shape,
+        latent_dim: int = 50,
+        hidden=(400,),
+        likelihood: str = "bernoulli",
+        architecture: str = "mlp",
+        beta: float = 1.0,
+        scale: float | None = None,
+        corruption: float = 0.0,
+    ):
+        super().__init__()
+        self._build(
+            VAEConfig(
+                _check_shape(data_shape),
+                latent_dim,
+                [int(h) for h in hidden],
+                likelihood,
+                architecture,
+                float(beta),
+                None if scale is None else float(scale),
+                float(corruption),
+            )
+        )
+
+    def model(self, x, num_examples: int | None = None) -> None:
+        pyro.module("decoder", self.decoder, update_module_params=True)
+        if self.config.likelihood == "gaussian" and self.config.scale is None:
+            pyro.param("raw_scale", self.raw_scale)
+        d = self.config.latent_dim
+        with self._data_plate(x, num_examples):
+            prior = dist.Normal(x.new_zeros(d), x.new_ones(d)).to_event(1)
+            with poutine.scale(scale=self.config.beta):
+                z = pyro.sample("z", prior)
+            pyro.sample("x", self._likelihood(self.decoder(z)), obs=x)
+
+    def guide(self, x, num_examples: int | None = None) -> None:
+        pyro.module("encoder", self.encoder, update_module_params=True)
+        with self._data_plate(x, num_examples):
+            loc, scale = self.encoder(self._corrupt(x))
+            with poutine.scale(scale=self.config.beta):
+                pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+
+    # -- evaluation ---------------------------------------------------------------------
+    def _log_weights(self, x, num_samples: int, chunk: int, generator=None) -> torch.Tensor:
+        """log p(x, z_k) - log q(z_k | x) for z_k ~ q, shape (num_samples, N)."""
+        loc, scale = self.encoder(x)
+        q = dist.Normal(loc, scale).to_event(1)
+        prior = dist.Normal(torch.zeros_like(loc), torch.ones_like(loc)).to_event(1)
+        out = []
+        for start in range(0, num_samples, chunk):
+            shape = (min(chunk, num_samples - start), *loc.shape)
+            noise = torch.randn(shape, generator=generator, dtype=loc.dtype, device=loc.device)
+            z = loc + scale * noise
+            log_px = self._likelihood(self.decoder(z)).log_prob(x)
+            out.append(log_px + prior.log_prob(z) - q.log_prob(z))
+        return torch.cat(out)
+
+    def log_prob(
+        self, x, num_samples: int = 5000, batch_size: int | None = None, seed: int | None = 0
+    ) -> torch.Tensor:
+        """The importance-sampled log p(x) per example (nats), with ``num_samples`` draws
+        of the encoder as proposal (the IWAE estimator). Examples go ``batch_size`` at a
+        time and draws in chunks, so that no decoder output exceeds about 4M numbers.
+        The draws come from their own generator seeded with ``seed`` (None: the global
+        one), so by default the same model gives the same estimate."""
+        check_positive_int(num_samples, "num_samples")
+        (x,) = self.prepare(x)
+        generator = None
+        if seed is not None:
+            generator = torch.Generator(device=x.device).manual_seed(seed)
+        was_training = self.training
+        self.eval()
+        per_example = math.prod(self.config.data_shape)
+        budget = 2**22 // per_example  # decoder outputs per chunk
+        batch_size = batch_size or max(1, min(len(x), budget // min(num_samples, 500)))
+        chunk = max(1, min(num_samples, budget // batch_size))
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(x), batch_size):
+                log_w = self._log_weights(
+                    x[start : start + batch_size], num_samples, chunk, generator
+                )
+                out.append(log_w.logsumexp(0) - math.log(num_samples))
+        self.train(was_training)
+        return torch.cat(out)
+
+    def psis_khat(self, x, num_samples: int = 1000) -> torch.Tensor:
+        """Pareto k-hat of the importance weights p(x, z)/q(z | x) per example (PSIS,
+        via ArviZ): below 0.5 reliable, 0.5-0.7 usable, above 0.7 unreliable."""
+        import arviz as az
+
+        check_positive_int(num_samples, "num_samples", minimum=20)
+        (x,) = self.prepare(x)
+        with torch.no_grad():
+            log_w = self._log_weights(x, num_samples, num_samples).double().numpy()
+        _, khat = az.psislw(log_w.T.copy())
+        return torch.as_tensor(khat)
+
+    def elbo(self, x, num_samples: int = 1) -> torch.Tensor:
+        """The ELBO per example (beta = 1), a Monte Carlo mean over ``num_samples``."""
+        (x,) = self.prepare(x)
+        with torch.no_grad():
+            return self._log_weights(x, num_samples, num_samples).mean(0)
+
+    def elbo_terms(self, x) -> dict[str, torch.Tensor]:
+        """The ELBO's two parts per example: the expected log-likelihood
+        (reconstruction, one draw) and the closed-form KL(q(z | x) || p(z))."""
+        (x,) = self.prepare(x)
+        with torch.no_grad():
+            loc, scale = self.encoder(x)
+            q = dist.Normal(loc, scale)
+            z = q.sample()
+            reconstruction = self._likelihood(self.decoder(z)).log_prob(x)
+            kl = torch.distributions.kl_divergence(q, dist.Normal(0.0, 1.0)).sum(-1)
+        return {"reconstruction": reconstruction, "kl": kl}
+
+    def sample(self, n: int, mean: bool = False) -> torch.Tensor:
+        """n draws x ~ p(x) (z from the prior); ``mean=True`` gives the decoder's mean
+        (probabilities for binary data, the usual picture)."""
+        check_positive_int(n, "n")
+        dtype = next(self.parameters()).dtype
+        z = torch.randn(n, self.config.latent_dim, dtype=dtype)
+        return self.decode(z, mean=mean)
+
+
+class Autoencoder(_Networks):
+    """The deterministic autoencoder: z = encoder mean, x ~ p(x | z), fit by maximum
+    likelihood of the reconstruction (no prior, no KL). Not a density model:
+    :meth:`log_prob` is the reconstruction log-likelihood log p(x | z(x)), which
+    unlike a VAE's does not bound log p(x) (it can be made arbitrarily large)."""
+
+    default_method = "mle"
+
+    def __init__(
+        self,
+        data_shape,
+        latent_dim: int = 50,
+        hidden=(400,),
+        likelihood: str = "bernoulli",
+        architecture: str = "mlp",
+        scale: float | None = None,
+        corruption: float = 0.0,
+    ):
+        super().__init__()
+        self._build(
+            VAEConfig(
+                _check_shape(data_shape),
+                latent_dim,
+                [int(h) for h in hidden],
+                likelihood,
+                architecture,
+                1.0,
+                None if scale is None else float(scale),
+                float(corruption),
+            )
+        )
+
+    def model(self, x, num_examples: int | None = None) -> None:
+        pyro.module("encoder", self.encoder, update_module_params=True)
+        pyro.module("decoder", self.decoder, update_module_params=True)
+        if self.config.likelihood == "gaussian" and self.config.scale is None:
+            pyro.param("raw_scale", self.raw_scale)
+        with self._data_plate(x, num_examples):
+            z = self.encoder(self._corrupt(x))[0]
+            pyro.sample("x", self._likelihood(self.decoder(z)), obs=x)
+
+    def log_prob(self, x) -> torch.Tensor:
+        (x,) = self.prepare(x)
+        with torch.no_grad():
+            z = self.encoder(x)[0]
+            return self._likelihood(self.decoder(z)).log_prob(x)
+
+    def sample(self, n: int) -> torch.Tensor:
+        raise NotImplementedError(
+            "Autoencoder.sample: a deterministic autoencoder has no prior over its codes; "
+            "use a VAE to sample"
+        )

@@ -1,0 +1,113 @@
+"""Encoders and decoders for variational autoencoders: MLP and convolutional.
+
+An encoder maps a batch of data (any leading dimensions, then the data shape) to the
+location and scale of a diagonal Gaussian over the latent space; a decoder maps
+latents (any leading dimensions) to the parameter of the likelihood with the data
+shape (Bernoulli logits or Gaussian means). The convolutional pair follows the
+common two-stride-2-layer design (Kingma and Welling 2014 used MLPs; the convolutional
+variant is the one of most later work) and needs images whose sides divide by 4.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["MLPEncoder", "MLPDecoder", "ConvEncoder", "ConvDecoder"]
+
+
+def _mlp(sizes: list[int], activation: type[nn.Module]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+class MLPEncoder(nn.Module):
+    """x (..., *data_shape) -> (loc, scale), each (..., latent_dim)."""
+
+    def __init__(self, data_shape, latent_dim: int, hidden=(400,), activation=nn.Softplus):
+        super().__init__()
+        self.data_shape = tuple(data_shape)
+        self.net = _mlp([math.prod(self.data_shape), *hidden, 2 * latent_dim], activation)
+
+    def forward(self, x):
+        flat = x.reshape(*x.shape[: x.dim() - len(self.data_shape)], -1)
+        loc, raw_scale = self.net(flat).chunk(2, -1)
+        return loc, F.softplus(raw_scale) + 1e-6
+
+
+class MLPDecoder(nn.Module):
+    """z (..., latent_dim) -> (..., *data_shape)."""
+
+    def __init__(self, data_shape, latent_dim: int, hidden=(400,), activation=nn.Softplus):
+        super().__init__()
+        self.data_shape = tuple(data_shape)
+        self.net = _mlp([latent_dim, *reversed(hidden), math.prod(self.data_shape)], activation)
+
+    def forward(self, z):
+        return self.net(z).reshape(*z.shape[:-1], *self.data_shape)
+
+
+def _image_shape(data_shape) -> tuple[int, int, int]:
+    """(channels, height, width) of an image given as (H, W) or (C, H, W)."""
+    shape = tuple(data_shape)
+    if len(shape) == 2:
+        shape = (1, *shape)
+    if len(shape) != 3 or shape[1] % 4 or shape[2] % 4:
+        raise ValueError(
+            f"data_shape: the convolutional networks need images (H, W) or (C, H, W) with "
+            f"H and W divisible by 4, got {tuple(data_shape)}"
+        )
+    return shape
+
+
+class ConvEncoder(nn.Module):
+    """Two stride-2 convolutions (32, 64 channels), then a linear map to (loc, scale)."""
+
+    def __init__(self, data_shape, latent_dim: int, hidden=(256,), activation=nn.ReLU):
+        super().__init__()
+        self.data_shape = tuple(data_shape)
+        c, h, w = _image_shape(data_shape)
+        self.image = (c, h, w)
+        self.conv = nn.Sequential(
+            nn.Conv2d(c, 32, 4, stride=2, padding=1),
+            activation(),
+            nn.Conv2d(32, 64, 4, stride=2, padding=1),
+            activation(),
+        )
+        self.head = _mlp([64 * (h // 4) * (w // 4), *hidden, 2 * latent_dim], activation)
+
+    def forward(self, x):
+        batch = x.shape[: x.dim() - len(self.data_shape)]
+        features = self.conv(x.reshape(-1, *self.image)).flatten(1)
+        loc, raw_scale = self.head(features).chunk(2, -1)
+        scale = F.softplus(raw_scale) + 1e-6
+        return loc.reshape(*batch, -1), scale.reshape(*batch, -1)
+
+
+class ConvDecoder(nn.Module):
+    """A linear map to 64 x H/4 x W/4 features, then two stride-2 transposed convolutions."""
+
+    def __init__(self, data_shape, latent_dim: int, hidden=(256,), activation=nn.ReLU):
+        super().__init__()
+        self.data_shape = tuple(data_shape)
+        c, h, w = _image_shape(data_shape)
+        self.features = (64, h // 4, w // 4)
+        self.head = nn.Sequential(
+            _mlp([latent_dim, *hidden, math.prod(self.features)], activation), activation()
+        )
+        self.deconv = nn.Sequential(
+            nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1),
+            activation(),
+            nn.ConvTranspose2d(32, c, 4, stride=2, padding=1),
+        )
+
+    def forward(self, z):
+        batch = z.shape[:-1]
+        out = self.deconv(self.head(z.reshape(-1, z.shape[-1])).reshape(-1, *self.features))
+        return out.reshape(*batch, *self.data_shape)

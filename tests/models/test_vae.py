@@ -1,0 +1,179 @@
+"""The VAE against exact answers: with one latent dimension p(x) is a 1-D integral, so
+the importance-weighted estimate, the ELBO and the normalization can all be checked
+against quadrature."""
+
+import itertools
+import math
+
+import numpy as np
+import pyro
+import pytest
+import torch
+from pyro.infer import TraceMeanField_ELBO
+from pyrogen.models import VAE, Autoencoder
+
+import pyrogen
+
+
+def _all_binary(d):
+    return torch.tensor(list(itertools.product([0.0, 1.0], repeat=d)))
+
+
+def _quadrature_log_prob(vae, x, num_points=4001):
+    """log p(x) = log integral p(x | z) N(z; 0, 1) dz on a fine grid (latent_dim = 1)."""
+    z = torch.linspace(-9, 9, num_points)[:, None]
+    with torch.no_grad():
+        log_px_z = vae._likelihood(vae.decoder(z)[:, None]).log_prob(x)  # (grid, N)
+        log_joint = log_px_z + torch.distributions.Normal(0.0, 1.0).log_prob(z)
+    dz = float(z[1] - z[0])
+    return torch.logsumexp(log_joint, 0) + math.log(dz)
+
+
+@pytest.fixture
+def tiny():
+    torch.manual_seed(3)
+    vae = VAE((5,), latent_dim=1, hidden=(16,))
+    with torch.no_grad():  # a decoder that actually depends on z
+        for p in vae.decoder.parameters():
+            p.mul_(3.0)
+    return vae.eval()
+
+
+def test_bernoulli_vae_is_normalized_and_iwae_converges_to_the_quadrature(tiny):
+    x = _all_binary(5)
+    exact = _quadrature_log_prob(tiny, x)
+    assert float(exact.exp().sum()) == pytest.approx(1.0, abs=1e-6)
+    estimate = tiny.log_prob(x, num_samples=20000)
+    np.testing.assert_allclose(estimate, exact, atol=0.02)
+    # the ELBO (K = 1, averaged) is below log p(x) for every x, by the KL of q to p(z | x)
+    elbo = tiny.elbo(x, num_samples=4000)
+    assert torch.all(elbo < exact + 1e-3)
+    gap_1 = (exact - tiny.log_prob(x, num_samples=1, seed=1)).abs().mean()
+    gap_k = (exact - estimate).abs().mean()
+    assert gap_k < 0.2 * gap_1
+
+
+def test_gaussian_vae_matches_the_quadrature_and_khat_flags_a_narrow_proposal():
+    """An untrained encoder narrower than the posterior gives importance weights of
+    infinite variance (PSIS k-hat > 0.5); widened, the weights behave and the estimate
+    meets the quadrature."""
+    torch.manual_seed(0)
+    vae = VAE((1,), latent_dim=1, hidden=(8,), likelihood="gaussian", scale=1.0).eval()
+    x = torch.linspace(-1.5, 1.5, 7)[:, None]
+    exact = _quadrature_log_prob(vae, x, num_points=20001)
+    assert float(vae.psis_khat(x, 4000).mean()) > 0.5
+    with torch.no_grad():
+        vae.encoder.net[-1].bias[1] += 2.0  # q's sd about 2: wider than the posterior
+    assert float(vae.psis_khat(x, 4000).max()) < 0.5
+    np.testing.assert_allclose(vae.log_prob(x, num_samples=20000), exact, atol=0.02)
+    grid = torch.linspace(-15, 15, 6001)[:, None]
+    density = _quadrature_log_prob(vae, grid, num_points=4001).exp()
+    assert float(torch.trapezoid(density, grid[:, 0])) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_the_elbo_is_the_reconstruction_minus_beta_times_the_closed_form_kl(tiny):
+    """Same seed, same draw of z: TraceMeanField_ELBO's loss for beta = 2 exceeds the
+    beta = 1 loss by exactly the analytic KL; a batch of B standing for N examples
+    scales the loss by N / B."""
+    x = _all_binary(5)[:12]
+    losses = {}
+    for beta in (1.0, 2.0):
+        tiny.config.beta = beta
+        pyro.set_rng_seed(5)
+        losses[beta] = float(TraceMeanField_ELBO().loss(tiny.model, tiny.guide, x))
+    tiny.config.beta = 1.0
+    kl = float(tiny.elbo_terms(x)["kl"].sum())
+    assert losses[2.0] - losses[1.0] == pytest.approx(kl, rel=1e-9)
+    pyro.set_rng_seed(5)
+    scaled = float(TraceMeanField_ELBO().loss(tiny.model, tiny.guide, x, num_examples=120))
+    assert scaled == pytest.approx(10 * losses[1.0], rel=1e-9)
+
+
+def _mnist(n, split="train"):
+    x = pyrogen.data.load("binarized_mnist", split=split)
+    return torch.as_tensor(x[:n], dtype=torch.float64)
+
+
+def test_training_on_mnist_raises_the_likelihood(reference_data):
+    train, test = _mnist(2000), _mnist(500, "test")
+    vae = VAE((784,), latent_dim=20, hidden=(200,))
+    before = float(vae.log_prob(test, num_samples=20).mean())
+    fit = pyrogen.fit(
+        vae, train, method="svi", loss="mean_field", lr=2e-3, batch_size=100, num_epochs=5
+    )
+    assert fit.num_steps == 100 and len(fit.losses) == 100
+    after = vae.log_prob(test, num_samples=200)
+    elbo = vae.elbo(test, num_samples=20)
+    assert before < -500 and float(after.mean()) > -210, (before, float(after.mean()))
+    assert float(after.mean()) > float(elbo.mean())  # IWAE tightens the ELBO
+    assert vae.psis_khat(test[:20], num_samples=200).shape == (20,)
+    assert vae.sample(4).shape == (4, 784) and set(vae.sample(4).unique().tolist()) <= {0.0, 1.0}
+    assert vae.reconstruct(test[:3]).shape == (3, 784)
+
+
+def test_minibatch_checkpoint_resume_equals_the_uninterrupted_run(tmp_path):
+    x = (torch.rand(64, 6, generator=torch.Generator().manual_seed(0)) < 0.4).double()
+
+    def run(**options):
+        torch.manual_seed(1)
+        vae = VAE((6,), latent_dim=2, hidden=(8,))
+        pyrogen.fit(vae, x, method="svi", batch_size=10, lr=0.01, seed=2, **options)
+        return torch.cat([p.detach().flatten() for p in vae.parameters()])
+
+    whole = run(num_steps=30)
+    path = tmp_path / "run.ckpt"
+    run(num_steps=17, checkpoint=path, checkpoint_every=5)
+    resumed = run(num_steps=30, checkpoint=path)
+    torch.testing.assert_close(resumed, whole, rtol=0, atol=1e-12)
+
+
+def test_conv_denoising_and_gaussian_variants_train():
+    torch.manual_seed(0)
+    images = (torch.rand(32, 8, 8) < 0.3).double()
+    conv = VAE((8, 8), latent_dim=3, hidden=(16,), architecture="conv", corruption=0.3)
+    fit = pyrogen.fit(conv, images, method="svi", num_steps=20, lr=0.01)
+    assert np.isfinite(fit.losses).all() and conv.sample(2).shape == (2, 8, 8)
+    conv.train()
+    assert not torch.equal(conv._corrupt(images), images)
+    conv.eval()
+    assert torch.equal(conv._corrupt(images), images)  # no corruption at evaluation
+    real = torch.randn(40, 4).double()
+    gaussian = VAE((4,), latent_dim=2, hidden=(8,), likelihood="gaussian")
+    pyrogen.fit(gaussian, real, method="svi", loss="iwae", num_particles=4, num_steps=20)
+    assert torch.all(gaussian.scale > 0) and torch.isfinite(gaussian.log_prob(real, 50)).all()
+
+
+def test_autoencoder_reconstructs_and_has_no_sampler():
+    x = (torch.rand(64, 6, generator=torch.Generator().manual_seed(0)) < 0.4).double()
+    ae = Autoencoder((6,), latent_dim=6, hidden=(32,))
+    before = float(ae.log_prob(x).mean())
+    pyrogen.fit(ae, x, method="mle", num_steps=300, lr=0.02)
+    assert float(ae.log_prob(x).mean()) > before + 1.0
+    with pytest.raises(NotImplementedError, match="no prior"):
+        ae.sample(3)
+
+
+def test_vae_bad_input_names_the_argument():
+    vae = VAE((4,), latent_dim=2, hidden=(8,))
+    with pytest.raises(ValueError, match="x: a Bernoulli likelihood needs binary"):
+        pyrogen.fit(vae, np.full((5, 4), 0.5), num_steps=1)
+    with pytest.raises(ValueError, match=r"x: expected shape \(N, 4\)"):
+        pyrogen.fit(vae, np.zeros((5, 3)), num_steps=1)
+    with pytest.raises(ValueError, match="x: contains NaN"):
+        pyrogen.fit(vae, np.full((5, 4), np.nan), num_steps=1)
+    with pytest.raises(ValueError, match="x: .*empty"):
+        pyrogen.fit(vae, np.zeros((0, 4)), num_steps=1)
+    with pytest.raises(ValueError, match="latent_dim"):
+        VAE((4,), latent_dim=0)
+    with pytest.raises(ValueError, match="corruption"):
+        VAE((4,), corruption=1.5)
+    with pytest.raises(ValueError, match="likelihood"):
+        VAE((4,), likelihood="poisson")
+    with pytest.raises(ValueError, match="data_shape"):
+        VAE((6, 6), architecture="conv")
+    with pytest.raises(ValueError, match="num_epochs: give batch_size"):
+        pyrogen.fit(vae, np.zeros((5, 4)), num_epochs=2)
+    with pytest.raises(ValueError, match="batch_size: minibatches need"):
+        pyrogen.fit(lambda x: None, np.zeros((5, 4)), batch_size=2)
+    with pytest.raises(ValueError, match="num_samples"):
+        vae.log_prob(np.zeros((2, 4)), num_samples=0)
