@@ -76,15 +76,19 @@ _NETWORKS = {"mlp": (MLPEncoder, MLPDecoder), "conv": (ConvEncoder, ConvDecoder)
 
 
 @dataclass
-class VAEConfig:
+class AutoencoderConfig:
     data_shape: list[int]
     latent_dim: int = 50
     hidden: list[int] = field(default_factory=lambda: [400])
     likelihood: str = "bernoulli"  # or "gaussian"
     architecture: str = "mlp"  # or "conv"
-    beta: float = 1.0
     scale: float | None = None  # Gaussian likelihood: fixed sd, or None to learn one per dim
     corruption: float = 0.0
+
+
+@dataclass
+class VAEConfig(AutoencoderConfig):
+    beta: float = 1.0
 
 
 def _check_shape(data_shape) -> list[int]:
@@ -101,13 +105,36 @@ class _Networks(ZooModel):
 
     supports_batches = True  # fit(..., batch_size=B) passes num_examples=N
 
-    def _build(self, config: VAEConfig):
+    def _build(
+        self,
+        config_class,
+        data_shape,
+        latent_dim,
+        hidden,
+        likelihood,
+        architecture,
+        scale,
+        corruption,
+        **extra,
+    ):
+        """Check the options, keep them in ``config_class`` and build the networks."""
+        config = config_class(
+            _check_shape(data_shape),
+            latent_dim,
+            [int(h) for h in hidden],
+            likelihood,
+            architecture,
+            None if scale is None else float(scale),
+            float(corruption),
+            **extra,
+        )
         check_positive_int(config.latent_dim, "latent_dim")
         for h in config.hidden:
             check_positive_int(h, "hidden")
         check_choice(config.likelihood, "likelihood", ("bernoulli", "gaussian"))
         check_choice(config.architecture, "architecture", tuple(_NETWORKS))
-        check_positive_number(config.beta, "beta", allow_zero=True)
+        if "beta" in extra:
+            check_positive_number(config.beta, "beta", allow_zero=True)
         if config.scale is not None:
             check_positive_number(config.scale, "scale")
         if not 0.0 <= config.corruption < 1.0 or not math.isfinite(config.corruption):
@@ -127,20 +154,23 @@ class _Networks(ZooModel):
     def prepare(self, *data) -> tuple:
         if len(data) != 1:
             raise TypeError(f"{type(self).__name__} takes one data array x, got {len(data)}")
-        dtype = next(self.parameters()).dtype
-        x = as_data_tensor(data[0], "x", dtype=dtype).to(next(self.parameters()).device)
+        reference = next(self.parameters())
+        x = as_data_tensor(data[0], "x", dtype=reference.dtype).to(reference.device)
         shape = tuple(self.config.data_shape)
-        if x.dim() == 1 + len(shape) and tuple(x.shape[1:]) == shape:
-            pass
-        elif x.dim() == 2 and x.shape[1] == math.prod(shape):
-            x = x.reshape(len(x), *shape)
-        else:
+        if x.dim() == 2 and x.shape[1] == math.prod(shape):
+            x = x.reshape(len(x), *shape)  # flattened examples
+        if tuple(x.shape[1:]) != shape:
             raise ValueError(
                 f"x: expected shape (N, {', '.join(map(str, shape))}), got {tuple(x.shape)}"
             )
         if self.config.likelihood == "bernoulli" and not bool(((x == 0) | (x == 1)).all()):
             raise ValueError("x: a Bernoulli likelihood needs binary data (0 or 1)")
         return (x,)
+
+    def _register_scale(self) -> None:
+        """A learned Gaussian sd is a Pyro parameter of the model."""
+        if self.config.likelihood == "gaussian" and self.config.scale is None:
+            pyro.param("raw_scale", self.raw_scale)
 
     @staticmethod
     def _data_plate(x, num_examples):
@@ -243,22 +273,20 @@ class VAE(_Networks):
     ):
         super().__init__()
         self._build(
-            VAEConfig(
-                _check_shape(data_shape),
-                latent_dim,
-                [int(h) for h in hidden],
-                likelihood,
-                architecture,
-                float(beta),
-                None if scale is None else float(scale),
-                float(corruption),
-            )
+            VAEConfig,
+            data_shape,
+            latent_dim,
+            hidden,
+            likelihood,
+            architecture,
+            scale,
+            corruption,
+            beta=float(beta),
         )
 
     def model(self, x, num_examples: int | None = None) -> None:
         pyro.module("decoder", self.decoder, update_module_params=True)
-        if self.config.likelihood == "gaussian" and self.config.scale is None:
-            pyro.param("raw_scale", self.raw_scale)
+        self._register_scale()
         d = self.config.latent_dim
         with self._data_plate(x, num_examples):
             prior = dist.Normal(x.new_zeros(d), x.new_ones(d)).to_event(1)
@@ -376,23 +404,20 @@ class Autoencoder(_Networks):
     ):
         super().__init__()
         self._build(
-            VAEConfig(
-                _check_shape(data_shape),
-                latent_dim,
-                [int(h) for h in hidden],
-                likelihood,
-                architecture,
-                1.0,
-                None if scale is None else float(scale),
-                float(corruption),
-            )
+            AutoencoderConfig,
+            data_shape,
+            latent_dim,
+            hidden,
+            likelihood,
+            architecture,
+            scale,
+            corruption,
         )
 
     def model(self, x, num_examples: int | None = None) -> None:
         pyro.module("encoder", self.encoder, update_module_params=True)
         pyro.module("decoder", self.decoder, update_module_params=True)
-        if self.config.likelihood == "gaussian" and self.config.scale is None:
-            pyro.param("raw_scale", self.raw_scale)
+        self._register_scale()
         with self._data_plate(x, num_examples):
             z = self.encoder(self._corrupt(x))[0]
             pyro.sample("x", self._likelihood(self.decoder(z)), obs=x)

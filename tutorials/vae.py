@@ -34,6 +34,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from pyrogen.models import VAE, Autoencoder
+from scipy import stats
 
 import pyrogen
 
@@ -110,8 +111,6 @@ show(vae.sample(20, mean=True), "samples: decoder means at z ~ N(0, I)")
 vae2 = VAE((784,), latent_dim=2, hidden=(400,))
 pyrogen.fit(vae2, train, method="svi", loss="mean_field", lr=1e-3, batch_size=128,
             num_epochs=EPOCHS)  # fmt: skip
-from scipy import stats  # noqa: E402
-
 grid = stats.norm.ppf(np.linspace(0.05, 0.95, 12))
 zz = torch.tensor([[a, b] for b in grid[::-1] for a in grid], dtype=torch.float32)
 canvas = vae2.decode(zz).reshape(12, 12, 28, 28).permute(0, 2, 1, 3).reshape(12 * 28, 12 * 28)

@@ -155,7 +155,7 @@ class SharedAdam(pyro.optim.PyroOptim):
     def __call__(self, params, *args, **kwargs) -> None:
         store = pyro.get_param_store()
         if self.pending is not None:  # restore a checkpoint once the parameters exist
-            self._build([[n for n in group] for group in self.pending["groups"]])
+            self._build(self.pending["groups"])
             self.optimizer.load_state_dict(self.pending["state"])
             self.pending = None
         names = sorted(store.param_name(p) for p in params)

@@ -143,7 +143,7 @@ def test_conv_denoising_and_gaussian_variants_train():
     assert torch.all(gaussian.scale > 0) and torch.isfinite(gaussian.log_prob(real, 50)).all()
 
 
-def test_autoencoder_reconstructs_and_has_no_sampler():
+def test_autoencoder_reconstructs_and_has_no_sampler(tmp_path):
     x = (torch.rand(64, 6, generator=torch.Generator().manual_seed(0)) < 0.4).double()
     ae = Autoencoder((6,), latent_dim=6, hidden=(32,))
     before = float(ae.log_prob(x).mean())
@@ -151,6 +151,8 @@ def test_autoencoder_reconstructs_and_has_no_sampler():
     assert float(ae.log_prob(x).mean()) > before + 1.0
     with pytest.raises(NotImplementedError, match="no prior"):
         ae.sample(3)
+    ae.save(tmp_path / "ae.pt")
+    torch.testing.assert_close(Autoencoder.load(tmp_path / "ae.pt").log_prob(x), ae.log_prob(x))
 
 
 def test_vae_bad_input_names_the_argument():
