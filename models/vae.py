@@ -51,6 +51,7 @@ References:
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 
@@ -65,6 +66,7 @@ from pyrogen.nn.vae_nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 from pyrogen.validation import (
     as_data_tensor,
     check_choice,
+    check_finite_values,
     check_positive_int,
     check_positive_number,
 )
@@ -155,7 +157,10 @@ class _Networks(ZooModel):
         if len(data) != 1:
             raise TypeError(f"{type(self).__name__} takes one data array x, got {len(data)}")
         reference = next(self.parameters())
-        x = as_data_tensor(data[0], "x", dtype=reference.dtype).to(reference.device)
+        binary = self.config.likelihood == "bernoulli"
+        # binary data are finite: one pass over a large data set checks both
+        x = as_data_tensor(data[0], "x", dtype=reference.dtype, check_finite=not binary)
+        x = x.to(reference.device)
         shape = tuple(self.config.data_shape)
         if x.dim() == 2 and x.shape[1] == math.prod(shape):
             x = x.reshape(len(x), *shape)  # flattened examples
@@ -163,7 +168,8 @@ class _Networks(ZooModel):
             raise ValueError(
                 f"x: expected shape (N, {', '.join(map(str, shape))}), got {tuple(x.shape)}"
             )
-        if self.config.likelihood == "bernoulli" and not bool(((x == 0) | (x == 1)).all()):
+        if binary and not bool(((x == 0) | (x == 1)).all()):
+            check_finite_values(x, "x")
             raise ValueError("x: a Bernoulli likelihood needs binary data (0 or 1)")
         return (x,)
 
@@ -171,6 +177,11 @@ class _Networks(ZooModel):
         """A learned Gaussian sd is a Pyro parameter of the model."""
         if self.config.likelihood == "gaussian" and self.config.scale is None:
             pyro.param("raw_scale", self.raw_scale)
+
+    def _kl_weight(self):
+        """beta on the latent's sites of model and guide (no handler at all for beta = 1)."""
+        beta = getattr(self.config, "beta", 1.0)
+        return poutine.scale(scale=beta) if beta != 1.0 else contextlib.nullcontext()
 
     @staticmethod
     def _data_plate(x, num_examples):
@@ -290,7 +301,7 @@ class VAE(_Networks):
         d = self.config.latent_dim
         with self._data_plate(x, num_examples):
             prior = dist.Normal(x.new_zeros(d), x.new_ones(d)).to_event(1)
-            with poutine.scale(scale=self.config.beta):
+            with self._kl_weight():
                 z = pyro.sample("z", prior)
             pyro.sample("x", self._likelihood(self.decoder(z)), obs=x)
 
@@ -298,7 +309,7 @@ class VAE(_Networks):
         pyro.module("encoder", self.encoder, update_module_params=True)
         with self._data_plate(x, num_examples):
             loc, scale = self.encoder(self._corrupt(x))
-            with poutine.scale(scale=self.config.beta):
+            with self._kl_weight():
                 pyro.sample("z", dist.Normal(loc, scale).to_event(1))
 
     # -- evaluation ---------------------------------------------------------------------

@@ -263,13 +263,15 @@ def fit(
         raise TypeError(f"model: expected a zoo model or a callable, got {type(model).__name__}")
 
     pyro.set_rng_seed(seed)
-    run_id = make_fingerprint(
-        model=type(model).__name__ if is_zoo else getattr(model, "__qualname__", repr(model)),
-        config=getattr(model, "config", None),
-        method=method,
-        seed=seed,
-        data=tuple(a for a in args if isinstance(a, torch.Tensor)),
-    )
+    run_id = None  # what a checkpoint must match to be resumed; hashing data costs time
+    if checkpoint is not None:
+        run_id = make_fingerprint(
+            model=type(model).__name__ if is_zoo else getattr(model, "__qualname__", repr(model)),
+            config=getattr(model, "config", None),
+            method=method,
+            seed=seed,
+            data=tuple(a for a in args if isinstance(a, torch.Tensor)),
+        )
     result = Fit(method=method, model=model, args=args, kwargs=kwargs)
     began = time.perf_counter()
     if method == "nuts" and is_zoo and hasattr(model, "check_nuts"):
@@ -337,7 +339,9 @@ def fit(
         )
     else:
         pyro.clear_param_store()
-        structure = model_structure(model_fn, args, kwargs)
+        # a minibatch model's structure shows on one batch (no trace over all N examples)
+        probe = _first_batch(args, batch_size) if batch_size is not None else args
+        structure = model_structure(model_fn, probe, kwargs)
         if method == "mle" or (not structure.continuous and guide is None):
             # nothing latent to approximate: MAP and SVI reduce to maximum likelihood
             guide_fn = _empty_guide
@@ -383,7 +387,12 @@ def fit(
         result.losses, result.num_steps = looped.losses, looped.num_steps
         result.converged, result.guide, result.backend = looped.converged, guide_fn, "pyro"
         result.diagnostics["resumed_from"] = looped.resumed_from
-        if guide_fn is not _empty_guide:
+        if batch_size is not None:
+            # an amortized guide's latents are per example: the fit is the networks
+            if is_zoo:
+                model.absorb({})
+            result.params = _parameter_values(model)
+        elif guide_fn is not _empty_guide:
             result.params = point_values(guide_fn, args, kwargs)
             if is_zoo:
                 model.absorb(result.params)
@@ -396,6 +405,15 @@ def fit(
             }
     result.elapsed = time.perf_counter() - began
     return result
+
+
+def _first_batch(args: tuple, batch_size: int) -> tuple:
+    """The first ``batch_size`` examples of every data argument (leading dimension N)."""
+    n = int(args[0].shape[0])
+    return tuple(
+        a[:batch_size] if isinstance(a, torch.Tensor) and a.dim() and a.shape[0] == n else a
+        for a in args
+    )
 
 
 def _empty_guide(*args, **kwargs) -> None:
@@ -432,7 +450,7 @@ def _fit_em(
             loss_name="-loglik",
             checkpoint=path,
             checkpoint_every=checkpoint_every,
-            fingerprint={**run_id, "attempt": str(attempt)},
+            fingerprint={**(run_id or {}), "attempt": str(attempt)},
             callback=callback,
         )
         with torch.no_grad():

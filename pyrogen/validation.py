@@ -8,7 +8,13 @@ import numbers
 import numpy as np
 import torch
 
-__all__ = ["as_data_tensor", "check_positive_int", "check_positive_number", "check_choice"]
+__all__ = [
+    "as_data_tensor",
+    "check_finite_values",
+    "check_positive_int",
+    "check_positive_number",
+    "check_choice",
+]
 
 
 def as_data_tensor(
@@ -19,11 +25,14 @@ def as_data_tensor(
     dtype: torch.dtype | None = None,
     allow_empty: bool = False,
     device: torch.device | str | None = None,
+    check_finite: bool = True,
 ) -> torch.Tensor:
     """Return ``value`` as a floating tensor after checking it is usable data.
 
     Raises ``ValueError``/``TypeError`` naming ``name`` for non-numeric values,
-    the wrong rank, empty data, NaN or infinities.
+    the wrong rank, empty data, NaN or infinities (``check_finite=False`` leaves the
+    last to a stricter check of the caller's, which must then call
+    :func:`check_finite_values` before its own error, to name NaN as NaN).
     """
     if isinstance(value, torch.Tensor):
         tensor = value.detach()
@@ -51,12 +60,18 @@ def as_data_tensor(
             )
     if tensor.numel() == 0 and not allow_empty:
         raise ValueError(f"{name}: is empty (shape {tuple(tensor.shape)})")
+    if check_finite:
+        check_finite_values(tensor, name)
+    return tensor
+
+
+def check_finite_values(tensor: torch.Tensor, name: str = "data") -> None:
+    """Raise a ``ValueError`` naming ``name`` and the first bad index on NaN or infinity."""
     finite = torch.isfinite(tensor)
     if not bool(finite.all()):
         bad = (~finite).nonzero()[0].tolist()
         kind = "NaN" if bool(torch.isnan(tensor).any()) else "infinite"
         raise ValueError(f"{name}: contains {kind} values (first at index {tuple(bad)})")
-    return tensor
 
 
 def _is_int(tensor: torch.Tensor) -> bool:

@@ -1,7 +1,7 @@
 """Stochastic variational inference as a loop engine.
 
 ``SVIEngine`` mirrors NumPyro's ``SVI`` split: ``init`` builds the parameters,
-``update`` takes one gradient step, ``evaluate`` computes the loss without a step.
+``update`` takes one gradient step.
 The loop around it (progress, checkpoints, early stopping) is ``run_loop``.
 """
 
@@ -17,7 +17,6 @@ import pyro.optim
 import torch
 from pyro import poutine
 from pyro.infer import (
-    SVI,
     JitTrace_ELBO,
     JitTraceEnum_ELBO,
     JitTraceMeanField_ELBO,
@@ -33,6 +32,7 @@ from pyro.infer.autoguide import (
     AutoMultivariateNormal,
     AutoNormal,
 )
+from pyro.infer.util import torch_item
 
 from pyrogen.infer.init import init_from, trace_structure
 
@@ -151,6 +151,8 @@ class SharedAdam(pyro.optim.PyroOptim):
         self.groups: list[list[str]] = []  # parameter names per group, for checkpoints
         self.known: set[str] = set()
         self.pending: dict | None = None
+        self.last_ids: frozenset = frozenset()
+        self.untouched: list[str] = []
 
     def __call__(self, params, *args, **kwargs) -> None:
         store = pyro.get_param_store()
@@ -158,13 +160,16 @@ class SharedAdam(pyro.optim.PyroOptim):
             self._build(self.pending["groups"])
             self.optimizer.load_state_dict(self.pending["state"])
             self.pending = None
-        names = sorted(store.param_name(p) for p in params)
-        new = [n for n in names if n not in self.known]
-        if new:
-            self._add_group(new)
-        if len(names) < len(self.known):  # as Pyro's Adam: untouched parameters stay put
-            for name in self.known.difference(names):
-                self._param(name).grad = None
+        ids = frozenset(map(id, params))
+        if ids != self.last_ids:  # the same tensors as last step need no bookkeeping
+            names = sorted(store.param_name(p) for p in params)
+            new = [n for n in names if n not in self.known]
+            if new:
+                self._add_group(new)
+            self.untouched = sorted(self.known.difference(names))
+            self.last_ids = ids
+        for name in self.untouched:  # as Pyro's Adam: untouched parameters stay put
+            self._param(name).grad = None
         self.optimizer.step()
 
     def _param(self, name: str) -> torch.Tensor:
@@ -181,6 +186,7 @@ class SharedAdam(pyro.optim.PyroOptim):
 
     def _build(self, groups: list[list[str]]) -> None:
         self.optimizer, self.groups, self.known = None, [], set()
+        self.last_ids, self.untouched = frozenset(), []
         for names in groups:
             self._add_group(names)
 
@@ -191,6 +197,7 @@ class SharedAdam(pyro.optim.PyroOptim):
 
     def set_state(self, state: dict) -> None:
         self.optimizer, self.groups, self.known = None, [], set()
+        self.last_ids, self.untouched = frozenset(), []
         self.pending = state if state.get("state") is not None else None
 
 
@@ -302,7 +309,6 @@ class SVIEngine:
         self.model, self.guide, self.optim, self.elbo = model, guide, optim, elbo
         self.args, self.kwargs = args, kwargs or {}
         self.loss_scale = loss_scale
-        self.svi = SVI(model, guide, optim, elbo)
         self.traced = False  # a jit ELBO compiles on its first step
         self.batch_size = batch_size
         if batch_size is not None:
@@ -318,6 +324,10 @@ class SVIEngine:
             self.position = 0
         index = self.order[self.position : self.position + self.batch_size]
         self.position += self.batch_size
+        return self._take(index)
+
+    def _take(self, index) -> tuple[tuple, dict]:
+        """The examples ``index`` of every data argument, and ``num_examples=N``."""
         n = self.num_examples
         args = tuple(
             a[index] if isinstance(a, torch.Tensor) and a.dim() and a.shape[0] == n else a
@@ -328,15 +338,22 @@ class SVIEngine:
     def update(self) -> float:
         args, kwargs = self._batch()
         if self.traced:
-            return self.svi.step(*args, **kwargs) / self.loss_scale
+            return self._step(args, kwargs) / self.loss_scale
         with quiet_jit_tracing():
-            loss = self.svi.step(*args, **kwargs) / self.loss_scale
+            loss = self._step(args, kwargs) / self.loss_scale
         self.traced = True
         return loss
 
-    def evaluate(self) -> float:
-        with torch.no_grad():
-            return self.svi.evaluate_loss(*self.args, **self.kwargs) / self.loss_scale
+    def _step(self, args, kwargs) -> float:
+        """``pyro.infer.SVI.step``, except that gradients are released (``grad = None``,
+        as ``torch.optim.Optimizer.zero_grad`` does) instead of refilled with zeros."""
+        with poutine.trace(param_only=True) as capture:
+            loss = self.elbo.loss_and_grads(self.model, self.guide, *args, **kwargs)
+        params = [site["value"].unconstrained() for site in capture.trace.nodes.values()]
+        self.optim(params)
+        for p in params:
+            p.grad = None
+        return torch_item(loss)
 
     def state_dict(self) -> dict:
         state = {"params": pyro.get_param_store().get_state(), "optim": self.optim.get_state()}
@@ -347,8 +364,11 @@ class SVIEngine:
     def load_state_dict(self, state: dict) -> None:
         # Build the guide's parameters first: an autoguide that sets itself up later
         # would overwrite the restored values with its initial ones.
+        args, kwargs = self.args, self.kwargs
+        if self.batch_size is not None:  # one batch builds them as well as all N
+            args, kwargs = self._take(slice(0, self.batch_size))
         with poutine.block(), torch.no_grad():
-            self.guide(*self.args, **self.kwargs)
+            self.guide(*args, **kwargs)
         pyro.get_param_store().set_state(state["params"])
         self.optim.set_state(state["optim"])
         if self.batch_size is not None and "batches" in state:
