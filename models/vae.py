@@ -23,7 +23,11 @@ maximizes the ELBO
 
 over :math:`\theta` and :math:`\phi` (``loss="mean_field"`` takes the KL in closed
 form, ``loss="iwae"`` the importance-weighted bound of Burda, Grosse and
-Salakhutdinov 2016). ``beta`` > 1 is the beta-VAE of Higgins et al. (2017);
+Salakhutdinov 2016). ``prior="vamp"`` replaces N(0, I) by the VampPrior of Tomczak
+and Welling (2018), the encoder's mixture at K learned pseudo-inputs,
+:math:`p_\lambda(z) = \frac1K \sum_{k=1}^K q_\phi(z \mid u_k)` (its KL has no closed
+form, so the ELBO estimates it from the same draw). ``beta`` > 1 is the beta-VAE of
+Higgins et al. (2017);
 ``corruption`` trains a denoising VAE (Im et al. 2017): the encoder sees a corrupted
 copy (pixels dropped with that probability for binary data, Gaussian noise of that sd
 for real data) and the decoder reconstructs the clean data. :class:`Autoencoder` is
@@ -91,6 +95,8 @@ class AutoencoderConfig:
 @dataclass
 class VAEConfig(AutoencoderConfig):
     beta: float = 1.0
+    prior: str = "standard"  # or "vamp"
+    num_pseudo: int = 500  # VampPrior pseudo-inputs
 
 
 def _check_shape(data_shape) -> list[int]:
@@ -262,9 +268,13 @@ class VAE(_Networks):
         beta: the weight of the KL term (1: the VAE; > 1: beta-VAE).
         scale: Gaussian likelihood sd; None learns one per data dimension.
         corruption: > 0 trains a denoising VAE.
+        prior: ``"standard"`` (N(0, I)) or ``"vamp"`` (the VampPrior).
+        num_pseudo: K, the VampPrior's pseudo-inputs (learned; started at K random
+            training examples by ``fit``).
 
     Sites: ``z`` (N, d) latent, ``x`` observed; networks ``decoder`` (model) and
-    ``encoder`` (guide) are registered with ``pyro.module``.
+    ``encoder`` (guide; in the model too under the VampPrior, with the pseudo-inputs
+    ``raw_pseudo``) are registered with ``pyro.module``.
     """
 
     # traceable, but torch.jit's compile (once per batch shape) cost more than it saved
@@ -281,8 +291,12 @@ class VAE(_Networks):
         beta: float = 1.0,
         scale: float | None = None,
         corruption: float = 0.0,
+        prior: str = "standard",
+        num_pseudo: int = 500,
     ):
         super().__init__()
+        check_choice(prior, "prior", ("standard", "vamp"))
+        check_positive_int(num_pseudo, "num_pseudo")
         self._build(
             VAEConfig,
             data_shape,
@@ -293,17 +307,52 @@ class VAE(_Networks):
             scale,
             corruption,
             beta=float(beta),
+            prior=prior,
+            num_pseudo=int(num_pseudo),
         )
+        if prior == "vamp":  # pseudo-inputs, before the squashing of _pseudo_inputs
+            self.raw_pseudo = nn.Parameter(torch.zeros(num_pseudo, *self.config.data_shape))
+
+    def _pseudo_inputs(self) -> torch.Tensor:
+        """The VampPrior's K pseudo-inputs u_k, in [0, 1] for binary data."""
+        if self.config.likelihood == "bernoulli":
+            return torch.sigmoid(self.raw_pseudo)
+        return self.raw_pseudo
+
+    def latent_prior(self) -> dist.Distribution:
+        """p(z): N(0, I), or the VampPrior (1/K) sum_k q(z | u_k)."""
+        reference = next(self.parameters())
+        d = self.config.latent_dim
+        if self.config.prior == "standard":
+            return dist.Normal(reference.new_zeros(d), reference.new_ones(d)).to_event(1)
+        loc, scale = self.encoder(self._pseudo_inputs())
+        mixing = dist.Categorical(logits=loc.new_zeros(self.config.num_pseudo))
+        return dist.MixtureSameFamily(mixing, dist.Normal(loc, scale).to_event(1))
 
     def model(self, x, num_examples: int | None = None) -> None:
         pyro.module("decoder", self.decoder, update_module_params=True)
         self._register_scale()
-        d = self.config.latent_dim
+        if self.config.prior == "vamp":  # the prior is the encoder at the pseudo-inputs
+            pyro.module("encoder", self.encoder, update_module_params=True)
+            pyro.param("raw_pseudo", self.raw_pseudo)
+        prior = self.latent_prior()
         with self._data_plate(x, num_examples):
-            prior = dist.Normal(x.new_zeros(d), x.new_ones(d)).to_event(1)
             with self._kl_weight():
                 z = pyro.sample("z", prior)
             pyro.sample("x", self._likelihood(self.decoder(z)), obs=x)
+
+    def initialize(self, x) -> None:
+        """VampPrior pseudo-inputs start at K random training examples (Tomczak and
+        Welling initialize them at random; starting from data trains faster)."""
+        self.train()
+        if self.config.prior == "vamp":
+            pick = torch.randint(len(x), (self.config.num_pseudo,), device=x.device)
+            start = x[pick].to(self.raw_pseudo.dtype)
+            with torch.no_grad():
+                if self.config.likelihood == "bernoulli":
+                    self.raw_pseudo.copy_(torch.logit(0.05 + 0.9 * start))
+                else:
+                    self.raw_pseudo.copy_(start)
 
     def guide(self, x, num_examples: int | None = None) -> None:
         pyro.module("encoder", self.encoder, update_module_params=True)
@@ -317,7 +366,7 @@ class VAE(_Networks):
         """log p(x, z_k) - log q(z_k | x) for z_k ~ q, shape (num_samples, N)."""
         loc, scale = self.encoder(x)
         q = dist.Normal(loc, scale).to_event(1)
-        prior = dist.Normal(torch.zeros_like(loc), torch.ones_like(loc)).to_event(1)
+        prior = self.latent_prior()
         out = []
         for start in range(0, num_samples, chunk):
             shape = (min(chunk, num_samples - start), *loc.shape)
@@ -376,22 +425,26 @@ class VAE(_Networks):
 
     def elbo_terms(self, x) -> dict[str, torch.Tensor]:
         """The ELBO's two parts per example: the expected log-likelihood
-        (reconstruction, one draw) and the closed-form KL(q(z | x) || p(z))."""
+        (reconstruction, one draw) and KL(q(z | x) || p(z)), in closed form for the
+        standard prior and from the same draw for the VampPrior."""
         (x,) = self.prepare(x)
         with torch.no_grad():
             loc, scale = self.encoder(x)
-            q = dist.Normal(loc, scale)
+            q = dist.Normal(loc, scale).to_event(1)
             z = q.sample()
             reconstruction = self._likelihood(self.decoder(z)).log_prob(x)
-            kl = torch.distributions.kl_divergence(q, dist.Normal(0.0, 1.0)).sum(-1)
+            if self.config.prior == "standard":
+                kl = torch.distributions.kl_divergence(q, self.latent_prior())
+            else:
+                kl = q.log_prob(z) - self.latent_prior().log_prob(z)
         return {"reconstruction": reconstruction, "kl": kl}
 
     def sample(self, n: int, mean: bool = False) -> torch.Tensor:
         """n draws x ~ p(x) (z from the prior); ``mean=True`` gives the decoder's mean
         (probabilities for binary data, the usual picture)."""
         check_positive_int(n, "n")
-        dtype = next(self.parameters()).dtype
-        z = torch.randn(n, self.config.latent_dim, dtype=dtype)
+        with torch.no_grad():
+            z = self.latent_prior().sample((n,))
         return self.decode(z, mean=mean)
 
 

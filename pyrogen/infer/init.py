@@ -16,7 +16,8 @@ def init_to_uniform_improper(site=None, radius: float = 2.0):
     """Pyro's ``init_to_uniform`` that also starts ``ImproperUniform`` sites.
 
     Pyro's initializers draw a sample to learn a site's shape, which an improper
-    prior cannot give; here the shape comes from the distribution itself.
+    prior cannot give; here the shape comes from the distribution itself. A site whose
+    support has no bijection to the reals (a mixture's) starts at a draw.
     """
     if site is None:
         return lambda site: init_to_uniform_improper(site, radius)
@@ -26,7 +27,10 @@ def init_to_uniform_improper(site=None, radius: float = 2.0):
     while isinstance(base, (Independent, MaskedDistribution)):
         base = base.base_dist
     if not isinstance(base, ImproperUniform):
-        return init_to_uniform(site, radius)
+        try:
+            return init_to_uniform(site, radius)
+        except NotImplementedError:  # a support with no bijection (e.g. a mixture's)
+            return site["fn"].sample().detach()
     fn = site["fn"]
     transform = transform_to(fn.support)
     shape = transform.inverse_shape(fn.shape())

@@ -20,11 +20,18 @@ def _all_binary(d):
 
 
 def _quadrature_log_prob(vae, x, num_points=4001):
-    """log p(x) = log integral p(x | z) N(z; 0, 1) dz on a fine grid (latent_dim = 1)."""
+    """log p(x) = log integral p(x | z) p(z) dz on a fine grid (latent_dim = 1); p(z) is
+    N(0, 1), or for the VampPrior the mixture written out by hand."""
     z = torch.linspace(-9, 9, num_points)[:, None]
     with torch.no_grad():
         log_px_z = vae._likelihood(vae.decoder(z)[:, None]).log_prob(x)  # (grid, N)
-        log_joint = log_px_z + torch.distributions.Normal(0.0, 1.0).log_prob(z)
+        if vae.config.prior == "standard":
+            log_pz = torch.distributions.Normal(0.0, 1.0).log_prob(z)
+        else:
+            loc, scale = vae.encoder(torch.sigmoid(vae.raw_pseudo))  # (K, 1) each
+            components = torch.distributions.Normal(loc[:, 0], scale[:, 0]).log_prob(z)
+            log_pz = (components.logsumexp(-1) - math.log(len(loc)))[:, None]
+        log_joint = log_px_z + log_pz
     dz = float(z[1] - z[0])
     return torch.logsumexp(log_joint, 0) + math.log(dz)
 
@@ -51,6 +58,32 @@ def test_bernoulli_vae_is_normalized_and_iwae_converges_to_the_quadrature(tiny):
     gap_1 = (exact - tiny.log_prob(x, num_samples=1, seed=1)).abs().mean()
     gap_k = (exact - estimate).abs().mean()
     assert gap_k < 0.2 * gap_1
+
+
+def test_vamp_prior_vae_is_normalized_and_matches_the_quadrature():
+    """VampPrior p(z) = (1/K) sum_k q(z | u_k): the model's prior is that mixture, p(x)
+    sums to 1 over all binary x, and the IWAE estimate meets the quadrature."""
+    torch.manual_seed(4)
+    vae = VAE((5,), latent_dim=1, hidden=(16,), prior="vamp", num_pseudo=3)
+    with torch.no_grad():
+        for p in vae.decoder.parameters():
+            p.mul_(3.0)
+        vae.raw_pseudo.normal_(0.0, 3.0)
+        vae.encoder.net[-1].bias[0] += 1.5  # pseudo-inputs' codes far from N(0, 1)
+    vae.eval()
+    z = torch.linspace(-12, 12, 8001)[:, None]
+    density = vae.latent_prior().log_prob(z).exp().detach()
+    assert float(torch.trapezoid(density, z[:, 0])) == pytest.approx(1.0, abs=1e-6)
+    standard = torch.distributions.Normal(0.0, 1.0).log_prob(z[:, 0]).exp()
+    assert float((density - standard).abs().max()) > 0.05  # not the standard prior
+    x = _all_binary(5)
+    exact = _quadrature_log_prob(vae, x)
+    assert float(exact.exp().sum()) == pytest.approx(1.0, abs=1e-6)
+    # the untrained encoder is a rough proposal for a mixture prior: more draws
+    np.testing.assert_allclose(vae.log_prob(x, num_samples=200000), exact, atol=0.02)
+    assert torch.all(vae.elbo(x, num_samples=4000) < exact + 1e-3)
+    terms = vae.elbo_terms(x)
+    assert terms["kl"].shape == (32,) and vae.sample(7).shape == (7, 5)
 
 
 def test_gaussian_vae_matches_the_quadrature_and_khat_flags_a_narrow_proposal():
@@ -143,6 +176,24 @@ def test_conv_denoising_and_gaussian_variants_train():
     assert torch.all(gaussian.scale > 0) and torch.isfinite(gaussian.log_prob(real, 50)).all()
 
 
+def test_vamp_prior_learns_its_pseudo_inputs_from_a_data_start(tmp_path):
+    x = (torch.rand(64, 6, generator=torch.Generator().manual_seed(0)) < 0.4).double()
+    vae = VAE((6,), latent_dim=2, hidden=(8,), prior="vamp", num_pseudo=4)
+    vae.initialize(x)
+    start = torch.sigmoid(vae.raw_pseudo).detach().clone()
+    # each pseudo-input starts at a training example, squeezed into [0.05, 0.95]
+    matches = ((start[:, None] - (0.05 + 0.9 * x)[None]).abs().amax(-1) < 1e-6).any(-1)
+    assert bool(matches.all())
+    fit = pyrogen.fit(vae, x, method="svi", batch_size=16, num_epochs=20, lr=0.01)
+    assert np.isfinite(fit.losses).all()
+    learned = torch.sigmoid(vae.raw_pseudo.detach())
+    assert float((learned - start).abs().max()) > 1e-3
+    vae.save(tmp_path / "vamp.pt")
+    loaded = VAE.load(tmp_path / "vamp.pt")
+    assert loaded.config.prior == "vamp" and loaded.config.num_pseudo == 4
+    torch.testing.assert_close(loaded.log_prob(x, 100), vae.log_prob(x, 100))
+
+
 def test_autoencoder_reconstructs_and_has_no_sampler(tmp_path):
     x = (torch.rand(64, 6, generator=torch.Generator().manual_seed(0)) < 0.4).double()
     ae = Autoencoder((6,), latent_dim=6, hidden=(32,))
@@ -171,6 +222,10 @@ def test_vae_bad_input_names_the_argument():
         VAE((4,), corruption=1.5)
     with pytest.raises(ValueError, match="likelihood"):
         VAE((4,), likelihood="poisson")
+    with pytest.raises(ValueError, match="prior"):
+        VAE((4,), prior="gaussian_mixture")
+    with pytest.raises(ValueError, match="num_pseudo"):
+        VAE((4,), prior="vamp", num_pseudo=0)
     with pytest.raises(ValueError, match="data_shape"):
         VAE((6, 6), architecture="conv")
     with pytest.raises(ValueError, match="num_epochs: give batch_size"):
