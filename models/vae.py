@@ -185,9 +185,12 @@ class _Networks(ZooModel):
             pyro.param("raw_scale", self.raw_scale)
 
     def _kl_weight(self):
-        """beta on the latent's sites of model and guide (no handler at all for beta = 1)."""
+        """beta on the latent's sites of model and guide (no handler at all for beta = 1;
+        a mask for beta = 0, which Pyro's scale handler refuses)."""
         beta = getattr(self.config, "beta", 1.0)
-        return poutine.scale(scale=beta) if beta != 1.0 else contextlib.nullcontext()
+        if beta == 1.0:
+            return contextlib.nullcontext()
+        return poutine.scale(scale=beta) if beta > 0 else poutine.mask(mask=False)
 
     @staticmethod
     def _data_plate(x, num_examples):

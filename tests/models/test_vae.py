@@ -105,18 +105,19 @@ def test_gaussian_vae_matches_the_quadrature_and_khat_flags_a_narrow_proposal():
 
 
 def test_the_elbo_is_the_reconstruction_minus_beta_times_the_closed_form_kl(tiny):
-    """Same seed, same draw of z: TraceMeanField_ELBO's loss for beta = 2 exceeds the
-    beta = 1 loss by exactly the analytic KL; a batch of B standing for N examples
+    """Same seed, same draw of z: TraceMeanField_ELBO's loss grows by exactly the
+    analytic KL from beta = 0 to 1 and from 1 to 2; a batch of B standing for N examples
     scales the loss by N / B."""
     x = _all_binary(5)[:12]
     losses = {}
-    for beta in (1.0, 2.0):
+    for beta in (0.0, 1.0, 2.0):
         tiny.config.beta = beta
         pyro.set_rng_seed(5)
         losses[beta] = float(TraceMeanField_ELBO().loss(tiny.model, tiny.guide, x))
     tiny.config.beta = 1.0
     kl = float(tiny.elbo_terms(x)["kl"].sum())
     assert losses[2.0] - losses[1.0] == pytest.approx(kl, rel=1e-9)
+    assert losses[1.0] - losses[0.0] == pytest.approx(kl, rel=1e-9)  # beta = 0: no KL
     pyro.set_rng_seed(5)
     scaled = float(TraceMeanField_ELBO().loss(tiny.model, tiny.guide, x, num_examples=120))
     assert scaled == pytest.approx(10 * losses[1.0], rel=1e-9)
