@@ -232,7 +232,13 @@ class _Networks(ZooModel):
         self.eval()
 
     def initialize(self, x) -> None:
+        """A learned Gaussian sd starts at each dimension's sd in the data (the sd a
+        model that ignored z would learn), not at 1, whatever the data's scale."""
         self.train()
+        if self.config.likelihood == "gaussian" and self.config.scale is None and len(x) > 1:
+            sd = x.std(0).clamp_min(1e-2) - 1e-3
+            with torch.no_grad():
+                self.raw_scale.copy_(torch.log(torch.expm1(sd)) - math.log(math.e - 1))
 
     def reconstruct(self, x) -> torch.Tensor:
         """The decoder's mean at the encoder's mean: probabilities or Gaussian means."""
@@ -347,7 +353,7 @@ class VAE(_Networks):
     def initialize(self, x) -> None:
         """VampPrior pseudo-inputs start at K random training examples (Tomczak and
         Welling initialize them at random; starting from data trains faster)."""
-        self.train()
+        super().initialize(x)
         if self.config.prior == "vamp":
             pick = torch.randint(len(x), (self.config.num_pseudo,), device=x.device)
             start = x[pick].to(self.raw_pseudo.dtype)

@@ -4,6 +4,7 @@ pyrogen zoo                                  list the models
 pyrogen data                                 list the data sets
 pyrogen fit gmm [--data NAME|CSV] [--method em|map|svi|nuts] [--components K] [--out DIR]
 pyrogen fit fourier [--data NAME|CSV] [--columns C] [--frequencies N] [--method mle|map|nuts]
+pyrogen fit vae [--data binarized_mnist|digits] [--latent D] [--prior standard|vamp] [--epochs E]
 pyrogen crosscheck mixture-1d                Pyro NUTS vs NumPyro NUTS vs Stan's reference
 pyrogen compare-inference regression|ar      every guide against NUTS on one model
 """
@@ -66,8 +67,9 @@ def _fit_gmm(args) -> dict:
     from pyrogen.plots import plot_density_1d, plot_density_2d, plot_losses, save_figure
 
     torch.set_default_dtype(torch.float64)
+    args.data = args.data or "old_faithful"
     x, names = _load_data(args.data, args.columns)
-    out = Path(args.out)
+    out = Path(args.out or "runs/gmm")
     out.mkdir(parents=True, exist_ok=True)
     prior = GaussianMixturePrior.weakly_informative(x) if args.method == "nuts" else None
     try:
@@ -82,7 +84,7 @@ def _fit_gmm(args) -> dict:
                 num_warmup=args.num_warmup, num_samples=args.num_samples, num_chains=args.num_chains
             )
         else:
-            options.update(num_steps=args.num_steps, lr=args.lr)
+            options.update(num_steps=args.num_steps, lr=args.lr or 0.05)
         result = pyrogen.fit(model, x, **options)
     except (ValueError, TypeError) as error:
         raise SystemExit(f"pyrogen: {error}") from None
@@ -154,6 +156,7 @@ def _fit_gmm(args) -> dict:
         save_figure(np.ravel(axes)[0].figure, out / "pair.png")
         plt.close("all")
     _write_json(out / "metrics.json", metrics)
+    args.out = str(out)
     return metrics
 
 
@@ -169,12 +172,13 @@ def _fit_fourier(args) -> dict:
     from pyrogen.plots import plot_losses, save_figure
 
     torch.set_default_dtype(torch.float64)
+    args.data = args.data or "old_faithful"
     x, names = _load_data(args.data, args.columns)
     x, name = x[:, 0], names[0]  # one column: the first (or the one --columns names)
     method = args.method or "mle"
     if method not in ("mle", "map", "nuts"):
         raise SystemExit(f"pyrogen: --method {method} is not one of mle, map, nuts for fourier")
-    out = Path(args.out if args.out != "runs/gmm" else "runs/fourier")
+    out = Path(args.out or "runs/fourier")
     out.mkdir(parents=True, exist_ok=True)
     try:
         prior = None if method == "mle" else FourierPrior()
@@ -188,7 +192,9 @@ def _fit_fourier(args) -> dict:
                 init={"coefficients": torch.zeros(args.frequencies, 2)},
             )
         else:
-            options.update(num_steps=args.num_steps or 3000, lr=args.lr, checkpoint=args.checkpoint)
+            options.update(
+                num_steps=args.num_steps or 3000, lr=args.lr or 0.05, checkpoint=args.checkpoint
+            )
         result = pyrogen.fit(model, x, **options)
     except (ValueError, TypeError) as error:
         raise SystemExit(f"pyrogen: {error}") from None
@@ -220,6 +226,140 @@ def _fit_fourier(args) -> dict:
         figure, ax = plt.subplots(figsize=(5, 3.5))
         plot_losses(result.losses, ax=ax, ylabel="-mean log-likelihood (penalized)")
         save_figure(figure, out / "loss.png")
+        plt.close(figure)
+    _write_json(out / "metrics.json", metrics)
+    args.out = str(out)
+    return metrics
+
+
+def _vae_data(spec: str, seed: int):
+    """(train, test, test labels or None, image shape, likelihood) for ``pyrogen fit vae``."""
+    import torch
+
+    from pyrogen import data
+
+    if spec == "binarized_mnist":
+        train, test = (
+            torch.as_tensor(data.load("binarized_mnist", split=s), dtype=torch.float32)
+            for s in ("train", "test")
+        )
+        # the test file's halves differ in difficulty: evaluate on a random subset
+        test = test[torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))]
+        return train, test, None, (28, 28), "bernoulli"
+    if spec == "digits":
+        try:
+            from sklearn.datasets import load_digits
+        except ImportError:
+            raise SystemExit("pyrogen: --data digits needs scikit-learn") from None
+        digits = load_digits()
+        rng = np.random.default_rng(seed)
+        x = (digits.data + rng.uniform(size=digits.data.shape)) / 17.0  # dequantized
+        order = rng.permutation(len(x))
+        x = torch.as_tensor(x[order], dtype=torch.float32)
+        return x[:1400], x[1400:], digits.target[order][1400:], (8, 8), "gaussian"
+    raise SystemExit(f"pyrogen: --data {spec} is not binarized_mnist or digits for vae")
+
+
+def _fit_vae(args) -> dict:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    import pyrogen
+    from pyrogen.models import VAE
+    from pyrogen.plots import plot_images, plot_latent_map, plot_losses, save_figure
+
+    if (args.method or "svi") != "svi":
+        raise SystemExit(f"pyrogen: --method {args.method} is not svi for vae")
+    train, test, labels, shape, likelihood = _vae_data(args.data or "binarized_mnist", args.seed)
+    if args.train_size is not None:
+        train = train[: args.train_size]
+    test = test[: args.eval_size]
+    labels = None if labels is None else labels[: args.eval_size]
+    out = Path(args.out or "runs/vae")
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        torch.manual_seed(args.seed)
+        vae = VAE(
+            (int(np.prod(shape)),),
+            latent_dim=args.latent,
+            hidden=args.hidden,
+            likelihood=likelihood,
+            prior=args.prior,
+        )
+        result = pyrogen.fit(
+            vae,
+            train,
+            method="svi",
+            loss="mean_field",
+            lr=args.lr or 1e-3,
+            batch_size=args.batch_size,
+            num_epochs=args.epochs,
+            checkpoint=args.checkpoint,
+            seed=args.seed,
+            progress=args.progress,
+        )
+        ks = [k for k in (1, 10, 100, 1000, 5000) if k < args.iwae_samples] + [args.iwae_samples]
+        estimates = [float(vae.log_prob(test, num_samples=k).mean()) for k in ks]
+    except (ValueError, TypeError) as error:
+        raise SystemExit(f"pyrogen: {error}") from None
+    terms = vae.elbo_terms(test)
+    khat = vae.psis_khat(test[:200], num_samples=1000)
+    metrics = {
+        "model": "vae",
+        "data": args.data or "binarized_mnist",
+        "train_images": len(train),
+        "test_images": len(test),
+        "latent_dim": args.latent,
+        "hidden": list(args.hidden),
+        "prior": args.prior,
+        "epochs": args.epochs,
+        "num_steps": result.num_steps,
+        "final_loss": result.loss,
+        "test_reconstruction": float(terms["reconstruction"].mean()),
+        "test_kl": float(terms["kl"].mean()),
+        "test_elbo": float((terms["reconstruction"] - terms["kl"]).mean()),
+        "test_log_likelihood": estimates[-1],
+        "num_samples": args.iwae_samples,
+        "iwae_by_k": dict(zip(map(str, ks), estimates)),
+        "psis_khat_median": float(khat.median()),
+        "seconds": result.elapsed,
+    }
+    vae.save(out / "model.pt")
+    figures = {}
+    figure, ax = plt.subplots(figsize=(5, 3.5))
+    plot_losses(result.losses, ax=ax, ylabel="-ELBO per example (nats)")
+    figures["loss.png"] = figure
+    figure, ax = plt.subplots(figsize=(5, 3.5))
+    ax.hist(-terms["reconstruction"].numpy(), bins=40, alpha=0.7, label="-reconstruction")
+    ax.hist(terms["kl"].numpy(), bins=40, alpha=0.7, label="KL")
+    ax.set(xlabel="nats per example", title="the ELBO's two terms on test data")
+    ax.legend()
+    figures["elbo_terms.png"] = figure
+    pairs = torch.cat([test[:10], vae.reconstruct(test[:10])])
+    figures["reconstructions.png"] = plot_images(pairs, shape, 2, "test data (top), reconstructed")
+    figures["samples.png"] = plot_images(vae.sample(40, mean=True), shape, 4, "samples")
+    loc = vae.encode(test)[0]
+    figure, ax = plt.subplots(figsize=(5.5, 4.5))
+    plot_latent_map(loc.numpy(), labels, ax=ax, title="encoder means of test data")
+    figures["latent.png"] = figure
+    used = loc.var(0).argsort(descending=True)[: min(5, args.latent)]
+    rows = []
+    for unit in used:
+        for value in np.linspace(-3, 3, 8):
+            z = loc[0].clone()
+            z[unit] = float(value)
+            rows.append(z)
+    traversed = vae.decode(torch.stack(rows))
+    figures["traversals.png"] = plot_images(traversed, shape, len(used), "one unit per row")
+    figure, ax = plt.subplots(figsize=(5, 3.5))
+    ax.semilogx(ks, estimates, marker="o")
+    ax.set(xlabel="K (importance samples)", ylabel="mean log p(x) estimate (nats)")
+    figures["iwae.png"] = figure
+    for name, figure in figures.items():
+        save_figure(figure, out / name)
         plt.close(figure)
     _write_json(out / "metrics.json", metrics)
     args.out = str(out)
@@ -309,8 +449,13 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("data", help="list the data sets")
 
     fit = commands.add_parser("fit", help="fit a model and write metrics, InferenceData and plots")
-    fit.add_argument("model", choices=["gmm", "fourier"])
-    fit.add_argument("--data", default="old_faithful", help="old_faithful or a CSV with a header")
+    fit.add_argument("model", choices=["gmm", "fourier", "vae"])
+    fit.add_argument(
+        "--data",
+        default=None,
+        help="gmm, fourier: old_faithful (default) or a CSV with a header; "
+        "vae: binarized_mnist (default) or digits",
+    )
     fit.add_argument("--columns", help="comma-separated CSV columns to use (default: all)")
     fit.add_argument(
         "--method",
@@ -324,13 +469,27 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--covariance", default="full", choices=["full", "diag", "spherical"])
     fit.add_argument("--n-init", type=int, default=1)
     fit.add_argument("--num-steps", type=int, default=None)
-    fit.add_argument("--lr", type=float, default=0.05)
+    fit.add_argument("--lr", type=float, default=None, help="default 0.05; vae 1e-3")
     fit.add_argument("--num-warmup", type=int, default=500)
     fit.add_argument("--num-samples", type=int, default=500)
     fit.add_argument("--num-chains", type=int, default=4)
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--checkpoint", default=None, help="resume from / save to this file")
-    fit.add_argument("--out", default="runs/gmm")
+    fit.add_argument("--out", default=None, help="output folder (default runs/MODEL)")
+    fit.add_argument("--latent", type=int, default=50, help="vae: latent dimension")
+    fit.add_argument("--hidden", type=int, nargs="+", default=[400], help="vae: layer widths")
+    fit.add_argument("--prior", default="standard", choices=["standard", "vamp"], help="vae")
+    fit.add_argument("--epochs", type=int, default=10, help="vae: passes over the data")
+    fit.add_argument("--batch-size", type=int, default=128, help="vae")
+    fit.add_argument("--train-size", type=int, default=None, help="vae: first N images")
+    fit.add_argument("--eval-size", type=int, default=1000, help="vae: test images scored")
+    fit.add_argument(
+        "--num-samples-iwae",
+        dest="iwae_samples",
+        type=int,
+        default=1000,
+        help="vae: importance samples K for log p(x) (the literature uses 5000)",
+    )
     fit.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
 
     check = commands.add_parser("crosscheck", help="Pyro NUTS vs NumPyro NUTS vs posteriordb")
@@ -373,6 +532,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "fit":
         if args.model == "fourier":
             metrics = _fit_fourier(args)
+        elif args.model == "vae":
+            metrics = _fit_vae(args)
         else:
             args.method = args.method or "em"
             if args.method == "mle":
@@ -381,7 +542,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             json.dumps({k: v for k, v in metrics.items() if not isinstance(v, list)}, default=float)
         )
-        print(f"wrote {args.out}/metrics.json, inference_data.nc and plots")
+        written = "model.pt" if args.model == "vae" else "inference_data.nc"
+        print(f"wrote {args.out}/metrics.json, {written} and plots")
         return 0
     if args.command == "compare-inference":
         return _compare_inference(args)

@@ -136,6 +136,51 @@ def test_fit_fourier_writes_metrics_and_plots(tmp_path):
         main(["fit", "fourier", "--method", "em", "--out", str(tmp_path / "x")])
 
 
+VAE_FILES = [
+    "elbo_terms.png",
+    "iwae.png",
+    "latent.png",
+    "loss.png",
+    "metrics.json",
+    "model.pt",
+    "reconstructions.png",
+    "samples.png",
+    "traversals.png",
+]
+
+
+def test_fit_vae_on_mnist_writes_metrics_model_and_pictures(tmp_path, reference_data):
+    from pyrogen.models import VAE
+
+    out = tmp_path / "vae"
+    argv = ["fit", "vae", "--train-size", "1000", "--epochs", "2", "--latent", "4"]
+    argv += ["--hidden", "64", "--eval-size", "100", "--num-samples-iwae", "100"]
+    assert main(argv + ["--out", str(out), "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train_images"] == 1000 and metrics["num_steps"] == 16
+    by_k = metrics["iwae_by_k"]
+    # the IWAE bound with K = 100 is above the K = 1 estimate (the ELBO)
+    assert by_k["100"] > by_k["1"] and metrics["test_log_likelihood"] == by_k["100"]
+    assert -400 < metrics["test_log_likelihood"] < -100
+    assert sorted(p.name for p in out.iterdir()) == VAE_FILES
+    assert VAE.load(out / "model.pt").config.latent_dim == 4
+
+
+def test_fit_vae_on_digits_and_bad_options(tmp_path):
+    out = tmp_path / "digits"
+    argv = ["fit", "vae", "--data", "digits", "--epochs", "3", "--latent", "2"]
+    assert main(argv + ["--num-samples-iwae", "20", "--out", str(out), "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train_images"] == 1400 and metrics["test_images"] == 397
+    assert sorted(p.name for p in out.iterdir()) == VAE_FILES
+    with pytest.raises(SystemExit, match="--data old_faithful is not binarized_mnist or digits"):
+        main(["fit", "vae", "--data", "old_faithful", "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="--method nuts is not svi"):
+        main(["fit", "vae", "--method", "nuts", "--out", str(tmp_path / "y")])
+    with pytest.raises(SystemExit, match="latent_dim"):
+        main(["fit", "vae", "--data", "digits", "--latent", "0", "--out", str(tmp_path / "z")])
+
+
 def test_compare_inference_command(tmp_path, capsys):
     out = tmp_path / "cmp"
     argv = ["compare-inference", "regression", "--num-steps", "600", "--num-samples", "300"]

@@ -171,8 +171,10 @@ def test_conv_denoising_and_gaussian_variants_train():
     assert not torch.equal(conv._corrupt(images), images)
     conv.eval()
     assert torch.equal(conv._corrupt(images), images)  # no corruption at evaluation
-    real = torch.randn(40, 4).double()
+    real = torch.randn(40, 4).double() * torch.tensor([0.1, 1.0, 3.0, 10.0])
     gaussian = VAE((4,), latent_dim=2, hidden=(8,), likelihood="gaussian")
+    gaussian.initialize(real)  # a learned sd starts at the data's sd per dimension
+    torch.testing.assert_close(gaussian.scale.detach(), real.std(0), check_dtype=False)
     pyrogen.fit(gaussian, real, method="svi", loss="iwae", num_particles=4, num_steps=20)
     assert torch.all(gaussian.scale > 0) and torch.isfinite(gaussian.log_prob(real, 50)).all()
 
