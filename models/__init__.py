@@ -14,7 +14,7 @@ from pyrogen.models.regression import (
     exact_posterior,
 )
 from pyrogen.models.timeseries import AutoRegressive, HiddenMarkov, ar_model, hmm_model
-from pyrogen.models.vae import VAE, Autoencoder
+from pyrogen.models.vae import VAE, Autoencoder, HierarchicalVAE
 
 __all__ = [
     "Autoencoder",
@@ -25,6 +25,7 @@ __all__ = [
     "GaussianMixture",
     "GaussianMixturePrior",
     "HiddenMarkov",
+    "HierarchicalVAE",
     "VAE",
     "ar_model",
     "bayesian_linear_regression",

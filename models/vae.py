@@ -34,6 +34,18 @@ for real data) and the decoder reconstructs the clean data. :class:`Autoencoder`
 the deterministic autoencoder the VAE is contrasted with (a baseline, not a zoo
 entry: it has no density to sample from).
 
+**Two stochastic layers** (:class:`HierarchicalVAE`; the two-layer model of Burda et
+al. 2016 and Tomczak and Welling 2018):
+
+.. math::
+
+    z_2 \sim p(z_2), \quad z_1 \mid z_2 \sim \mathcal{N}(\mu_\theta(z_2),
+    \mathrm{diag}\,\sigma_\theta(z_2)^2), \quad x \mid z_1, z_2 \sim
+    p_\theta(x \mid z_1, z_2),
+
+with the guide :math:`q_\phi(z_2 \mid x)\, q_\phi(z_1 \mid x, z_2)` and p(z_2) the
+standard normal or the VampPrior.
+
 **Evaluation**: :meth:`VAE.log_prob` is the importance-sampled estimate
 
 .. math::
@@ -56,6 +68,7 @@ References:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -76,7 +89,7 @@ from pyrogen.validation import (
 )
 from pyrogen.zoo import ZooModel, register
 
-__all__ = ["VAE", "Autoencoder"]
+__all__ = ["VAE", "HierarchicalVAE", "Autoencoder"]
 
 _NETWORKS = {"mlp": (MLPEncoder, MLPDecoder), "conv": (ConvEncoder, ConvDecoder)}
 
@@ -455,6 +468,154 @@ class VAE(_Networks):
         with torch.no_grad():
             z = self.latent_prior().sample((n,))
         return self.decode(z, mean=mean)
+
+
+@dataclass
+class HierarchicalVAEConfig(VAEConfig):
+    bottom_dim: int = 40
+
+
+@register("hvae")
+class HierarchicalVAE(VAE):
+    """A VAE with two stochastic layers (see the module docstring for the math).
+
+    Arguments are :class:`VAE`'s (``latent_dim`` is the top layer z2, whose prior is
+    N(0, I) or the VampPrior), plus ``bottom_dim``, the size of z1. MLP networks only.
+
+    Sites: ``z2`` (N, latent_dim) and ``z1`` (N, bottom_dim) latent, ``x`` observed;
+    networks ``decoder`` and ``bottom_prior`` (model), ``encoder`` and
+    ``bottom_encoder`` (guide).
+    """
+
+    def __init__(
+        self,
+        data_shape,
+        latent_dim: int = 40,
+        bottom_dim: int = 40,
+        hidden=(300, 300),
+        likelihood: str = "bernoulli",
+        architecture: str = "mlp",
+        beta: float = 1.0,
+        scale: float | None = None,
+        corruption: float = 0.0,
+        prior: str = "standard",
+        num_pseudo: int = 500,
+    ):
+        check_choice(architecture, "architecture", ("mlp",))
+        check_positive_int(bottom_dim, "bottom_dim")
+        super().__init__(
+            data_shape,
+            latent_dim,
+            hidden,
+            likelihood,
+            architecture,
+            beta,
+            scale,
+            corruption,
+            prior,
+            num_pseudo,
+        )
+        self.config = HierarchicalVAEConfig(**dataclasses.asdict(self.config))
+        self.config.bottom_dim = int(bottom_dim)
+        size = math.prod(self.config.data_shape)
+        hidden = self.config.hidden
+        self.bottom_encoder = MLPEncoder((size + latent_dim,), bottom_dim, hidden)
+        self.bottom_prior = MLPEncoder((latent_dim,), bottom_dim, hidden)
+        self.decoder = MLPDecoder(self.config.data_shape, bottom_dim + latent_dim, hidden)
+
+    def _bottom_q(self, x, z2) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z1 | x, z2): x's leading dimensions broadcast against z2's draws."""
+        flat = x.reshape(*x.shape[: x.dim() - self.event_dims], -1)
+        flat = flat.expand(*z2.shape[:-1], flat.shape[-1])
+        return self.bottom_encoder(torch.cat([flat, z2], -1))
+
+    def _decode_logits(self, z1, z2) -> torch.Tensor:
+        return self.decoder(torch.cat([z1, z2], -1))
+
+    def model(self, x, num_examples: int | None = None) -> None:
+        pyro.module("decoder", self.decoder, update_module_params=True)
+        pyro.module("bottom_prior", self.bottom_prior, update_module_params=True)
+        self._register_scale()
+        if self.config.prior == "vamp":
+            pyro.module("encoder", self.encoder, update_module_params=True)
+            pyro.param("raw_pseudo", self.raw_pseudo)
+        prior = self.latent_prior()
+        with self._data_plate(x, num_examples):
+            with self._kl_weight():
+                z2 = pyro.sample("z2", prior)
+                loc, scale = self.bottom_prior(z2)
+                z1 = pyro.sample("z1", dist.Normal(loc, scale).to_event(1))
+            pyro.sample("x", self._likelihood(self._decode_logits(z1, z2)), obs=x)
+
+    def guide(self, x, num_examples: int | None = None) -> None:
+        pyro.module("encoder", self.encoder, update_module_params=True)
+        pyro.module("bottom_encoder", self.bottom_encoder, update_module_params=True)
+        with self._data_plate(x, num_examples):
+            seen = self._corrupt(x)
+            loc, scale = self.encoder(seen)
+            with self._kl_weight():
+                z2 = pyro.sample("z2", dist.Normal(loc, scale).to_event(1))
+                loc, scale = self._bottom_q(seen, z2)
+                pyro.sample("z1", dist.Normal(loc, scale).to_event(1))
+
+    def _log_weights(self, x, num_samples: int, chunk: int, generator=None) -> torch.Tensor:
+        """log p(x, z1, z2) - log q(z1, z2 | x) for (z1, z2) ~ q, shape (num_samples, N)."""
+        loc2, scale2 = self.encoder(x)
+        q2 = dist.Normal(loc2, scale2).to_event(1)
+        prior = self.latent_prior()
+        out = []
+        for start in range(0, num_samples, chunk):
+            shape = (min(chunk, num_samples - start), *loc2.shape)
+            noise = torch.randn(shape, generator=generator, dtype=loc2.dtype, device=loc2.device)
+            z2 = loc2 + scale2 * noise
+            loc1, scale1 = self._bottom_q(x, z2)
+            noise = torch.randn(
+                loc1.shape, generator=generator, dtype=loc1.dtype, device=loc1.device
+            )
+            z1 = loc1 + scale1 * noise
+            q1 = dist.Normal(loc1, scale1).to_event(1)
+            p1 = dist.Normal(*self.bottom_prior(z2)).to_event(1)
+            log_px = self._likelihood(self._decode_logits(z1, z2)).log_prob(x)
+            log_p = log_px + p1.log_prob(z1) + prior.log_prob(z2)
+            out.append(log_p - q1.log_prob(z1) - q2.log_prob(z2))
+        return torch.cat(out)
+
+    def elbo_terms(self, x) -> dict[str, torch.Tensor]:
+        """Reconstruction log p(x | z1, z2) and KL(q(z1, z2 | x) || p(z1, z2)), both
+        from one draw of q (no closed form for the joint KL)."""
+        (x,) = self.prepare(x)
+        with torch.no_grad():
+            loc2, scale2 = self.encoder(x)
+            q2 = dist.Normal(loc2, scale2).to_event(1)
+            z2 = q2.sample()
+            q1 = dist.Normal(*self._bottom_q(x, z2)).to_event(1)
+            z1 = q1.sample()
+            p1 = dist.Normal(*self.bottom_prior(z2)).to_event(1)
+            reconstruction = self._likelihood(self._decode_logits(z1, z2)).log_prob(x)
+            kl = q2.log_prob(z2) + q1.log_prob(z1) - self.latent_prior().log_prob(z2)
+            kl = kl - p1.log_prob(z1)
+        return {"reconstruction": reconstruction, "kl": kl}
+
+    def reconstruct(self, x) -> torch.Tensor:
+        """The decoder's mean at the encoders' means (z2, then z1 given it)."""
+        (x,) = self.prepare(x)
+        with torch.no_grad():
+            z2 = self.encoder(x)[0]
+            z1 = self._bottom_q(x, z2)[0]
+            out = self._decode_logits(z1, z2)
+            return torch.sigmoid(out) if self.config.likelihood == "bernoulli" else out
+
+    def decode(self, z, mean: bool = True) -> torch.Tensor:
+        """Data from top-layer codes z2: z1 at the mean of p(z1 | z2) and the
+        likelihood's mean, or (``mean=False``) z1 and x drawn."""
+        z2 = torch.as_tensor(z, dtype=next(self.parameters()).dtype)
+        with torch.no_grad():
+            loc, scale = self.bottom_prior(z2)
+            z1 = loc if mean else dist.Normal(loc, scale).sample()
+            out = self._decode_logits(z1, z2)
+            if mean:
+                return torch.sigmoid(out) if self.config.likelihood == "bernoulli" else out
+            return self._likelihood(out).sample()
 
 
 class Autoencoder(_Networks):

@@ -64,6 +64,11 @@ CASES = {
         lambda: get_model_class("vae")((6,), latent_dim=2, hidden=(8,)),
         lambda: (np.random.default_rng(0).random((40, 6)) < 0.3).astype(float),
     ),
+    "hvae-vamp": (
+        "hvae",
+        lambda: get_model_class("hvae")((6,), 2, 2, hidden=(8,), prior="vamp", num_pseudo=3),
+        lambda: (np.random.default_rng(0).random((40, 6)) < 0.3).astype(float),
+    ),
     "deep-factorized": (
         "deep-factorized",
         lambda: get_model_class("deep-factorized")(init_scale=3.0),
@@ -81,8 +86,8 @@ def _ar_series():
 
 
 # time series have a predictive density per step, not a density over one space; the
-# VAE's binary space is summed exactly in tests/models/test_vae.py
-NOT_DENSITIES = {"ar-2", "hmm-2", "vae"}
+# VAEs' binary spaces are summed exactly in tests/models/test_vae.py
+NOT_DENSITIES = {"ar-2", "hmm-2", "vae", "hvae-vamp"}
 
 
 def _guide(model, args):
