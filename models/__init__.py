@@ -1,5 +1,6 @@
 """The pyrogen zoo: one file per family of generative models."""
 
+from pyrogen.models.autoregressive import FVSBN, MADE, NADE
 from pyrogen.models.fourier import (
     DeepFactorizedDensity,
     FourierDensity,
@@ -17,6 +18,9 @@ from pyrogen.models.timeseries import AutoRegressive, HiddenMarkov, ar_model, hm
 from pyrogen.models.vae import VAE, Autoencoder, HierarchicalVAE
 
 __all__ = [
+    "FVSBN",
+    "MADE",
+    "NADE",
     "Autoencoder",
     "AutoRegressive",
     "DeepFactorizedDensity",

@@ -87,7 +87,7 @@ from pyrogen.validation import (
     check_positive_int,
     check_positive_number,
 )
-from pyrogen.zoo import ZooModel, register
+from pyrogen.zoo import ZooModel, data_plate, register
 
 __all__ = ["VAE", "HierarchicalVAE", "Autoencoder"]
 
@@ -204,14 +204,6 @@ class _Networks(ZooModel):
         if beta == 1.0:
             return contextlib.nullcontext()
         return poutine.scale(scale=beta) if beta > 0 else poutine.mask(mask=False)
-
-    @staticmethod
-    def _data_plate(x, num_examples):
-        """The plate over examples: a batch of x stands for ``num_examples`` (N) of them."""
-        batch = x.shape[0]
-        return pyro.plate(
-            "data", num_examples or batch, subsample=torch.arange(batch, device=x.device)
-        )
 
     def _likelihood(self, out) -> dist.Distribution:
         """p(x | z) from the decoder's output, with the data dimensions as the event."""
@@ -358,7 +350,7 @@ class VAE(_Networks):
             pyro.module("encoder", self.encoder, update_module_params=True)
             pyro.param("raw_pseudo", self.raw_pseudo)
         prior = self.latent_prior()
-        with self._data_plate(x, num_examples):
+        with data_plate(x, num_examples):
             with self._kl_weight():
                 z = pyro.sample("z", prior)
             pyro.sample("x", self._likelihood(self.decoder(z)), obs=x)
@@ -378,7 +370,7 @@ class VAE(_Networks):
 
     def guide(self, x, num_examples: int | None = None) -> None:
         pyro.module("encoder", self.encoder, update_module_params=True)
-        with self._data_plate(x, num_examples):
+        with data_plate(x, num_examples):
             loc, scale = self.encoder(self._corrupt(x))
             with self._kl_weight():
                 pyro.sample("z", dist.Normal(loc, scale).to_event(1))
@@ -540,7 +532,7 @@ class HierarchicalVAE(VAE):
             pyro.module("encoder", self.encoder, update_module_params=True)
             pyro.param("raw_pseudo", self.raw_pseudo)
         prior = self.latent_prior()
-        with self._data_plate(x, num_examples):
+        with data_plate(x, num_examples):
             with self._kl_weight():
                 z2 = pyro.sample("z2", prior)
                 loc, scale = self.bottom_prior(z2)
@@ -550,7 +542,7 @@ class HierarchicalVAE(VAE):
     def guide(self, x, num_examples: int | None = None) -> None:
         pyro.module("encoder", self.encoder, update_module_params=True)
         pyro.module("bottom_encoder", self.bottom_encoder, update_module_params=True)
-        with self._data_plate(x, num_examples):
+        with data_plate(x, num_examples):
             seen = self._corrupt(x)
             loc, scale = self.encoder(seen)
             with self._kl_weight():
@@ -652,7 +644,7 @@ class Autoencoder(_Networks):
         pyro.module("encoder", self.encoder, update_module_params=True)
         pyro.module("decoder", self.decoder, update_module_params=True)
         self._register_scale()
-        with self._data_plate(x, num_examples):
+        with data_plate(x, num_examples):
             z = self.encoder(self._corrupt(x))[0]
             pyro.sample("x", self._likelihood(self.decoder(z)), obs=x)
 

@@ -11,7 +11,7 @@ import torch
 from pyrogen.checkpoint import atomic_write
 from pyrogen.validation import as_data_tensor
 
-__all__ = ["ZooModel", "register", "ZOO", "get_model_class"]
+__all__ = ["ZooModel", "register", "ZOO", "get_model_class", "data_plate"]
 
 ZOO: dict[str, type[ZooModel]] = {}
 
@@ -33,6 +33,16 @@ def get_model_class(name: str) -> type[ZooModel]:
     if name not in ZOO:
         raise ValueError(f"model: unknown model {name!r}; known models: {', '.join(sorted(ZOO))}")
     return ZOO[name]
+
+
+def data_plate(x: torch.Tensor, num_examples: int | None = None):
+    """The plate over the examples in x: a minibatch of x stands for ``num_examples``
+    (N) of them (``fit(..., batch_size=B)`` passes N), so its log-likelihood is scaled
+    by N / B."""
+    import pyro
+
+    batch = x.shape[0]
+    return pyro.plate("data", num_examples or batch, subsample=torch.arange(batch, device=x.device))
 
 
 class ZooModel(torch.nn.Module):

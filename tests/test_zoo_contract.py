@@ -69,12 +69,23 @@ CASES = {
         lambda: get_model_class("hvae")((6,), 2, 2, hidden=(8,), prior="vamp", num_pseudo=3),
         lambda: (np.random.default_rng(0).random((40, 6)) < 0.3).astype(float),
     ),
+    "fvsbn": ("fvsbn", lambda: get_model_class("fvsbn")((6,)), lambda: _binary(6)),
+    "nade": ("nade", lambda: get_model_class("nade")((6,), hidden=5), lambda: _binary(6)),
+    "made-2": (
+        "made",
+        lambda: get_model_class("made")((6,), hidden=(8,), num_masks=2),
+        lambda: _binary(6),
+    ),
     "deep-factorized": (
         "deep-factorized",
         lambda: get_model_class("deep-factorized")(init_scale=3.0),
         _one_d,
     ),
 }
+
+
+def _binary(d):
+    return (np.random.default_rng(0).random((40, d)) < 0.3).astype(float)
 
 
 def _ar_series():
@@ -86,8 +97,9 @@ def _ar_series():
 
 
 # time series have a predictive density per step, not a density over one space; the
-# VAEs' binary spaces are summed exactly in tests/models/test_vae.py
-NOT_DENSITIES = {"ar-2", "hmm-2", "vae", "hvae-vamp"}
+# binary spaces are summed exactly in tests/models/test_vae.py and
+# tests/models/test_autoregressive.py
+NOT_DENSITIES = {"ar-2", "hmm-2", "vae", "hvae-vamp", "fvsbn", "nade", "made-2"}
 
 
 def _guide(model, args):

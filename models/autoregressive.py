@@ -1,0 +1,305 @@
+r"""Autoregressive density models of binary vectors: FVSBN, NADE and MADE.
+
+Each model factorizes a D-dimensional binary vector by the chain rule,
+
+.. math::
+
+    p(x) = \prod_{d=1}^{D} p(x_{o_d} \mid x_{o_{<d}}), \qquad
+    p(x_{o_d} = 1 \mid x_{o_{<d}}) = \sigma(\ell_d(x_{o_{<d}})),
+
+for an ordering :math:`o` of the dimensions, and differs only in the logit
+:math:`\ell_d`. As a Pyro model every conditional is one observed site, evaluated in a
+single vectorized pass (teacher forcing): there is no latent variable, so
+``pyrogen.fit(m, x, method="mle")`` maximizes the log-likelihood with the engine's
+loop (minibatches with ``batch_size``). ``sample(n)`` draws the D conditionals in turn.
+
+- **FVSBN** (fully visible sigmoid belief network; Frey 1998):
+  :math:`\ell_d = b_d + \sum_{j<d} W_{dj} x_{o_j}`, a logistic regression per dimension
+  (a strictly lower-triangular weight matrix).
+- **NADE** (Larochelle and Murray 2011): a hidden layer shared across the conditionals,
+  :math:`h_d = \sigma(c + W_{:, <d} x_{o_{<d}})`, :math:`\ell_d = b_d + V_d \cdot h_d`;
+  the pre-activations are a running sum over d, so all D conditionals cost O(DH).
+- **MADE** (Germain et al. 2015): an MLP whose weight matrices are masked so that
+  output d sees only inputs before it in the ordering (Pyro's ``MaskedLinear`` layers).
+  With ``num_masks`` > 1 it is trained order- and connectivity-agnostically: each
+  training pass draws one of ``num_masks`` (ordering, hidden-degree) mask sets, all
+  sharing the weights; ``log_prob`` is then the ensemble
+  :math:`\log \frac1M \sum_m p_m(x)` (a proper mixture, the EoNADE idea of Uria et al.
+  2014), whose training objective :math:`\mathbb E_m \log p_m(x)` is a lower bound of it.
+
+References:
+    Frey (1998). Graphical Models for Machine Learning and Digital Communication. MIT.
+    Larochelle and Murray (2011). The Neural Autoregressive Distribution Estimator.
+    Germain, Gregor, Murray and Larochelle (2015). MADE: Masked Autoencoder for
+        Distribution Estimation. ICML.
+    Uria, Murray and Larochelle (2014). A Deep and Tractable Density Estimator. ICML.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.nn.auto_reg_nn import MaskedLinear
+from torch import nn
+
+from pyrogen.validation import (
+    as_data_tensor,
+    check_finite_values,
+    check_positive_int,
+)
+from pyrogen.zoo import ZooModel, data_plate, register
+
+__all__ = ["FVSBN", "NADE", "MADE"]
+
+
+@dataclass
+class FVSBNConfig:
+    data_shape: list[int]
+
+
+@dataclass
+class NADEConfig:
+    data_shape: list[int]
+    hidden: int = 500
+
+
+@dataclass
+class MADEConfig:
+    data_shape: list[int]
+    hidden: list[int] = field(default_factory=lambda: [500])
+    num_masks: int = 1
+    seed: int = 0  # draws the orderings and hidden degrees of masks 2..num_masks
+
+
+def _check_shape(data_shape) -> list[int]:
+    if isinstance(data_shape, int):
+        data_shape = (data_shape,)
+    shape = [int(s) for s in data_shape]
+    if not shape or any(s < 1 for s in shape):
+        raise ValueError(f"data_shape: expected positive sizes, got {tuple(data_shape)}")
+    return shape
+
+
+class _BinaryAutoregressive(ZooModel):
+    """What the binary autoregressive models share: data checks, the Pyro model with
+    one vectorized observed site, sequential sampling."""
+
+    supports_batches = True  # fit(..., batch_size=B) passes num_examples=N
+    default_method = "mle"
+
+    def _setup(self, config) -> None:
+        self.config = config
+        self.dim = math.prod(config.data_shape)
+        self.register_buffer("fitted", torch.tensor(False))
+
+    # -- data --------------------------------------------------------------------------
+    def prepare(self, *data) -> tuple:
+        if len(data) != 1:
+            raise TypeError(f"{type(self).__name__} takes one data array x, got {len(data)}")
+        reference = next(self.parameters())
+        x = as_data_tensor(data[0], "x", dtype=reference.dtype, check_finite=False)
+        x = x.to(reference.device)
+        shape = tuple(self.config.data_shape)
+        if x.dim() == 2 and x.shape[1] == self.dim:
+            x = x.reshape(len(x), *shape)
+        if tuple(x.shape[1:]) != shape:
+            raise ValueError(
+                f"x: expected shape (N, {', '.join(map(str, shape))}), got {tuple(x.shape)}"
+            )
+        if not bool(((x == 0) | (x == 1)).all()):
+            check_finite_values(x, "x")
+            raise ValueError("x: expected binary data (0 or 1)")
+        return (x,)
+
+    def point_values(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def absorb(self, values: dict[str, torch.Tensor]) -> None:
+        self.fitted.fill_(True)
+        self.eval()
+
+    def initialize(self, x) -> None:
+        self.train()
+
+    # -- the model ---------------------------------------------------------------------
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """All D conditional logits of flat binary x (N, D), in data order."""
+        raise NotImplementedError
+
+    def model(self, x, num_examples: int | None = None) -> None:
+        pyro.module(type(self).__name__.lower(), self, update_module_params=True)
+        flat = x.reshape(len(x), self.dim)
+        with data_plate(x, num_examples):
+            pyro.sample("x", dist.Bernoulli(logits=self.logits(flat)).to_event(1), obs=flat)
+
+    guide = None
+
+    def log_prob(self, x) -> torch.Tensor:
+        """Exact log p(x) per example (nats)."""
+        (x,) = self.prepare(x)
+        flat = x.reshape(len(x), self.dim)
+        with torch.no_grad():
+            return dist.Bernoulli(logits=self.logits(flat)).log_prob(flat).sum(-1)
+
+    def bits_per_dim(self, x) -> torch.Tensor:
+        """-log2 p(x) / D per example."""
+        return -self.log_prob(x) / (self.dim * math.log(2.0))
+
+    def _order(self) -> torch.Tensor:
+        return torch.arange(self.dim)
+
+    def sample(self, n: int) -> torch.Tensor:
+        """n exact draws, one dimension at a time in the model's order."""
+        check_positive_int(n, "n")
+        reference = next(self.parameters())
+        x = reference.new_zeros(n, self.dim)
+        with torch.no_grad():
+            for d in self._order().tolist():
+                x[:, d] = torch.bernoulli(torch.sigmoid(self.logits(x)[:, d]))
+        return x.reshape(n, *self.config.data_shape)
+
+
+@register("fvsbn")
+class FVSBN(_BinaryAutoregressive):
+    """Fully visible sigmoid belief network: a logistic regression per dimension on
+    the dimensions before it. Parameters: D(D+1)/2."""
+
+    def __init__(self, data_shape):
+        super().__init__()
+        self._setup(FVSBNConfig(_check_shape(data_shape)))
+        self.weight = nn.Parameter(torch.zeros(self.dim, self.dim))
+        self.bias = nn.Parameter(torch.zeros(self.dim))
+        self.register_buffer("mask", torch.ones(self.dim, self.dim).tril(-1))
+
+    def logits(self, x):
+        return x @ (self.weight * self.mask).T + self.bias
+
+
+@register("nade")
+class NADE(_BinaryAutoregressive):
+    """Neural autoregressive distribution estimator with ``hidden`` sigmoid units shared
+    by every conditional (default 500, as in Larochelle and Murray 2011)."""
+
+    def __init__(self, data_shape, hidden: int = 500):
+        super().__init__()
+        check_positive_int(hidden, "hidden")
+        self._setup(NADEConfig(_check_shape(data_shape), int(hidden)))
+        scale = 1.0 / math.sqrt(self.dim)
+        self.W = nn.Parameter(torch.randn(hidden, self.dim) * scale)
+        self.c = nn.Parameter(torch.zeros(hidden))
+        self.V = nn.Parameter(torch.randn(self.dim, hidden) * 1.0 / math.sqrt(hidden))
+        self.b = nn.Parameter(torch.zeros(self.dim))
+
+    def logits(self, x):
+        # a_d = c + sum_{j<d} W_j x_j for every d at once: an exclusive running sum
+        contributions = x[:, :, None] * self.W.T  # (N, D, H)
+        before = contributions.cumsum(1) - contributions
+        h = torch.sigmoid(self.c + before)
+        return (h * self.V).sum(-1) + self.b
+
+
+@register("made")
+class MADE(_BinaryAutoregressive):
+    """Masked autoencoder for distribution estimation: ReLU MLP with ``hidden`` widths
+    (default one layer of 500) and ``num_masks`` mask sets (orderings and hidden-unit
+    degrees) shared by one set of weights; the first is the natural order."""
+
+    def __init__(self, data_shape, hidden=(500,), num_masks: int = 1, seed: int = 0):
+        super().__init__()
+        hidden = [int(h) for h in hidden]
+        if not hidden:
+            raise ValueError("hidden: MADE needs at least one hidden layer")
+        for h in hidden:
+            check_positive_int(h, "hidden")
+        check_positive_int(num_masks, "num_masks")
+        self._setup(MADEConfig(_check_shape(data_shape), hidden, int(num_masks), int(seed)))
+        sizes = [self.dim, *self.config.hidden, self.dim]
+        masks = self._draw_masks()
+        self.layers = nn.ModuleList(
+            MaskedLinear(a, b, m) for a, b, m in zip(sizes[:-1], sizes[1:], masks[0][0])
+        )
+        for i in range(len(self.layers)):  # every mask set, stacked: (num_masks, out, in)
+            self.register_buffer(f"masks_{i}", torch.stack([m[0][i] for m in masks]))
+        self.register_buffer("orders", torch.stack([m[1] for m in masks]))
+        self.current = 0
+
+    def _draw_masks(self) -> list[tuple[list[torch.Tensor], torch.Tensor]]:
+        """(layer masks, ordering) per mask set: degrees as in Germain et al. (2015)."""
+        generator = torch.Generator().manual_seed(self.config.seed)
+        out = []
+        for m in range(self.config.num_masks):
+            order = (
+                torch.arange(self.dim) if m == 0 else torch.randperm(self.dim, generator=generator)
+            )
+            degree_in = torch.empty(self.dim, dtype=torch.long)
+            degree_in[order] = torch.arange(1, self.dim + 1)  # position in the ordering
+            degrees, low = [degree_in], 1
+            for width in self.config.hidden:
+                if m == 0:  # evenly spread, as Pyro's AutoRegressiveNN
+                    d = torch.linspace(low, max(low, self.dim - 1), width).round().long()
+                else:
+                    d = torch.randint(
+                        low, max(low, self.dim - 1) + 1, (width,), generator=generator
+                    )
+                degrees.append(d)
+                low = int(d.min())
+            masks = [
+                (later[:, None] >= earlier[None, :]).to(torch.get_default_dtype())
+                for earlier, later in zip(degrees[:-1], degrees[1:])
+            ]
+            masks.append((degree_in[:, None] > degrees[-1][None, :]).to(torch.get_default_dtype()))
+            out.append((masks, order))
+        return out
+
+    def use_mask(self, index: int) -> None:
+        """Switch the layers to mask set ``index``."""
+        for i, layer in enumerate(self.layers):
+            layer.mask = getattr(self, f"masks_{i}")[index].to(layer.weight.dtype)
+        self.current = index
+
+    def _order(self) -> torch.Tensor:
+        return self.orders[self.current]
+
+    def logits(self, x):
+        h = x
+        for i, layer in enumerate(self.layers):
+            h = layer(h)
+            if i < len(self.layers) - 1:
+                h = torch.relu(h)
+        return h
+
+    def model(self, x, num_examples: int | None = None) -> None:
+        if self.training and self.config.num_masks > 1:  # one mask set per pass
+            self.use_mask(int(torch.randint(self.config.num_masks, ())))
+        super().model(x, num_examples)
+
+    def log_prob(self, x) -> torch.Tensor:
+        """Exact log p(x): with several masks, of the ensemble (1/M) sum_m p_m(x)."""
+        if self.config.num_masks == 1:
+            return super().log_prob(x)
+        current = self.current
+        per_mask = []
+        for m in range(self.config.num_masks):
+            self.use_mask(m)
+            per_mask.append(super().log_prob(x))
+        self.use_mask(current)
+        return torch.stack(per_mask).logsumexp(0) - math.log(self.config.num_masks)
+
+    def sample(self, n: int) -> torch.Tensor:
+        """Exact draws of the ensemble: a mask set per draw, then its conditionals."""
+        if self.config.num_masks == 1:
+            return super().sample(n)
+        check_positive_int(n, "n")
+        current = self.current
+        which = torch.randint(self.config.num_masks, (n,))
+        out = torch.empty(n, *self.config.data_shape, dtype=next(self.parameters()).dtype)
+        for m in which.unique().tolist():
+            self.use_mask(m)
+            chosen = which == m
+            out[chosen] = super().sample(int(chosen.sum()))
+        self.use_mask(current)
+        return out
