@@ -145,6 +145,11 @@ class _BinaryAutoregressive(ZooModel):
         with torch.no_grad():
             return dist.Bernoulli(logits=self.logits(flat)).log_prob(flat).sum(-1)
 
+    def anomaly_score(self, x) -> torch.Tensor:
+        """-log p(x) per example (nats): high where the model finds x unlikely, the
+        out-of-distribution detector of PixelDefend (Song et al. 2018)."""
+        return -self.log_prob(x)
+
     def bits_per_dim(self, x) -> torch.Tensor:
         """-log2 p(x) / D per example."""
         return -self.log_prob(x) / (self.dim * math.log(2.0))

@@ -1,12 +1,15 @@
-"""Figures of merit shared by the zoo: likelihoods in nats and bits, sample distances."""
+"""Figures of merit shared by the zoo: likelihoods in nats and bits, sample distances,
+the AUROC of an anomaly score."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+from scipy import stats
 
-__all__ = ["nll", "bits_per_dim", "mmd", "energy_distance"]
+__all__ = ["nll", "bits_per_dim", "mmd", "energy_distance", "auroc"]
 
 
 def nll(log_prob: torch.Tensor) -> float:
@@ -44,3 +47,19 @@ def energy_distance(x: torch.Tensor, y: torch.Tensor) -> float:
     """Energy distance 2 E|X - Y| - E|X - X'| - E|Y - Y'| (Szekely and Rizzo)."""
     x, y = x.reshape(len(x), -1).double(), y.reshape(len(y), -1).double()
     return float(2 * torch.cdist(x, y).mean() - torch.cdist(x, x).mean() - torch.cdist(y, y).mean())
+
+
+def auroc(inlier_scores, outlier_scores) -> float:
+    """Area under the ROC curve of a score meant to be higher on outliers: the chance
+    that a random outlier scores above a random inlier (ties count half; the
+    Mann-Whitney statistic). 0.5 is chance, 1 perfect separation."""
+    inlier = np.asarray(inlier_scores, dtype=float).ravel()
+    outlier = np.asarray(outlier_scores, dtype=float).ravel()
+    for name, scores in (("inlier_scores", inlier), ("outlier_scores", outlier)):
+        if scores.size == 0:
+            raise ValueError(f"{name}: is empty")
+        if not np.isfinite(scores).all():
+            raise ValueError(f"{name}: contains NaN or infinite values")
+    ranks = stats.rankdata(np.concatenate([inlier, outlier]))  # average ranks for ties
+    u = ranks[len(inlier) :].sum() - len(outlier) * (len(outlier) + 1) / 2
+    return float(u / (len(inlier) * len(outlier)))

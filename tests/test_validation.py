@@ -45,3 +45,16 @@ def test_scalar_checks():
         check_positive_int(True, "k")
     with pytest.raises(ValueError, match="mode: must be one of 'a', 'b'"):
         check_choice("c", "mode", ("a", "b"))
+
+
+def test_auroc_is_the_mann_whitney_probability():
+    from pyrogen.metrics import auroc
+
+    assert auroc([0.0, 1.0], [2.0, 3.0]) == 1.0
+    assert auroc([2.0, 3.0], [0.0, 1.0]) == 0.0
+    assert auroc([1.0, 2.0], [1.0, 2.0]) == 0.5  # ties count half
+    assert auroc([0.0, 2.0], [1.0]) == 0.5
+    with pytest.raises(ValueError, match="outlier_scores: is empty"):
+        auroc([1.0], [])
+    with pytest.raises(ValueError, match="inlier_scores: contains NaN"):
+        auroc([np.nan], [1.0])

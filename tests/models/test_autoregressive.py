@@ -10,6 +10,7 @@ import torch
 from pyrogen.models import FVSBN, MADE, NADE
 
 import pyrogen
+from pyrogen.metrics import auroc
 
 
 def _all_binary(d):
@@ -108,6 +109,15 @@ def test_training_on_mnist_raises_the_likelihood(reference_data):
         assert np.isfinite(fit.losses).all() and fit.num_steps == 100
         assert before < -400 and after > independent + 20, (model, before, after, independent)
         assert model.sample(2).shape == (2, 784)
+    # anomaly scores: digits with 10% of pixels flipped, and digits shifted by 4
+    # pixels, are far less likely than clean ones
+    flipped = (
+        test - (torch.rand(test.shape, generator=torch.Generator().manual_seed(0)) < 0.1).float()
+    ).abs()
+    shifted = test.reshape(-1, 28, 28).roll(4, dims=2).reshape(-1, 784)
+    clean_score = model.anomaly_score(test)
+    assert auroc(clean_score, model.anomaly_score(flipped)) > 0.95
+    assert auroc(clean_score, model.anomaly_score(shifted)) > 0.7
 
 
 def test_bad_input_names_the_argument():
