@@ -164,8 +164,12 @@ class _BinaryAutoregressive(ZooModel):
         x = reference.new_zeros(n, self.dim)
         with torch.no_grad():
             for d in self._order().tolist():
-                x[:, d] = torch.bernoulli(torch.sigmoid(self.logits(x)[:, d]))
+                x[:, d] = torch.bernoulli(torch.sigmoid(self._conditional(x, d)))
         return x.reshape(n, *self.config.data_shape)
+
+    def _conditional(self, x: torch.Tensor, d: int) -> torch.Tensor:
+        """The logit of dimension d given x's earlier dimensions (later ones are 0)."""
+        return self.logits(x)[:, d]
 
 
 @register("fvsbn")
@@ -182,6 +186,9 @@ class FVSBN(_BinaryAutoregressive):
 
     def logits(self, x):
         return x @ (self.weight * self.mask).T + self.bias
+
+    def _conditional(self, x, d):
+        return x @ (self.weight[d] * self.mask[d]) + self.bias[d]
 
 
 @register("nade")
@@ -205,6 +212,19 @@ class NADE(_BinaryAutoregressive):
         before = contributions.cumsum(1) - contributions
         h = torch.sigmoid(self.c + before)
         return (h * self.V).sum(-1) + self.b
+
+    def sample(self, n: int) -> torch.Tensor:
+        """n exact draws in O(DH) each: the pre-activation is carried from pixel to
+        pixel, a_{d+1} = a_d + W_d x_d."""
+        check_positive_int(n, "n")
+        with torch.no_grad():
+            a = self.c.expand(n, -1).clone()
+            x = a.new_empty(n, self.dim)
+            for d in range(self.dim):
+                p = torch.sigmoid(torch.sigmoid(a) @ self.V[d] + self.b[d])
+                x[:, d] = torch.bernoulli(p)
+                a += x[:, d : d + 1] * self.W[:, d]
+        return x.reshape(n, *self.config.data_shape)
 
 
 @register("made")
