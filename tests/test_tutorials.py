@@ -38,5 +38,7 @@ def test_there_is_a_tutorial_per_family():
         "fourier_density",
         "variational_inference",
         "time_series",
+        "vae",
+        "autoregressive",
     }
     assert os.path.getsize(TUTORIALS[0]) > 0
