@@ -1,6 +1,6 @@
 """The pyrogen zoo: one file per family of generative models."""
 
-from pyrogen.models.autoregressive import FVSBN, MADE, NADE
+from pyrogen.models.autoregressive import FVSBN, MADE, NADE, RNADE
 from pyrogen.models.fourier import (
     DeepFactorizedDensity,
     FourierDensity,
@@ -21,6 +21,7 @@ __all__ = [
     "FVSBN",
     "MADE",
     "NADE",
+    "RNADE",
     "Autoencoder",
     "AutoRegressive",
     "DeepFactorizedDensity",

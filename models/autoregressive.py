@@ -1,4 +1,5 @@
-r"""Autoregressive density models of binary vectors: FVSBN, NADE and MADE.
+r"""Autoregressive density models: FVSBN, NADE and MADE for binary vectors, RNADE for
+real-valued ones.
 
 Each model factorizes a D-dimensional binary vector by the chain rule,
 
@@ -27,12 +28,18 @@ loop (minibatches with ``batch_size``). ``sample(n)`` draws the D conditionals i
   :math:`\log \frac1M \sum_m p_m(x)` (a proper mixture, the EoNADE idea of Uria et al.
   2014), whose training objective :math:`\mathbb E_m \log p_m(x)` is a lower bound of it.
 
+- **RNADE** (Uria, Murray and Larochelle 2013): NADE's shared hidden layer for real
+  values, each conditional a mixture of K Gaussians whose weights, means and log-sds
+  are linear in :math:`h_d` (one output layer per dimension).
+
 References:
     Frey (1998). Graphical Models for Machine Learning and Digital Communication. MIT.
     Larochelle and Murray (2011). The Neural Autoregressive Distribution Estimator.
     Germain, Gregor, Murray and Larochelle (2015). MADE: Masked Autoencoder for
         Distribution Estimation. ICML.
     Uria, Murray and Larochelle (2014). A Deep and Tractable Density Estimator. ICML.
+    Uria, Murray and Larochelle (2013). RNADE: The real-valued neural autoregressive
+        density-estimator. NeurIPS.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ import pyro.distributions as dist
 import torch
 from pyro.nn.auto_reg_nn import MaskedLinear
 from torch import nn
+from torch.nn import functional as F
 
 from pyrogen.validation import (
     as_data_tensor,
@@ -53,7 +61,7 @@ from pyrogen.validation import (
 )
 from pyrogen.zoo import ZooModel, data_plate, register
 
-__all__ = ["FVSBN", "NADE", "MADE"]
+__all__ = ["FVSBN", "NADE", "MADE", "RNADE"]
 
 
 @dataclass
@@ -223,6 +231,98 @@ class NADE(_BinaryAutoregressive):
             for d in range(self.dim):
                 p = torch.sigmoid(torch.sigmoid(a) @ self.V[d] + self.b[d])
                 x[:, d] = torch.bernoulli(p)
+                a += x[:, d : d + 1] * self.W[:, d]
+        return x.reshape(n, *self.config.data_shape)
+
+
+@dataclass
+class RNADEConfig:
+    data_shape: list[int]
+    hidden: int = 100
+    components: int = 10
+
+
+@register("rnade")
+class RNADE(ZooModel):
+    """Real-valued NADE: ``hidden`` shared sigmoid units (default 100) and a mixture of
+    ``components`` Gaussians (default 10) per conditional."""
+
+    supports_batches = True
+    default_method = "mle"
+
+    def __init__(self, data_shape, hidden: int = 100, components: int = 10):
+        super().__init__()
+        check_positive_int(hidden, "hidden")
+        check_positive_int(components, "components")
+        self.config = RNADEConfig(_check_shape(data_shape), int(hidden), int(components))
+        self.dim = d = math.prod(self.config.data_shape)
+        self.W = nn.Parameter(torch.randn(hidden, d) / math.sqrt(d))
+        self.c = nn.Parameter(torch.zeros(hidden))
+        # per dimension: K weights, K means, K log-sds, each linear in h_d
+        self.V = nn.Parameter(torch.randn(d, 3 * components, hidden) * 0.1 / math.sqrt(hidden))
+        self.b = nn.Parameter(torch.zeros(d, 3 * components))
+        with torch.no_grad():  # means spread over [-2, 2] (standardized data)
+            self.b[:, components : 2 * components] = torch.linspace(-2, 2, components)
+        self.register_buffer("fitted", torch.tensor(False))
+
+    def prepare(self, *data) -> tuple:
+        if len(data) != 1:
+            raise TypeError(f"RNADE takes one data array x, got {len(data)}")
+        reference = next(self.parameters())
+        x = as_data_tensor(data[0], "x", dtype=reference.dtype).to(reference.device)
+        shape = tuple(self.config.data_shape)
+        if x.dim() == 2 and x.shape[1] == self.dim:
+            x = x.reshape(len(x), *shape)
+        if tuple(x.shape[1:]) != shape:
+            raise ValueError(
+                f"x: expected shape (N, {', '.join(map(str, shape))}), got {tuple(x.shape)}"
+            )
+        return (x,)
+
+    def point_values(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def absorb(self, values: dict[str, torch.Tensor]) -> None:
+        self.fitted.fill_(True)
+
+    def initialize(self, x) -> None:
+        pass
+
+    def _mixture(self, h: torch.Tensor, d=slice(None)) -> dist.MixtureSameFamily:
+        """The conditionals' mixtures from hidden states h (..., H) of dimensions d."""
+        k = self.config.components
+        out = torch.einsum("...dh,dkh->...dk", h, self.V[d]) + self.b[d]
+        logits, loc, log_scale = out.split(k, -1)
+        scale = F.softplus(log_scale + math.log(math.e - 1)) + 1e-3
+        return dist.MixtureSameFamily(dist.Categorical(logits=logits), dist.Normal(loc, scale))
+
+    def conditionals(self, x: torch.Tensor) -> dist.MixtureSameFamily:
+        """p(x_d | x_<d) for every d of flat x (N, D): batch shape (N, D)."""
+        contributions = x[:, :, None] * self.W.T
+        h = torch.sigmoid(self.c + contributions.cumsum(1) - contributions)
+        return self._mixture(h)
+
+    def model(self, x, num_examples: int | None = None) -> None:
+        pyro.module("rnade", self, update_module_params=True)
+        flat = x.reshape(len(x), self.dim)
+        with data_plate(x, num_examples):
+            pyro.sample("x", self.conditionals(flat).to_event(1), obs=flat)
+
+    def log_prob(self, x) -> torch.Tensor:
+        """Exact log density per example (nats)."""
+        (x,) = self.prepare(x)
+        flat = x.reshape(len(x), self.dim)
+        with torch.no_grad():
+            return self.conditionals(flat).log_prob(flat).sum(-1)
+
+    def sample(self, n: int) -> torch.Tensor:
+        """n exact draws, the pre-activation carried from dimension to dimension."""
+        check_positive_int(n, "n")
+        with torch.no_grad():
+            a = self.c.expand(n, -1).clone()
+            x = a.new_empty(n, self.dim)
+            for d in range(self.dim):
+                x[:, d] = self._mixture(torch.sigmoid(a)[:, None], slice(d, d + 1)).sample()[:, 0]
                 a += x[:, d : d + 1] * self.W[:, d]
         return x.reshape(n, *self.config.data_shape)
 

@@ -76,6 +76,11 @@ CASES = {
         lambda: get_model_class("made")((6,), hidden=(8,), num_masks=2),
         lambda: _binary(6),
     ),
+    "rnade": (
+        "rnade",
+        lambda: get_model_class("rnade")((2,), hidden=4, components=2),
+        lambda: np.random.default_rng(0).normal(size=(40, 2)),
+    ),
     "deep-factorized": (
         "deep-factorized",
         lambda: get_model_class("deep-factorized")(init_scale=3.0),
