@@ -54,11 +54,7 @@ from pyro.nn.auto_reg_nn import MaskedLinear
 from torch import nn
 from torch.nn import functional as F
 
-from pyrogen.validation import (
-    as_data_tensor,
-    check_finite_values,
-    check_positive_int,
-)
+from pyrogen.validation import as_examples, check_data_shape, check_positive_int
 from pyrogen.zoo import ZooModel, data_plate, register
 
 __all__ = ["FVSBN", "NADE", "MADE", "RNADE"]
@@ -83,15 +79,6 @@ class MADEConfig:
     seed: int = 0  # draws the orderings and hidden degrees of masks 2..num_masks
 
 
-def _check_shape(data_shape) -> list[int]:
-    if isinstance(data_shape, int):
-        data_shape = (data_shape,)
-    shape = [int(s) for s in data_shape]
-    if not shape or any(s < 1 for s in shape):
-        raise ValueError(f"data_shape: expected positive sizes, got {tuple(data_shape)}")
-    return shape
-
-
 class _BinaryAutoregressive(ZooModel):
     """What the binary autoregressive models share: data checks, the Pyro model with
     one vectorized observed site, sequential sampling."""
@@ -109,19 +96,7 @@ class _BinaryAutoregressive(ZooModel):
         if len(data) != 1:
             raise TypeError(f"{type(self).__name__} takes one data array x, got {len(data)}")
         reference = next(self.parameters())
-        x = as_data_tensor(data[0], "x", dtype=reference.dtype, check_finite=False)
-        x = x.to(reference.device)
-        shape = tuple(self.config.data_shape)
-        if x.dim() == 2 and x.shape[1] == self.dim:
-            x = x.reshape(len(x), *shape)
-        if tuple(x.shape[1:]) != shape:
-            raise ValueError(
-                f"x: expected shape (N, {', '.join(map(str, shape))}), got {tuple(x.shape)}"
-            )
-        if not bool(((x == 0) | (x == 1)).all()):
-            check_finite_values(x, "x")
-            raise ValueError("x: expected binary data (0 or 1)")
-        return (x,)
+        return (as_examples(data[0], self.config.data_shape, reference, binary=True),)
 
     def point_values(self) -> dict[str, torch.Tensor]:
         return {}
@@ -187,7 +162,7 @@ class FVSBN(_BinaryAutoregressive):
 
     def __init__(self, data_shape):
         super().__init__()
-        self._setup(FVSBNConfig(_check_shape(data_shape)))
+        self._setup(FVSBNConfig(check_data_shape(data_shape)))
         self.weight = nn.Parameter(torch.zeros(self.dim, self.dim))
         self.bias = nn.Parameter(torch.zeros(self.dim))
         self.register_buffer("mask", torch.ones(self.dim, self.dim).tril(-1))
@@ -207,7 +182,7 @@ class NADE(_BinaryAutoregressive):
     def __init__(self, data_shape, hidden: int = 500):
         super().__init__()
         check_positive_int(hidden, "hidden")
-        self._setup(NADEConfig(_check_shape(data_shape), int(hidden)))
+        self._setup(NADEConfig(check_data_shape(data_shape), int(hidden)))
         scale = 1.0 / math.sqrt(self.dim)
         self.W = nn.Parameter(torch.randn(hidden, self.dim) * scale)
         self.c = nn.Parameter(torch.zeros(hidden))
@@ -254,7 +229,7 @@ class RNADE(ZooModel):
         super().__init__()
         check_positive_int(hidden, "hidden")
         check_positive_int(components, "components")
-        self.config = RNADEConfig(_check_shape(data_shape), int(hidden), int(components))
+        self.config = RNADEConfig(check_data_shape(data_shape), int(hidden), int(components))
         self.dim = d = math.prod(self.config.data_shape)
         self.W = nn.Parameter(torch.randn(hidden, d) / math.sqrt(d))
         self.c = nn.Parameter(torch.zeros(hidden))
@@ -268,16 +243,7 @@ class RNADE(ZooModel):
     def prepare(self, *data) -> tuple:
         if len(data) != 1:
             raise TypeError(f"RNADE takes one data array x, got {len(data)}")
-        reference = next(self.parameters())
-        x = as_data_tensor(data[0], "x", dtype=reference.dtype).to(reference.device)
-        shape = tuple(self.config.data_shape)
-        if x.dim() == 2 and x.shape[1] == self.dim:
-            x = x.reshape(len(x), *shape)
-        if tuple(x.shape[1:]) != shape:
-            raise ValueError(
-                f"x: expected shape (N, {', '.join(map(str, shape))}), got {tuple(x.shape)}"
-            )
-        return (x,)
+        return (as_examples(data[0], self.config.data_shape, next(self.parameters())),)
 
     def point_values(self) -> dict[str, torch.Tensor]:
         return {}
@@ -341,7 +307,7 @@ class MADE(_BinaryAutoregressive):
         for h in hidden:
             check_positive_int(h, "hidden")
         check_positive_int(num_masks, "num_masks")
-        self._setup(MADEConfig(_check_shape(data_shape), hidden, int(num_masks), int(seed)))
+        self._setup(MADEConfig(check_data_shape(data_shape), hidden, int(num_masks), int(seed)))
         sizes = [self.dim, *self.config.hidden, self.dim]
         masks = self._draw_masks()
         self.layers = nn.ModuleList(

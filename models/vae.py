@@ -81,9 +81,9 @@ from torch.nn import functional as F
 
 from pyrogen.nn.vae_nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 from pyrogen.validation import (
-    as_data_tensor,
+    as_examples,
     check_choice,
-    check_finite_values,
+    check_data_shape,
     check_positive_int,
     check_positive_number,
 )
@@ -112,15 +112,6 @@ class VAEConfig(AutoencoderConfig):
     num_pseudo: int = 500  # VampPrior pseudo-inputs
 
 
-def _check_shape(data_shape) -> list[int]:
-    if isinstance(data_shape, int):
-        data_shape = (data_shape,)
-    shape = [int(s) for s in data_shape]
-    if not shape or any(s < 1 for s in shape):
-        raise ValueError(f"data_shape: expected positive sizes, got {tuple(data_shape)}")
-    return shape
-
-
 class _Networks(ZooModel):
     """What the VAE and the autoencoder share: configuration, networks, data checks."""
 
@@ -140,7 +131,7 @@ class _Networks(ZooModel):
     ):
         """Check the options, keep them in ``config_class`` and build the networks."""
         config = config_class(
-            _check_shape(data_shape),
+            check_data_shape(data_shape),
             latent_dim,
             [int(h) for h in hidden],
             likelihood,
@@ -175,21 +166,8 @@ class _Networks(ZooModel):
     def prepare(self, *data) -> tuple:
         if len(data) != 1:
             raise TypeError(f"{type(self).__name__} takes one data array x, got {len(data)}")
-        reference = next(self.parameters())
         binary = self.config.likelihood == "bernoulli"
-        # binary data are finite: one pass over a large data set checks both
-        x = as_data_tensor(data[0], "x", dtype=reference.dtype, check_finite=not binary)
-        x = x.to(reference.device)
-        shape = tuple(self.config.data_shape)
-        if x.dim() == 2 and x.shape[1] == math.prod(shape):
-            x = x.reshape(len(x), *shape)  # flattened examples
-        if tuple(x.shape[1:]) != shape:
-            raise ValueError(
-                f"x: expected shape (N, {', '.join(map(str, shape))}), got {tuple(x.shape)}"
-            )
-        if binary and not bool(((x == 0) | (x == 1)).all()):
-            check_finite_values(x, "x")
-            raise ValueError("x: a Bernoulli likelihood needs binary data (0 or 1)")
+        x = as_examples(data[0], self.config.data_shape, next(self.parameters()), binary=binary)
         return (x,)
 
     def _register_scale(self) -> None:

@@ -10,6 +10,8 @@ import torch
 
 __all__ = [
     "as_data_tensor",
+    "as_examples",
+    "check_data_shape",
     "check_finite_values",
     "check_positive_int",
     "check_positive_number",
@@ -101,3 +103,33 @@ def check_choice(value, name: str, choices) -> str:
         options = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name}: must be one of {options}, got {value!r}")
     return value
+
+
+def check_data_shape(data_shape) -> list[int]:
+    """The shape of one example as a list of positive sizes (an int is one dimension)."""
+    if isinstance(data_shape, int):
+        data_shape = (data_shape,)
+    shape = [int(s) for s in data_shape]
+    if not shape or any(s < 1 for s in shape):
+        raise ValueError(f"data_shape: expected positive sizes, got {tuple(data_shape)}")
+    return shape
+
+
+def as_examples(
+    data, data_shape, like: torch.Tensor, name: str = "x", binary: bool = False
+) -> torch.Tensor:
+    """N examples of shape ``data_shape`` (or flattened, (N, prod(data_shape))) as a
+    tensor of ``like``'s dtype and device, checked as :func:`as_data_tensor` does;
+    ``binary`` also requires 0/1 values (checked in the same pass as finiteness)."""
+    x = as_data_tensor(data, name, dtype=like.dtype, check_finite=not binary).to(like.device)
+    shape = tuple(data_shape)
+    if x.dim() == 2 and x.shape[1] == math.prod(shape):
+        x = x.reshape(len(x), *shape)
+    if tuple(x.shape[1:]) != shape:
+        raise ValueError(
+            f"{name}: expected shape (N, {', '.join(map(str, shape))}), got {tuple(x.shape)}"
+        )
+    if binary and not bool(((x == 0) | (x == 1)).all()):
+        check_finite_values(x, name)
+        raise ValueError(f"{name}: expected binary data (0 or 1)")
+    return x
