@@ -183,14 +183,9 @@ def main(argv=None):
         torch.set_num_threads(options.threads)
     import pyrogen
 
-    splits = [
-        torch.as_tensor(pyrogen.data.load("binarized_mnist", split=s), dtype=torch.float32)
-        for s in ("train", "valid", "test")
-    ]
-    if options.quick:  # random subsets: the test file's halves differ in difficulty
-        pick = torch.Generator().manual_seed(options.seed)
-        sizes = (3000, 500, 500)
-        splits = [s[torch.randperm(len(s), generator=pick)[:n]] for s, n in zip(splits, sizes)]
+    sizes = (3000, 500, 500) if options.quick else None
+    splits = pyrogen.data.mnist_splits(sizes, seed=options.seed)
+    if options.quick:
         options.epochs, options.eval_every, options.repeats = 1, 1, 1
         options.nade_hidden, options.made_hidden = 100, 200
     figures = {"quick": options.quick, "threads": torch.get_num_threads()}

@@ -201,14 +201,9 @@ def main(argv=None):
         torch.set_num_threads(options.threads)
     import pyrogen
 
-    splits = [
-        torch.as_tensor(pyrogen.data.load("binarized_mnist", split=s), dtype=torch.float32)
-        for s in ("train", "valid", "test")
-    ]
-    if options.quick:  # random subsets: the test file's halves differ in difficulty
-        pick = torch.Generator().manual_seed(options.seed)
-        sizes = (5000, 1000, 500)
-        splits = [s[torch.randperm(len(s), generator=pick)[:n]] for s, n in zip(splits, sizes)]
+    sizes = (5000, 1000, 500) if options.quick else None
+    splits = pyrogen.data.mnist_splits(sizes, seed=options.seed)
+    if options.quick:
         options.epochs, options.eval_every, options.k = 2, 1, 100
         options.hidden, options.latent, options.num_pseudo = [200], 20, 50
         options.digits_epochs = 30

@@ -55,7 +55,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pyrogen.validation import as_examples, check_data_shape, check_positive_int
-from pyrogen.zoo import ZooModel, data_plate, register
+from pyrogen.zoo import NetworkModel, data_plate, register
 
 __all__ = ["FVSBN", "NADE", "MADE", "RNADE"]
 
@@ -79,17 +79,15 @@ class MADEConfig:
     seed: int = 0  # draws the orderings and hidden degrees of masks 2..num_masks
 
 
-class _BinaryAutoregressive(ZooModel):
+class _BinaryAutoregressive(NetworkModel):
     """What the binary autoregressive models share: data checks, the Pyro model with
     one vectorized observed site, sequential sampling."""
 
-    supports_batches = True  # fit(..., batch_size=B) passes num_examples=N
     default_method = "mle"
 
     def _setup(self, config) -> None:
         self.config = config
         self.dim = math.prod(config.data_shape)
-        self.register_buffer("fitted", torch.tensor(False))
 
     # -- data --------------------------------------------------------------------------
     def prepare(self, *data) -> tuple:
@@ -97,16 +95,6 @@ class _BinaryAutoregressive(ZooModel):
             raise TypeError(f"{type(self).__name__} takes one data array x, got {len(data)}")
         reference = next(self.parameters())
         return (as_examples(data[0], self.config.data_shape, reference, binary=True),)
-
-    def point_values(self) -> dict[str, torch.Tensor]:
-        return {}
-
-    def absorb(self, values: dict[str, torch.Tensor]) -> None:
-        self.fitted.fill_(True)
-        self.eval()
-
-    def initialize(self, x) -> None:
-        self.train()
 
     # -- the model ---------------------------------------------------------------------
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -218,11 +206,10 @@ class RNADEConfig:
 
 
 @register("rnade")
-class RNADE(ZooModel):
+class RNADE(NetworkModel):
     """Real-valued NADE: ``hidden`` shared sigmoid units (default 100) and a mixture of
     ``components`` Gaussians (default 10) per conditional."""
 
-    supports_batches = True
     default_method = "mle"
 
     def __init__(self, data_shape, hidden: int = 100, components: int = 10):
@@ -238,21 +225,11 @@ class RNADE(ZooModel):
         self.b = nn.Parameter(torch.zeros(d, 3 * components))
         with torch.no_grad():  # means spread over [-2, 2] (standardized data)
             self.b[:, components : 2 * components] = torch.linspace(-2, 2, components)
-        self.register_buffer("fitted", torch.tensor(False))
 
     def prepare(self, *data) -> tuple:
         if len(data) != 1:
             raise TypeError(f"RNADE takes one data array x, got {len(data)}")
         return (as_examples(data[0], self.config.data_shape, next(self.parameters())),)
-
-    def point_values(self) -> dict[str, torch.Tensor]:
-        return {}
-
-    def absorb(self, values: dict[str, torch.Tensor]) -> None:
-        self.fitted.fill_(True)
-
-    def initialize(self, x) -> None:
-        pass
 
     def _mixture(self, h: torch.Tensor, d=slice(None)) -> dist.MixtureSameFamily:
         """The conditionals' mixtures from hidden states h (..., H) of dimensions d."""

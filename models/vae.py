@@ -87,7 +87,7 @@ from pyrogen.validation import (
     check_positive_int,
     check_positive_number,
 )
-from pyrogen.zoo import ZooModel, data_plate, register
+from pyrogen.zoo import NetworkModel, data_plate, register
 
 __all__ = ["VAE", "HierarchicalVAE", "Autoencoder"]
 
@@ -112,10 +112,8 @@ class VAEConfig(AutoencoderConfig):
     num_pseudo: int = 500  # VampPrior pseudo-inputs
 
 
-class _Networks(ZooModel):
+class _Networks(NetworkModel):
     """What the VAE and the autoencoder share: configuration, networks, data checks."""
-
-    supports_batches = True  # fit(..., batch_size=B) passes num_examples=N
 
     def _build(
         self,
@@ -157,7 +155,6 @@ class _Networks(ZooModel):
         self.decoder = decoder(config.data_shape, config.latent_dim, config.hidden)
         if config.likelihood == "gaussian" and config.scale is None:
             self.raw_scale = nn.Parameter(torch.zeros(config.data_shape))
-        self.register_buffer("fitted", torch.tensor(False))
 
     @property
     def event_dims(self) -> int:
@@ -206,13 +203,6 @@ class _Networks(ZooModel):
         if self.config.likelihood == "bernoulli":
             return x * (torch.rand_like(x) >= p)
         return x + p * torch.randn_like(x)
-
-    def point_values(self) -> dict[str, torch.Tensor]:
-        return {}
-
-    def absorb(self, values: dict[str, torch.Tensor]) -> None:
-        self.fitted.fill_(True)
-        self.eval()
 
     def initialize(self, x) -> None:
         """A learned Gaussian sd starts at each dimension's sd in the data (the sd a

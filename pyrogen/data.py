@@ -32,6 +32,7 @@ from pyrogen.checkpoint import atomic_write
 
 __all__ = [
     "ChecksumError",
+    "mnist_splits",
     "PosteriorDB",
     "cache_dir",
     "fetch",
@@ -247,6 +248,8 @@ def load_csv(path: str | os.PathLike, columns: list[str] | None = None) -> np.nd
     return np.array([[float(r[i]) for i in index] for r in body], dtype=np.float64)
 
 
+SPLITS = ("train", "valid", "test")
+
 DATASETS = {
     "old_faithful": "Old Faithful eruption lengths and waiting times (minutes), 272 x 2",
     "binarized_mnist": "statically binarized MNIST (Larochelle & Murray 2011), 50k/10k/10k x 784",
@@ -273,3 +276,16 @@ def load(name: str, split: str | None = None):
             raise ValueError(f"split: must be one of {sorted(splits)}, got {split!r}")
         return splits[split]
     raise ValueError(f"name: unknown data set {name!r}; known: {', '.join(DATASETS)}")
+
+
+def mnist_splits(sizes: tuple[int, int, int] | None = None, seed: int = 0):
+    """Binarized MNIST's (train, valid, test) as float32 tensors (N, 784); with
+    ``sizes``, a random subset of each of that many images (random, not the first
+    ones: the test file's two halves differ in difficulty)."""
+    import torch
+
+    splits = [torch.as_tensor(load("binarized_mnist", s), dtype=torch.float32) for s in SPLITS]
+    if sizes is None:
+        return tuple(splits)
+    pick = torch.Generator().manual_seed(seed)
+    return tuple(s[torch.randperm(len(s), generator=pick)[:n]] for s, n in zip(splits, sizes))

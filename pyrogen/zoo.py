@@ -11,7 +11,7 @@ import torch
 from pyrogen.checkpoint import atomic_write
 from pyrogen.validation import as_data_tensor
 
-__all__ = ["ZooModel", "register", "ZOO", "get_model_class", "data_plate"]
+__all__ = ["ZooModel", "NetworkModel", "register", "ZOO", "get_model_class", "data_plate"]
 
 ZOO: dict[str, type[ZooModel]] = {}
 
@@ -108,3 +108,25 @@ class ZooModel(torch.nn.Module):
     def extra_repr(self) -> str:
         fields = dataclasses.asdict(self.config)
         return ", ".join(f"{k}={v!r}" for k, v in fields.items())
+
+
+class NetworkModel(ZooModel):
+    """A zoo model whose fit is its networks' weights, with no global latent site:
+    ``fit`` may train it on minibatches (``batch_size``); ``initialize`` puts it in
+    training mode, ``absorb`` marks it fitted and puts it in evaluation mode."""
+
+    supports_batches = True  # fit(..., batch_size=B) passes num_examples=N
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("fitted", torch.tensor(False))
+
+    def point_values(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def absorb(self, values: dict[str, torch.Tensor]) -> None:
+        self.fitted.fill_(True)
+        self.eval()
+
+    def initialize(self, x) -> None:
+        self.train()

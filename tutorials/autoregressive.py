@@ -46,12 +46,7 @@ from pyrogen.plots import plot_images
 
 QUICK = os.environ.get("PYROGEN_QUICK") == "1"  # the test suite runs a short version
 torch.manual_seed(0)
-pick = torch.Generator().manual_seed(0)
-splits = {}
-for name, size in (("train", 3000 if QUICK else 50000), ("test", 500 if QUICK else 10000)):
-    images = torch.as_tensor(pyrogen.data.load("binarized_mnist", split=name), dtype=torch.float32)
-    splits[name] = images[torch.randperm(len(images), generator=pick)[:size]]
-train, test = splits["train"], splits["test"]
+train, _, test = pyrogen.data.mnist_splits((3000, 0, 500) if QUICK else None)
 EPOCHS = 1 if QUICK else 20
 print(train.shape, test.shape)
 
