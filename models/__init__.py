@@ -1,6 +1,6 @@
 """The pyrogen zoo: one file per family of generative models."""
 
-from pyrogen.models.autoregressive import FVSBN, MADE, NADE, RNADE
+from pyrogen.models.autoregressive import FVSBN, MADE, NADE, RNADE, PixelCNN
 from pyrogen.models.fourier import (
     DeepFactorizedDensity,
     FourierDensity,
@@ -21,6 +21,7 @@ __all__ = [
     "FVSBN",
     "MADE",
     "NADE",
+    "PixelCNN",
     "RNADE",
     "Autoencoder",
     "AutoRegressive",

@@ -28,6 +28,12 @@ loop (minibatches with ``batch_size``). ``sample(n)`` draws the D conditionals i
   :math:`\log \frac1M \sum_m p_m(x)` (a proper mixture, the EoNADE idea of Uria et al.
   2014), whose training objective :math:`\mathbb E_m \log p_m(x)` is a lower bound of it.
 
+- **PixelCNN** (van den Oord et al. 2016): images in raster order; a stack of
+  convolutions whose kernels are masked so that a pixel's logit sees only the pixels
+  above it and to its left (mask A on the first layer excludes the centre, mask B on
+  the later ones includes it), with residual connections. This is the original
+  PixelCNN, whose receptive field has a blind spot to the upper right; the gated
+  two-stack variant is not built yet.
 - **RNADE** (Uria, Murray and Larochelle 2013): NADE's shared hidden layer for real
   values, each conditional a mixture of K Gaussians whose weights, means and log-sds
   are linear in :math:`h_d` (one output layer per dimension).
@@ -38,6 +44,8 @@ References:
     Germain, Gregor, Murray and Larochelle (2015). MADE: Masked Autoencoder for
         Distribution Estimation. ICML.
     Uria, Murray and Larochelle (2014). A Deep and Tractable Density Estimator. ICML.
+    van den Oord, Kalchbrenner and Kavukcuoglu (2016). Pixel Recurrent Neural
+        Networks. ICML.
     Uria, Murray and Larochelle (2013). RNADE: The real-valued neural autoregressive
         density-estimator. NeurIPS.
 """
@@ -57,7 +65,7 @@ from torch.nn import functional as F
 from pyrogen.validation import as_examples, check_data_shape, check_positive_int
 from pyrogen.zoo import NetworkModel, data_plate, register
 
-__all__ = ["FVSBN", "NADE", "MADE", "RNADE"]
+__all__ = ["FVSBN", "NADE", "MADE", "RNADE", "PixelCNN"]
 
 
 @dataclass
@@ -196,6 +204,69 @@ class NADE(_BinaryAutoregressive):
                 x[:, d] = torch.bernoulli(p)
                 a += x[:, d : d + 1] * self.W[:, d]
         return x.reshape(n, *self.config.data_shape)
+
+
+@dataclass
+class PixelCNNConfig:
+    data_shape: list[int]
+    channels: int = 64
+    layers: int = 7
+    first_kernel: int = 7
+    kernel: int = 3
+
+
+class MaskedConv2d(nn.Conv2d):
+    """A convolution that sees only the pixels above and to the left of the centre
+    (type ``"A"``) or those and the centre (``"B"``)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, mask_type: str):
+        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+        mask = torch.ones(kernel_size, kernel_size)
+        centre = kernel_size // 2
+        mask[centre, centre + (mask_type == "B") :] = 0
+        mask[centre + 1 :] = 0
+        self.register_buffer("mask", mask)
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+
+
+@register("pixelcnn")
+class PixelCNN(_BinaryAutoregressive):
+    """PixelCNN for binary images (H, W): a ``first_kernel`` mask-A convolution to
+    ``channels`` channels, ``layers`` - 1 residual mask-B ``kernel`` convolutions with
+    ReLUs, and a 1x1 convolution to the logits."""
+
+    def __init__(
+        self,
+        data_shape,
+        channels: int = 64,
+        layers: int = 7,
+        first_kernel: int = 7,
+        kernel: int = 3,
+    ):
+        super().__init__()
+        shape = check_data_shape(data_shape)
+        if len(shape) != 2:
+            raise ValueError(f"data_shape: PixelCNN needs (height, width), got {tuple(shape)}")
+        for value, name in ((channels, "channels"), (layers, "layers")):
+            check_positive_int(value, name)
+        for value, name in ((first_kernel, "first_kernel"), (kernel, "kernel")):
+            check_positive_int(value, name)
+            if value % 2 == 0:
+                raise ValueError(f"{name}: must be odd, got {value}")
+        self._setup(PixelCNNConfig(shape, channels, layers, first_kernel, kernel))
+        self.first = MaskedConv2d(1, channels, first_kernel, "A")
+        self.blocks = nn.ModuleList(
+            MaskedConv2d(channels, channels, kernel, "B") for _ in range(layers - 1)
+        )
+        self.out = nn.Conv2d(channels, 1, 1)
+
+    def logits(self, x):
+        h = self.first(x.reshape(len(x), 1, *self.config.data_shape))
+        for block in self.blocks:
+            h = h + block(torch.relu(h))
+        return self.out(torch.relu(h)).reshape(len(x), self.dim)
 
 
 @dataclass

@@ -76,6 +76,11 @@ CASES = {
         lambda: get_model_class("made")((6,), hidden=(8,), num_masks=2),
         lambda: _binary(6),
     ),
+    "pixelcnn": (
+        "pixelcnn",
+        lambda: get_model_class("pixelcnn")((3, 3), channels=4, layers=2, first_kernel=3),
+        lambda: _binary(9).reshape(40, 3, 3),
+    ),
     "rnade": (
         "rnade",
         lambda: get_model_class("rnade")((2,), hidden=4, components=2),
@@ -104,7 +109,7 @@ def _ar_series():
 # time series have a predictive density per step, not a density over one space; the
 # binary spaces are summed exactly in tests/models/test_vae.py and
 # tests/models/test_autoregressive.py
-NOT_DENSITIES = {"ar-2", "hmm-2", "vae", "hvae-vamp", "fvsbn", "nade", "made-2"}
+NOT_DENSITIES = {"ar-2", "hmm-2", "vae", "hvae-vamp", "fvsbn", "nade", "made-2", "pixelcnn"}
 
 
 def _guide(model, args):

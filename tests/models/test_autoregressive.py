@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from pyrogen.models import FVSBN, MADE, NADE, RNADE
+from pyrogen.models import FVSBN, MADE, NADE, RNADE, PixelCNN
 
 import pyrogen
 from pyrogen.metrics import auroc
@@ -31,6 +31,7 @@ MODELS = {
     "made": lambda: MADE((10,), hidden=(16, 16)),
     "made-3-masks": lambda: MADE((10,), hidden=(16, 16), num_masks=3),
     "made-image": lambda: MADE((2, 5), hidden=(12,)),
+    "pixelcnn": lambda: PixelCNN((2, 5), channels=8, layers=3, first_kernel=3, kernel=3),
 }
 
 
@@ -93,6 +94,18 @@ def test_made_orderings_are_respected():
         allowed = position[None, :] < position[:, None]  # input j precedes output d
         assert float(jac[~allowed].abs().max()) == 0.0
         assert float(jac[allowed].abs().max()) > 0.0
+
+
+def test_pixelcnn_logits_never_see_the_current_or_later_pixels():
+    model = _randomized(PixelCNN((5, 6), channels=8, layers=4, first_kernel=5, kernel=3))
+    jac = torch.autograd.functional.jacobian(model.logits, torch.rand(1, 30))[0, :, 0]
+    later = torch.ones(30, 30).triu()  # input j at or after output d in raster order
+    assert float(jac[later.bool()].abs().max()) == 0.0
+    assert float(jac[~later.bool()].abs().max()) > 0.0
+    with pytest.raises(ValueError, match="data_shape"):
+        PixelCNN((784,))
+    with pytest.raises(ValueError, match="kernel: must be odd"):
+        PixelCNN((4, 4), kernel=2)
 
 
 def test_training_on_mnist_raises_the_likelihood(reference_data):
