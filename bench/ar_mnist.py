@@ -1,14 +1,15 @@
 """Autoregressive binary models on binarized MNIST: test NLL against the papers, and
 training and sampling speed against hand-written PyTorch.
 
-1. Quality. FVSBN, NADE (500 hidden units) and MADE (one hidden layer of 500, one
-   mask) fitted by ``pyrogen.fit(model, x, method="mle", batch_size=100, ...)`` on
+1. Quality. FVSBN, NADE (500 hidden units), MADE (one hidden layer of 500, one
+   mask) and PixelCNN fitted by ``pyrogen.fit(model, x, method="mle", batch_size=100, ...)`` on
    ``train``, the epoch kept by the log-likelihood on ``valid`` (checked every
    ``--eval-every`` epochs, at most ``--max-minutes`` per model), reported as the
    exact test NLL in nats beside the papers' figures on the same split: FVSBN 97.45
    and NADE 88.86 (Larochelle and Murray 2011), MADE 88.40 (one hidden layer, one
-   mask; Germain et al. 2015, Table 6). ``*_nll_vs_paper_ratio`` is ours over theirs
-   (above 1: worse).
+   mask; Germain et al. 2015, Table 6), PixelCNN 81.30 (van den Oord et al. 2016,
+   whose PixelCNN differs from the 7-layer, 64-channel one here).
+   ``*_nll_vs_paper_ratio`` is ours over theirs (above 1: worse).
 2. Speed. NADE's training step through pyrogen's engine against a hand-written PyTorch
    loop of the same network, optimizer and batches (``nade_train_time_ratio``), and
    drawing 100 images sequentially with ``NADE.sample`` against a hand-written
@@ -33,16 +34,17 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-PAPER = {"fvsbn": 97.45, "nade": 88.86, "made": 88.40}
+PAPER = {"fvsbn": 97.45, "nade": 88.86, "made": 88.40, "pixelcnn": 81.30}
 
 
 def _models(options):
-    from pyrogen.models import FVSBN, MADE, NADE
+    from pyrogen.models import FVSBN, MADE, NADE, PixelCNN
 
     return {
         "fvsbn": lambda: FVSBN((784,)),
         "nade": lambda: NADE((784,), hidden=options.nade_hidden),
         "made": lambda: MADE((784,), hidden=(options.made_hidden,)),
+        "pixelcnn": lambda: PixelCNN((28, 28), channels=options.pixelcnn_channels),
     }
 
 
@@ -167,7 +169,7 @@ def nade_speed(options, train) -> dict:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small run, under a minute")
-    parser.add_argument("--models", nargs="+", default=["fvsbn", "nade", "made"])
+    parser.add_argument("--models", nargs="+", default=["fvsbn", "nade", "made", "pixelcnn"])
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--max-minutes", type=float, default=None, help="per model")
     parser.add_argument("--eval-every", type=int, default=5)
@@ -175,6 +177,7 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--nade-hidden", type=int, default=500)
     parser.add_argument("--made-hidden", type=int, default=500)
+    parser.add_argument("--pixelcnn-channels", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -187,7 +190,7 @@ def main(argv=None):
     splits = pyrogen.data.mnist_splits(sizes, seed=options.seed)
     if options.quick:
         options.epochs, options.eval_every, options.repeats = 1, 1, 1
-        options.nade_hidden, options.made_hidden = 100, 200
+        options.nade_hidden, options.made_hidden, options.pixelcnn_channels = 100, 200, 16
     figures = {"quick": options.quick, "threads": torch.get_num_threads()}
     makers = _models(options)
     for name in options.models:
