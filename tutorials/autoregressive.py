@@ -26,7 +26,9 @@
 #   x_{<d})$, whose pre-activation is a running sum, so all $D$ conditionals cost one
 #   pass;
 # - **MADE**: an ordinary MLP whose weights are masked so that output $d$ cannot see
-#   inputs $\ge d$; several orderings (masks) can share one set of weights.
+#   inputs $\ge d$; several orderings (masks) can share one set of weights;
+# - **PixelCNN**: convolutions whose kernels are masked so that a pixel sees only the
+#   rows above it and the pixels to its left.
 #
 # In pyrogen each is a Pyro model with a single observed site holding all $D$
 # conditionals (teacher forcing); there is no latent variable, so
@@ -38,7 +40,7 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from pyrogen.models import FVSBN, MADE, NADE
+from pyrogen.models import FVSBN, MADE, NADE, PixelCNN
 
 import pyrogen
 from pyrogen.metrics import auroc
@@ -61,6 +63,7 @@ models = {
     "FVSBN": FVSBN((784,)),
     "NADE": NADE((784,), hidden=100 if QUICK else 500),
     "MADE": MADE((784,), hidden=(200 if QUICK else 500,)),
+    "PixelCNN": PixelCNN((28, 28), channels=8, layers=4) if QUICK else PixelCNN((28, 28)),
 }
 fits, table = {}, {}
 for name, model in models.items():
@@ -83,7 +86,7 @@ print({name: round(nll, 2) for name, nll in table.items()})
 
 # %%
 for name, model in models.items():
-    plot_images(model.sample(20), (28, 28), 2, f"{name} samples")
+    plot_images(model.sample(10 if QUICK else 20), (28, 28), 2, f"{name} samples")
 
 # %% [markdown]
 # ## What MADE's masks look like
@@ -127,6 +130,26 @@ for m in range(2):
     )
 
 # %% [markdown]
+# ## PixelCNN's receptive field
+#
+# Which input pixels can change the logit of the centre pixel? The gradient answers
+# exactly: only pixels before it in raster order, and, for this original PixelCNN,
+# not all of them: stacked masked 3x3 kernels never reach the triangle to the upper
+# right (the "blind spot" that the gated two-stack PixelCNN removes).
+
+# %%
+pixelcnn = models["PixelCNN"]
+image = test[:1].clone().requires_grad_(True)
+centre = 14 * 28 + 14
+pixelcnn.logits(image)[0, centre].backward()
+seen = (image.grad.reshape(28, 28) != 0).float()
+seen[14, 14] = 0.5  # the pixel itself, in grey
+plt.figure(figsize=(4, 4))
+plt.imshow(seen, cmap="Blues")
+plt.title("inputs that reach the centre pixel's logit")
+plt.axis("off")
+
+# %% [markdown]
 # ## Likelihood as an anomaly detector
 #
 # $-\log p(x)$ is large for inputs the model finds unlikely. Digits with 10% of their
@@ -153,5 +176,5 @@ for name, model in models.items():
 
 # %% [markdown]
 # The full protocol (training to the best validation epoch and the papers' test NLLs:
-# FVSBN 97.45, NADE 88.86, MADE 88.40 nats) and the speed against hand-written
+# FVSBN 97.45, NADE 88.86, MADE 88.40, PixelCNN 81.30 nats) and the speed against hand-written
 # PyTorch are `python bench/ar_mnist.py`.
