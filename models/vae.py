@@ -213,12 +213,15 @@ class _Networks(NetworkModel):
             with torch.no_grad():
                 self.raw_scale.copy_(torch.log(torch.expm1(sd)) - math.log(math.e - 1))
 
+    def _mean(self, out) -> torch.Tensor:
+        """The likelihood's mean from the decoder's output: probabilities or means."""
+        return torch.sigmoid(out) if self.config.likelihood == "bernoulli" else out
+
     def reconstruct(self, x) -> torch.Tensor:
         """The decoder's mean at the encoder's mean: probabilities or Gaussian means."""
         (x,) = self.prepare(x)
         with torch.no_grad():
-            out = self.decoder(self.encoder(x)[0])
-            return torch.sigmoid(out) if self.config.likelihood == "bernoulli" else out
+            return self._mean(self.decoder(self.encoder(x)[0]))
 
     def encode(self, x) -> tuple[torch.Tensor, torch.Tensor]:
         """The encoder's (loc, scale) of q(z | x), each (N, latent_dim)."""
@@ -226,14 +229,16 @@ class _Networks(NetworkModel):
         with torch.no_grad():
             return self.encoder(x)
 
+    def _decoder_output(self, z, mean: bool) -> torch.Tensor:
+        """The decoder's output at codes z (any layers below z at their mean, or drawn)."""
+        return self.decoder(z)
+
     def decode(self, z, mean: bool = True) -> torch.Tensor:
         """Data from latents: the likelihood's mean, or a draw with ``mean=False``."""
         z = torch.as_tensor(z, dtype=next(self.parameters()).dtype)
         with torch.no_grad():
-            out = self.decoder(z)
-            if mean:
-                return torch.sigmoid(out) if self.config.likelihood == "bernoulli" else out
-            return self._likelihood(out).sample()
+            out = self._decoder_output(z, mean)
+            return self._mean(out) if mean else self._likelihood(out).sample()
 
 
 @register("vae")
@@ -311,12 +316,17 @@ class VAE(_Networks):
         mixing = dist.Categorical(logits=loc.new_zeros(self.config.num_pseudo))
         return dist.MixtureSameFamily(mixing, dist.Normal(loc, scale).to_event(1))
 
-    def model(self, x, num_examples: int | None = None) -> None:
+    def _register_generative(self) -> None:
+        """The model's parameters: the decoder, a learned sd, and under the VampPrior
+        the encoder and the pseudo-inputs (the prior is the encoder at them)."""
         pyro.module("decoder", self.decoder, update_module_params=True)
         self._register_scale()
-        if self.config.prior == "vamp":  # the prior is the encoder at the pseudo-inputs
+        if self.config.prior == "vamp":
             pyro.module("encoder", self.encoder, update_module_params=True)
             pyro.param("raw_pseudo", self.raw_pseudo)
+
+    def model(self, x, num_examples: int | None = None) -> None:
+        self._register_generative()
         prior = self.latent_prior()
         with data_plate(x, num_examples):
             with self._kl_weight():
@@ -344,18 +354,27 @@ class VAE(_Networks):
                 pyro.sample("z", dist.Normal(loc, scale).to_event(1))
 
     # -- evaluation ---------------------------------------------------------------------
-    def _log_weights(self, x, num_samples: int, chunk: int, generator=None) -> torch.Tensor:
-        """log p(x, z_k) - log q(z_k | x) for z_k ~ q, shape (num_samples, N)."""
-        loc, scale = self.encoder(x)
+    def _draw(self, x, encoded, prior, count: int, generator=None) -> tuple[torch.Tensor, ...]:
+        """``count`` draws z ~ q(z | x) given the encoder's output at x and p(z):
+        log p(x | z), log p(z) and log q(z | x), each (count, N)."""
+        loc, scale = encoded
+        noise = torch.randn(
+            (count, *loc.shape), generator=generator, dtype=loc.dtype, device=loc.device
+        )
+        z = loc + scale * noise
+        log_px = self._likelihood(self.decoder(z)).log_prob(x)
         q = dist.Normal(loc, scale).to_event(1)
-        prior = self.latent_prior()
+        return log_px, prior.log_prob(z), q.log_prob(z)
+
+    def _log_weights(self, x, num_samples: int, chunk: int, generator=None) -> torch.Tensor:
+        """log p(x, z_k) - log q(z_k | x) for z_k ~ q, shape (num_samples, N), drawn
+        ``chunk`` at a time."""
+        encoded, prior = self.encoder(x), self.latent_prior()
         out = []
         for start in range(0, num_samples, chunk):
-            shape = (min(chunk, num_samples - start), *loc.shape)
-            noise = torch.randn(shape, generator=generator, dtype=loc.dtype, device=loc.device)
-            z = loc + scale * noise
-            log_px = self._likelihood(self.decoder(z)).log_prob(x)
-            out.append(log_px + prior.log_prob(z) - q.log_prob(z))
+            count = min(chunk, num_samples - start)
+            log_px, log_pz, log_qz = self._draw(x, encoded, prior, count, generator)
+            out.append(log_px + log_pz - log_qz)
         return torch.cat(out)
 
     def log_prob(
@@ -405,21 +424,22 @@ class VAE(_Networks):
         with torch.no_grad():
             return self._log_weights(x, num_samples, num_samples).mean(0)
 
+    def _closed_form_kl(self, encoded, prior) -> torch.Tensor | None:
+        """KL(q(z | x) || p(z)) per example where it has a closed form (standard prior)."""
+        if self.config.prior != "standard":
+            return None
+        return torch.distributions.kl_divergence(dist.Normal(*encoded).to_event(1), prior)
+
     def elbo_terms(self, x) -> dict[str, torch.Tensor]:
         """The ELBO's two parts per example: the expected log-likelihood
-        (reconstruction, one draw) and KL(q(z | x) || p(z)), in closed form for the
-        standard prior and from the same draw for the VampPrior."""
+        (reconstruction, one draw) and KL(q || p), in closed form where there is one
+        (one layer, standard prior), else from the same draw."""
         (x,) = self.prepare(x)
         with torch.no_grad():
-            loc, scale = self.encoder(x)
-            q = dist.Normal(loc, scale).to_event(1)
-            z = q.sample()
-            reconstruction = self._likelihood(self.decoder(z)).log_prob(x)
-            if self.config.prior == "standard":
-                kl = torch.distributions.kl_divergence(q, self.latent_prior())
-            else:
-                kl = q.log_prob(z) - self.latent_prior().log_prob(z)
-        return {"reconstruction": reconstruction, "kl": kl}
+            encoded, prior = self.encoder(x), self.latent_prior()
+            log_px, log_pz, log_qz = (t[0] for t in self._draw(x, encoded, prior, 1))
+            kl = self._closed_form_kl(encoded, prior)
+        return {"reconstruction": log_px, "kl": log_qz - log_pz if kl is None else kl}
 
     def sample(self, n: int, mean: bool = False) -> torch.Tensor:
         """n draws x ~ p(x) (z from the prior); ``mean=True`` gives the decoder's mean
@@ -493,12 +513,8 @@ class HierarchicalVAE(VAE):
         return self.decoder(torch.cat([z1, z2], -1))
 
     def model(self, x, num_examples: int | None = None) -> None:
-        pyro.module("decoder", self.decoder, update_module_params=True)
+        self._register_generative()
         pyro.module("bottom_prior", self.bottom_prior, update_module_params=True)
-        self._register_scale()
-        if self.config.prior == "vamp":
-            pyro.module("encoder", self.encoder, update_module_params=True)
-            pyro.param("raw_pseudo", self.raw_pseudo)
         prior = self.latent_prior()
         with data_plate(x, num_examples):
             with self._kl_weight():
@@ -518,43 +534,27 @@ class HierarchicalVAE(VAE):
                 loc, scale = self._bottom_q(seen, z2)
                 pyro.sample("z1", dist.Normal(loc, scale).to_event(1))
 
-    def _log_weights(self, x, num_samples: int, chunk: int, generator=None) -> torch.Tensor:
-        """log p(x, z1, z2) - log q(z1, z2 | x) for (z1, z2) ~ q, shape (num_samples, N)."""
-        loc2, scale2 = self.encoder(x)
-        q2 = dist.Normal(loc2, scale2).to_event(1)
-        prior = self.latent_prior()
-        out = []
-        for start in range(0, num_samples, chunk):
-            shape = (min(chunk, num_samples - start), *loc2.shape)
-            noise = torch.randn(shape, generator=generator, dtype=loc2.dtype, device=loc2.device)
-            z2 = loc2 + scale2 * noise
-            loc1, scale1 = self._bottom_q(x, z2)
-            noise = torch.randn(
-                loc1.shape, generator=generator, dtype=loc1.dtype, device=loc1.device
-            )
-            z1 = loc1 + scale1 * noise
-            q1 = dist.Normal(loc1, scale1).to_event(1)
-            p1 = dist.Normal(*self.bottom_prior(z2)).to_event(1)
-            log_px = self._likelihood(self._decode_logits(z1, z2)).log_prob(x)
-            log_p = log_px + p1.log_prob(z1) + prior.log_prob(z2)
-            out.append(log_p - q1.log_prob(z1) - q2.log_prob(z2))
-        return torch.cat(out)
+    def _draw(self, x, encoded, prior, count: int, generator=None) -> tuple[torch.Tensor, ...]:
+        """``count`` draws (z1, z2) ~ q given the top encoder's output at x and p(z2):
+        log p(x | z1, z2), log p(z1, z2) and log q(z1, z2 | x), each (count, N)."""
+        loc2, scale2 = encoded
+        shape = (count, *loc2.shape)
+        z2 = loc2 + scale2 * torch.randn(
+            shape, generator=generator, dtype=loc2.dtype, device=loc2.device
+        )
+        loc1, scale1 = self._bottom_q(x, z2)
+        z1 = loc1 + scale1 * torch.randn(
+            loc1.shape, generator=generator, dtype=loc1.dtype, device=loc1.device
+        )
+        log_px = self._likelihood(self._decode_logits(z1, z2)).log_prob(x)
+        p1 = dist.Normal(*self.bottom_prior(z2)).to_event(1)
+        log_pz = p1.log_prob(z1) + prior.log_prob(z2)
+        log_qz = dist.Normal(loc1, scale1).to_event(1).log_prob(z1)
+        log_qz = log_qz + dist.Normal(loc2, scale2).to_event(1).log_prob(z2)
+        return log_px, log_pz, log_qz
 
-    def elbo_terms(self, x) -> dict[str, torch.Tensor]:
-        """Reconstruction log p(x | z1, z2) and KL(q(z1, z2 | x) || p(z1, z2)), both
-        from one draw of q (no closed form for the joint KL)."""
-        (x,) = self.prepare(x)
-        with torch.no_grad():
-            loc2, scale2 = self.encoder(x)
-            q2 = dist.Normal(loc2, scale2).to_event(1)
-            z2 = q2.sample()
-            q1 = dist.Normal(*self._bottom_q(x, z2)).to_event(1)
-            z1 = q1.sample()
-            p1 = dist.Normal(*self.bottom_prior(z2)).to_event(1)
-            reconstruction = self._likelihood(self._decode_logits(z1, z2)).log_prob(x)
-            kl = q2.log_prob(z2) + q1.log_prob(z1) - self.latent_prior().log_prob(z2)
-            kl = kl - p1.log_prob(z1)
-        return {"reconstruction": reconstruction, "kl": kl}
+    def _closed_form_kl(self, encoded, prior) -> torch.Tensor | None:
+        return None  # KL(q(z1, z2 | x) || p(z1, z2)) has none
 
     def reconstruct(self, x) -> torch.Tensor:
         """The decoder's mean at the encoders' means (z2, then z1 given it)."""
@@ -562,20 +562,13 @@ class HierarchicalVAE(VAE):
         with torch.no_grad():
             z2 = self.encoder(x)[0]
             z1 = self._bottom_q(x, z2)[0]
-            out = self._decode_logits(z1, z2)
-            return torch.sigmoid(out) if self.config.likelihood == "bernoulli" else out
+            return self._mean(self._decode_logits(z1, z2))
 
-    def decode(self, z, mean: bool = True) -> torch.Tensor:
-        """Data from top-layer codes z2: z1 at the mean of p(z1 | z2) and the
-        likelihood's mean, or (``mean=False``) z1 and x drawn."""
-        z2 = torch.as_tensor(z, dtype=next(self.parameters()).dtype)
-        with torch.no_grad():
-            loc, scale = self.bottom_prior(z2)
-            z1 = loc if mean else dist.Normal(loc, scale).sample()
-            out = self._decode_logits(z1, z2)
-            if mean:
-                return torch.sigmoid(out) if self.config.likelihood == "bernoulli" else out
-            return self._likelihood(out).sample()
+    def _decoder_output(self, z2, mean: bool) -> torch.Tensor:
+        """From top-layer codes z2: z1 at the mean of p(z1 | z2), or drawn."""
+        loc, scale = self.bottom_prior(z2)
+        z1 = loc if mean else dist.Normal(loc, scale).sample()
+        return self._decode_logits(z1, z2)
 
 
 class Autoencoder(_Networks):
