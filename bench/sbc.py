@@ -34,12 +34,10 @@ NUTS_OPTIONS = dict(num_warmup=200, backend="numpyro")
 
 
 def _ar1_simulator(latents, y):
-    alpha, beta, sigma = (latents[k].double() for k in ("alpha", "beta", "sigma"))
-    values, previous = [], torch.tensor(0.0, dtype=torch.float64)
-    for _ in range(len(y) + 50):
-        previous = alpha + beta[0] * previous + sigma * torch.randn((), dtype=torch.float64)
-        values.append(previous)
-    return (torch.stack(values[50:]),), {}
+    from pyrogen.models import simulate_ar
+
+    series = simulate_ar(latents["alpha"], latents["beta"], latents["sigma"], len(y))
+    return (series,), {}
 
 
 def run_pyrogen(label, model, args, num_simulations, **options):

@@ -14,7 +14,13 @@ from pyrogen.models.regression import (
     correlated_design,
     exact_posterior,
 )
-from pyrogen.models.timeseries import AutoRegressive, HiddenMarkov, ar_model, hmm_model
+from pyrogen.models.timeseries import (
+    AutoRegressive,
+    HiddenMarkov,
+    ar_model,
+    hmm_model,
+    simulate_ar,
+)
 from pyrogen.models.vae import VAE, Autoencoder, HierarchicalVAE
 
 __all__ = [
@@ -38,6 +44,7 @@ __all__ = [
     "correlated_design",
     "exact_posterior",
     "hmm_model",
+    "simulate_ar",
     "fourier_density_bayes",
     "normal_mixture_1d",
     "normalized_autocorrelation",

@@ -36,7 +36,7 @@ from pyroapi import ops, pyro
 from pyrogen.validation import as_data_tensor, check_positive_int, check_positive_number
 from pyrogen.zoo import ZooModel, register
 
-__all__ = ["AutoRegressive", "HiddenMarkov", "ar_model", "hmm_model"]
+__all__ = ["AutoRegressive", "HiddenMarkov", "ar_model", "hmm_model", "simulate_ar"]
 
 
 def _lags(y, order: int, stack=torch.stack):
@@ -57,6 +57,22 @@ def ar_model(y, order: int, alpha_scale=10.0, beta_scale=10.0, sigma_scale=2.5):
     mu = alpha + (lags * beta[..., None, :]).sum(-1)
     with pyro.plate("time", lags.shape[0]):
         pyro.sample("y", dist.Normal(mu, sigma[..., None]), obs=y[order:])
+
+
+def simulate_ar(alpha, beta, sigma, length: int, burn_in: int = 50) -> torch.Tensor:
+    """A series of ``length`` values from the AR(p) process with these parameters
+    (p = len(beta)), started at zeros and run ``burn_in`` steps first, in float64.
+    :func:`ar_model` conditions on the series itself, so it cannot simulate one: this
+    is what simulation-based calibration uses as its simulator."""
+    alpha, beta, sigma = (torch.as_tensor(v, dtype=torch.float64) for v in (alpha, beta, sigma))
+    history = [torch.tensor(0.0, dtype=torch.float64)] * beta.shape[-1]  # y_{t-1}, y_{t-2}, ...
+    values = []
+    for _ in range(length + burn_in):
+        mean = alpha + sum(b * h for b, h in zip(beta, history))
+        value = mean + sigma * torch.randn((), dtype=torch.float64)
+        history = [value, *history[:-1]]
+        values.append(value)
+    return torch.stack(values[burn_in:])
 
 
 @dataclass

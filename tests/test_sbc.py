@@ -3,8 +3,7 @@ posterior is flagged as over-confident."""
 
 import numpy as np
 import pytest
-import torch
-from pyrogen.models import ar_model, bayesian_linear_regression, correlated_design
+from pyrogen.models import ar_model, bayesian_linear_regression, correlated_design, simulate_ar
 
 import pyrogen
 
@@ -51,12 +50,8 @@ def test_mean_field_vi_on_a_correlated_posterior_is_over_confident():
 def _ar1_simulator(latents, y):
     """A series from the prior draw (the AR likelihood conditions on the series itself,
     so the model cannot simulate it with the data left out)."""
-    alpha, beta, sigma = (latents[k].double() for k in ("alpha", "beta", "sigma"))
-    values, previous = [], torch.tensor(0.0, dtype=torch.float64)
-    for _ in range(len(y) + 50):
-        previous = alpha + beta[0] * previous + sigma * torch.randn((), dtype=torch.float64)
-        values.append(previous)
-    return (torch.stack(values[50:]),), {}
+    series = simulate_ar(latents["alpha"], latents["beta"], latents["sigma"], len(y))
+    return (series,), {}
 
 
 @pytest.mark.slow

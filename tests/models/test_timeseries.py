@@ -326,3 +326,17 @@ def test_zoo_hmm_nuts_by_enumeration_matches_the_forward_algorithm():
         min_ess=50,
     )
     assert comparison.passed, str(comparison)
+
+
+def test_simulate_ar_has_the_process_mean_and_autocorrelation():
+    """AR(2) with alpha 1, beta (0.5, -0.3): mean alpha / (1 - b1 - b2) = 1.25 and lag-1
+    autocorrelation b1 / (1 - b2) = 0.385 (Yule-Walker)."""
+    from pyrogen.models import simulate_ar
+
+    torch.manual_seed(0)
+    y = simulate_ar(torch.tensor(1.0), torch.tensor([0.5, -0.3]), torch.tensor(0.5), 20000)
+    assert y.dtype == torch.float64 and y.shape == (20000,)
+    assert float(y.mean()) == pytest.approx(1.25, abs=0.02)
+    centred = y - y.mean()
+    lag1 = float((centred[1:] * centred[:-1]).mean() / centred.var())
+    assert lag1 == pytest.approx(0.5 / 1.3, abs=0.02)
