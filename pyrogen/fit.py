@@ -25,6 +25,7 @@ from pyrogen.infer.svi import (
     make_optim,
     model_structure,
     point_values,
+    select_examples,
 )
 from pyrogen.validation import (
     as_data_tensor,
@@ -340,7 +341,7 @@ def fit(
     else:
         pyro.clear_param_store()
         # a minibatch model's structure shows on one batch (no trace over all N examples)
-        probe = _first_batch(args, batch_size) if batch_size is not None else args
+        probe = select_examples(args, slice(0, batch_size)) if batch_size is not None else args
         structure = model_structure(model_fn, probe, kwargs)
         if method == "mle" or (not structure.continuous and guide is None):
             # nothing latent to approximate: MAP and SVI reduce to maximum likelihood
@@ -405,15 +406,6 @@ def fit(
             }
     result.elapsed = time.perf_counter() - began
     return result
-
-
-def _first_batch(args: tuple, batch_size: int) -> tuple:
-    """The first ``batch_size`` examples of every data argument (leading dimension N)."""
-    n = int(args[0].shape[0])
-    return tuple(
-        a[:batch_size] if isinstance(a, torch.Tensor) and a.dim() and a.shape[0] == n else a
-        for a in args
-    )
 
 
 def _empty_guide(*args, **kwargs) -> None:

@@ -47,6 +47,7 @@ __all__ = [
     "model_structure",
     "guide_draws",
     "point_values",
+    "select_examples",
 ]
 
 
@@ -250,8 +251,7 @@ def make_guide(
         return AutoSplineNormal(exposed, init_loc_fn=start)
     raise ValueError(
         "guide: must be 'mean_field', 'full_rank', 'low_rank', 'flow', 'spline', 'delta' or a "
-        "callable, "
-        f"got {guide!r}"
+        f"callable, got {guide!r}"
     )
 
 
@@ -285,6 +285,15 @@ def point_values(guide, args=(), kwargs=None) -> dict[str, torch.Tensor]:
         for name, site in trace.nodes.items()
         if site["type"] == "sample" and not site["is_observed"]
     }
+
+
+def select_examples(args: tuple, index) -> tuple:
+    """The examples ``index`` (indices or a slice) of every tensor argument whose leading
+    dimension is the first argument's N; other arguments as they are."""
+    n = int(args[0].shape[0])
+    return tuple(
+        a[index] if isinstance(a, torch.Tensor) and a.dim() and a.shape[0] == n else a for a in args
+    )
 
 
 class SVIEngine:
@@ -328,12 +337,7 @@ class SVIEngine:
 
     def _take(self, index) -> tuple[tuple, dict]:
         """The examples ``index`` of every data argument, and ``num_examples=N``."""
-        n = self.num_examples
-        args = tuple(
-            a[index] if isinstance(a, torch.Tensor) and a.dim() and a.shape[0] == n else a
-            for a in self.args
-        )
-        return args, {**self.kwargs, "num_examples": n}
+        return select_examples(self.args, index), {**self.kwargs, "num_examples": self.num_examples}
 
     def update(self) -> float:
         args, kwargs = self._batch()
