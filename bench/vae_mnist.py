@@ -139,16 +139,12 @@ def train_mnist(options, data) -> dict:
 
 def digits(options) -> dict:
     from pyrogen.models import VAE
-    from sklearn.datasets import load_digits
     from sklearn.decomposition import PCA
 
     import pyrogen
 
-    levels = load_digits().data  # 0..16
-    rng = np.random.default_rng(0)
-    x = (levels + rng.uniform(size=levels.shape)) / 17.0
-    order = rng.permutation(len(x))
-    train, test = x[order[:1400]], x[order[1400:]]
+    x, _ = pyrogen.data.dequantized_digits(seed=0)
+    train, test = x[:1400], x[1400:]
     d = options.digits_latent
     ppca = PCA(n_components=d).fit(train)
     ppca_ll = float(ppca.score(test))  # mean log-likelihood per image under PPCA

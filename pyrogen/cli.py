@@ -244,15 +244,11 @@ def _vae_data(spec: str, seed: int):
         return train, test, None, (28, 28), "bernoulli"
     if spec == "digits":
         try:
-            from sklearn.datasets import load_digits
-        except ImportError:
-            raise SystemExit("pyrogen: --data digits needs scikit-learn") from None
-        digits = load_digits()
-        rng = np.random.default_rng(seed)
-        x = (digits.data + rng.uniform(size=digits.data.shape)) / 17.0  # dequantized
-        order = rng.permutation(len(x))
-        x = torch.as_tensor(x[order], dtype=torch.float32)
-        return x[:1400], x[1400:], digits.target[order][1400:], (8, 8), "gaussian"
+            x, labels = data.dequantized_digits(seed)
+        except ImportError as error:
+            raise SystemExit(f"pyrogen: --data digits: {error}") from None
+        x = torch.as_tensor(x, dtype=torch.float32)
+        return x[:1400], x[1400:], labels[1400:], (8, 8), "gaussian"
     raise SystemExit(f"pyrogen: --data {spec} is not binarized_mnist or digits for vae")
 
 
@@ -269,7 +265,8 @@ def _fit_vae(args) -> dict:
 
     if (args.method or "svi") != "svi":
         raise SystemExit(f"pyrogen: --method {args.method} is not svi for vae")
-    train, test, labels, shape, likelihood = _vae_data(args.data or "binarized_mnist", args.seed)
+    args.data = args.data or "binarized_mnist"
+    train, test, labels, shape, likelihood = _vae_data(args.data, args.seed)
     if args.train_size is not None:
         train = train[: args.train_size]
     test = test[: args.eval_size]
@@ -305,7 +302,7 @@ def _fit_vae(args) -> dict:
     khat = vae.psis_khat(test[:200], num_samples=1000)
     metrics = {
         "model": "vae",
-        "data": args.data or "binarized_mnist",
+        "data": args.data,
         "train_images": len(train),
         "test_images": len(test),
         "latent_dim": args.latent,

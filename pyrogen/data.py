@@ -32,6 +32,7 @@ from pyrogen.checkpoint import atomic_write
 
 __all__ = [
     "ChecksumError",
+    "dequantized_digits",
     "mnist_splits",
     "PosteriorDB",
     "cache_dir",
@@ -289,3 +290,20 @@ def mnist_splits(sizes: tuple[int, int, int] | None = None, seed: int = 0):
         return tuple(splits)
     pick = torch.Generator().manual_seed(seed)
     return tuple(s[torch.randperm(len(s), generator=pick)[:n]] for s, n in zip(splits, sizes))
+
+
+def dequantized_digits(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8x8 digits (1797 images of 17 grey levels) as a density problem on
+    [0, 1]^64: x = (level + u) / 17 with u ~ U(0, 1), and the labels, both in a random
+    order drawn with ``seed`` (the first 1400 are the usual training part)."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise ImportError(
+            "dequantized_digits needs scikit-learn (pip install scikit-learn)"
+        ) from None
+    digits = load_digits()
+    rng = np.random.default_rng(seed)
+    x = (digits.data + rng.uniform(size=digits.data.shape)) / 17.0
+    order = rng.permutation(len(x))
+    return x[order], digits.target[order]

@@ -152,3 +152,15 @@ def test_binarized_mnist_download_matches_the_reference(
     np.testing.assert_array_equal(test, reference["test"])
     assert (tmp_path / "cache" / "binarized_mnist.npz").is_file()
     assert test.mean() == pytest.approx(0.132512, abs=1e-6)
+
+
+def test_dequantized_digits_keep_their_levels():
+    from pyrogen.data import dequantized_digits
+
+    x, labels = dequantized_digits(seed=3)
+    assert x.shape == (1797, 64) and labels.shape == (1797,)
+    assert ((x > 0) & (x < 1)).all() and set(labels.tolist()) == set(range(10))
+    levels = np.floor(17 * x)  # the grey level each value was spread from
+    assert levels.min() == 0 and levels.max() == 16
+    again, _ = dequantized_digits(seed=3)
+    assert np.array_equal(x, again) and not np.array_equal(x, dequantized_digits(seed=4)[0])

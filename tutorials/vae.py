@@ -123,17 +123,13 @@ axes[1].set(title="encoder means of test digits", xlabel="z1", ylabel="z2")
 # The digits separate in the code space without the model ever seeing a label.
 
 # %%
-from sklearn.datasets import load_digits
-
-digits = load_digits()
-rng = np.random.default_rng(0)
-levels = (digits.data + rng.uniform(size=digits.data.shape)) / 17.0
+levels, labels = pyrogen.data.dequantized_digits()
 small = torch.as_tensor(levels, dtype=torch.float32)
 vae_digits = VAE((64,), latent_dim=2, hidden=(128,), likelihood="gaussian")
 pyrogen.fit(vae_digits, small, method="svi", loss="mean_field", lr=2e-3, batch_size=100,
             num_epochs=20 if QUICK else 300)  # fmt: skip
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-plot_latent_map(vae_digits.encode(small)[0].numpy(), digits.target, ax=axes[0],
+plot_latent_map(vae_digits.encode(small)[0].numpy(), labels, ax=axes[0],
                 title="8x8 digits: encoder means, coloured by label")  # fmt: skip
 grid = stats.norm.ppf(np.linspace(0.05, 0.95, 10))
 zz = torch.tensor([[a, b] for b in grid[::-1] for a in grid], dtype=torch.float32)
