@@ -62,7 +62,7 @@ from pyro.nn.auto_reg_nn import MaskedLinear
 from torch import nn
 from torch.nn import functional as F
 
-from pyrogen.validation import as_examples, check_data_shape, check_positive_int
+from pyrogen.validation import check_data_shape, check_positive_int
 from pyrogen.zoo import NetworkModel, data_plate, register
 
 __all__ = ["FVSBN", "NADE", "MADE", "RNADE", "PixelCNN"]
@@ -92,17 +92,11 @@ class _BinaryAutoregressive(NetworkModel):
     one vectorized observed site, sequential sampling."""
 
     default_method = "mle"
+    binary_data = True
 
     def _setup(self, config) -> None:
         self.config = config
         self.dim = math.prod(config.data_shape)
-
-    # -- data --------------------------------------------------------------------------
-    def prepare(self, *data) -> tuple:
-        if len(data) != 1:
-            raise TypeError(f"{type(self).__name__} takes one data array x, got {len(data)}")
-        reference = next(self.parameters())
-        return (as_examples(data[0], self.config.data_shape, reference, binary=True),)
 
     # -- the model ---------------------------------------------------------------------
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -151,6 +145,26 @@ class _BinaryAutoregressive(NetworkModel):
         return self.logits(x)[:, d]
 
 
+def _running_hidden(x: torch.Tensor, W: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """NADE's hidden states h_d = sigmoid(c + W[:, <d] x_<d) for every d of flat x (N, D)
+    at once, (N, D, H): the pre-activations are an exclusive running sum over d."""
+    contributions = x[:, :, None] * W.T
+    return torch.sigmoid(c + contributions.cumsum(1) - contributions)
+
+
+def _sample_running(W: torch.Tensor, c: torch.Tensor, n: int, draw) -> torch.Tensor:
+    """n draws (n, D), dimension by dimension: x_d = draw(h_d, d) with h_d (n, H), the
+    pre-activation carried from one dimension to the next, a_{d+1} = a_d + W_d x_d, so
+    each draw costs O(DH)."""
+    with torch.no_grad():
+        a = c.expand(n, -1).clone()
+        x = a.new_empty(n, W.shape[1])
+        for d in range(W.shape[1]):
+            x[:, d] = draw(torch.sigmoid(a), d)
+            a += x[:, d : d + 1] * W[:, d]
+    return x
+
+
 @register("fvsbn")
 class FVSBN(_BinaryAutoregressive):
     """Fully visible sigmoid belief network: a logistic regression per dimension on
@@ -186,24 +200,16 @@ class NADE(_BinaryAutoregressive):
         self.b = nn.Parameter(torch.zeros(self.dim))
 
     def logits(self, x):
-        # a_d = c + sum_{j<d} W_j x_j for every d at once: an exclusive running sum
-        contributions = x[:, :, None] * self.W.T  # (N, D, H)
-        before = contributions.cumsum(1) - contributions
-        h = torch.sigmoid(self.c + before)
-        return (h * self.V).sum(-1) + self.b
+        return (_running_hidden(x, self.W, self.c) * self.V).sum(-1) + self.b
 
     def sample(self, n: int) -> torch.Tensor:
-        """n exact draws in O(DH) each: the pre-activation is carried from pixel to
-        pixel, a_{d+1} = a_d + W_d x_d."""
+        """n exact draws in O(DH) each (the pre-activation carried along)."""
         check_positive_int(n, "n")
-        with torch.no_grad():
-            a = self.c.expand(n, -1).clone()
-            x = a.new_empty(n, self.dim)
-            for d in range(self.dim):
-                p = torch.sigmoid(torch.sigmoid(a) @ self.V[d] + self.b[d])
-                x[:, d] = torch.bernoulli(p)
-                a += x[:, d : d + 1] * self.W[:, d]
-        return x.reshape(n, *self.config.data_shape)
+
+        def draw(h, d):
+            return torch.bernoulli(torch.sigmoid(h @ self.V[d] + self.b[d]))
+
+        return _sample_running(self.W, self.c, n, draw).reshape(n, *self.config.data_shape)
 
 
 @dataclass
@@ -297,11 +303,6 @@ class RNADE(NetworkModel):
         with torch.no_grad():  # means spread over [-2, 2] (standardized data)
             self.b[:, components : 2 * components] = torch.linspace(-2, 2, components)
 
-    def prepare(self, *data) -> tuple:
-        if len(data) != 1:
-            raise TypeError(f"RNADE takes one data array x, got {len(data)}")
-        return (as_examples(data[0], self.config.data_shape, next(self.parameters())),)
-
     def _mixture(self, h: torch.Tensor, d=slice(None)) -> dist.MixtureSameFamily:
         """The conditionals' mixtures from hidden states h (..., H) of dimensions d."""
         k = self.config.components
@@ -312,9 +313,7 @@ class RNADE(NetworkModel):
 
     def conditionals(self, x: torch.Tensor) -> dist.MixtureSameFamily:
         """p(x_d | x_<d) for every d of flat x (N, D): batch shape (N, D)."""
-        contributions = x[:, :, None] * self.W.T
-        h = torch.sigmoid(self.c + contributions.cumsum(1) - contributions)
-        return self._mixture(h)
+        return self._mixture(_running_hidden(x, self.W, self.c))
 
     def model(self, x, num_examples: int | None = None) -> None:
         pyro.module("rnade", self, update_module_params=True)
@@ -332,13 +331,11 @@ class RNADE(NetworkModel):
     def sample(self, n: int) -> torch.Tensor:
         """n exact draws, the pre-activation carried from dimension to dimension."""
         check_positive_int(n, "n")
-        with torch.no_grad():
-            a = self.c.expand(n, -1).clone()
-            x = a.new_empty(n, self.dim)
-            for d in range(self.dim):
-                x[:, d] = self._mixture(torch.sigmoid(a)[:, None], slice(d, d + 1)).sample()[:, 0]
-                a += x[:, d : d + 1] * self.W[:, d]
-        return x.reshape(n, *self.config.data_shape)
+
+        def draw(h, d):
+            return self._mixture(h[:, None], slice(d, d + 1)).sample()[:, 0]
+
+        return _sample_running(self.W, self.c, n, draw).reshape(n, *self.config.data_shape)
 
 
 @register("made")

@@ -81,7 +81,6 @@ from torch.nn import functional as F
 
 from pyrogen.nn.vae_nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 from pyrogen.validation import (
-    as_examples,
     check_choice,
     check_data_shape,
     check_positive_int,
@@ -160,12 +159,9 @@ class _Networks(NetworkModel):
     def event_dims(self) -> int:
         return len(self.config.data_shape)
 
-    def prepare(self, *data) -> tuple:
-        if len(data) != 1:
-            raise TypeError(f"{type(self).__name__} takes one data array x, got {len(data)}")
-        binary = self.config.likelihood == "bernoulli"
-        x = as_examples(data[0], self.config.data_shape, next(self.parameters()), binary=binary)
-        return (x,)
+    @property
+    def binary_data(self) -> bool:
+        return self.config.likelihood == "bernoulli"
 
     def _register_scale(self) -> None:
         """A learned Gaussian sd is a Pyro parameter of the model."""

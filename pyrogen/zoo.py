@@ -113,9 +113,20 @@ class ZooModel(torch.nn.Module):
 class NetworkModel(ZooModel):
     """A zoo model whose fit is its networks' weights, with no global latent site:
     ``fit`` may train it on minibatches (``batch_size``); ``initialize`` puts it in
-    training mode, ``absorb`` marks it fitted and puts it in evaluation mode."""
+    training mode, ``absorb`` marks it fitted and puts it in evaluation mode. Its data
+    are N examples of ``config.data_shape`` (or flattened), 0/1 where
+    ``binary_data``."""
 
     supports_batches = True  # fit(..., batch_size=B) passes num_examples=N
+    binary_data = False
+
+    def prepare(self, *data) -> tuple:
+        from pyrogen.validation import as_examples
+
+        if len(data) != 1:
+            raise TypeError(f"{type(self).__name__} takes one data array x, got {len(data)}")
+        reference = next(self.parameters())
+        return (as_examples(data[0], self.config.data_shape, reference, binary=self.binary_data),)
 
     def __init__(self):
         super().__init__()
