@@ -64,7 +64,14 @@ def simulate_ar(alpha, beta, sigma, length: int, burn_in: int = 50) -> torch.Ten
     (p = len(beta)), started at zeros and run ``burn_in`` steps first, in float64.
     :func:`ar_model` conditions on the series itself, so it cannot simulate one: this
     is what simulation-based calibration uses as its simulator."""
+    check_positive_int(length, "length")
+    check_positive_int(burn_in, "burn_in", minimum=0)
     alpha, beta, sigma = (torch.as_tensor(v, dtype=torch.float64) for v in (alpha, beta, sigma))
+    if beta.dim() != 1 or alpha.dim() or sigma.dim():
+        raise ValueError(
+            f"beta: expected a vector of lag coefficients beside scalar alpha and sigma, got "
+            f"shapes {tuple(alpha.shape)}, {tuple(beta.shape)}, {tuple(sigma.shape)}"
+        )
     history = [torch.tensor(0.0, dtype=torch.float64)] * beta.shape[-1]  # y_{t-1}, y_{t-2}, ...
     values = []
     for _ in range(length + burn_in):

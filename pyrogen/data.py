@@ -285,6 +285,10 @@ def mnist_splits(sizes: tuple[int, int, int] | None = None, seed: int = 0):
     ones: the test file's two halves differ in difficulty)."""
     import torch
 
+    if sizes is not None and (
+        len(sizes) != 3 or any(not isinstance(n, int) or n < 0 for n in sizes)
+    ):
+        raise ValueError(f"sizes: expected three non-negative integers, got {sizes!r}")
     splits = [torch.as_tensor(load("binarized_mnist", s), dtype=torch.float32) for s in SPLITS]
     if sizes is None:
         return tuple(splits)

@@ -164,3 +164,13 @@ def test_dequantized_digits_keep_their_levels():
     assert levels.min() == 0 and levels.max() == 16
     again, _ = dequantized_digits(seed=3)
     assert np.array_equal(x, again) and not np.array_equal(x, dequantized_digits(seed=4)[0])
+
+
+def test_mnist_splits_subsets_and_bad_sizes(reference_data):
+    train, valid, test = data.mnist_splits((20, 0, 5), seed=1)
+    assert train.shape == (20, 784) and valid.shape == (0, 784) and test.shape == (5, 784)
+    assert str(train.dtype) == "torch.float32"
+    with pytest.raises(ValueError, match="sizes: expected three"):
+        data.mnist_splits((10, 10))
+    with pytest.raises(ValueError, match="sizes: expected three"):
+        data.mnist_splits((10, -1, 10))

@@ -340,3 +340,7 @@ def test_simulate_ar_has_the_process_mean_and_autocorrelation():
     centred = y - y.mean()
     lag1 = float((centred[1:] * centred[:-1]).mean() / centred.var())
     assert lag1 == pytest.approx(0.5 / 1.3, abs=0.02)
+    with pytest.raises(ValueError, match="length"):
+        simulate_ar(0.0, [0.5], 1.0, 0)
+    with pytest.raises(ValueError, match="beta: expected a vector"):
+        simulate_ar(0.0, 0.5, 1.0, 10)
