@@ -84,7 +84,7 @@ def _fit_gmm(args) -> dict:
                 num_warmup=args.num_warmup, num_samples=args.num_samples, num_chains=args.num_chains
             )
         else:
-            options.update(num_steps=args.num_steps, lr=args.lr or 0.05)
+            options.update(num_steps=args.num_steps, lr=0.05 if args.lr is None else args.lr)
         result = pyrogen.fit(model, x, **options)
     except (ValueError, TypeError) as error:
         raise SystemExit(f"pyrogen: {error}") from None
@@ -193,7 +193,9 @@ def _fit_fourier(args) -> dict:
             )
         else:
             options.update(
-                num_steps=args.num_steps or 3000, lr=args.lr or 0.05, checkpoint=args.checkpoint
+                num_steps=args.num_steps or 3000,
+                lr=0.05 if args.lr is None else args.lr,
+                checkpoint=args.checkpoint,
             )
         result = pyrogen.fit(model, x, **options)
     except (ValueError, TypeError) as error:
@@ -287,7 +289,7 @@ def _fit_vae(args) -> dict:
             train,
             method="svi",
             loss="mean_field",
-            lr=args.lr or 1e-3,
+            lr=1e-3 if args.lr is None else args.lr,
             batch_size=args.batch_size,
             num_epochs=args.epochs,
             checkpoint=args.checkpoint,

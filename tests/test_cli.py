@@ -179,6 +179,11 @@ def test_fit_vae_on_digits_and_bad_options(tmp_path):
         main(["fit", "vae", "--method", "nuts", "--out", str(tmp_path / "y")])
     with pytest.raises(SystemExit, match="latent_dim"):
         main(["fit", "vae", "--data", "digits", "--latent", "0", "--out", str(tmp_path / "z")])
+    # --lr 0 is refused, not replaced by the default
+    with pytest.raises(SystemExit, match="lr: must be a positive number"):
+        main(["fit", "vae", "--data", "digits", "--lr", "0", "--out", str(tmp_path / "w")])
+    with pytest.raises(SystemExit, match="lr: must be a positive number"):
+        main(["fit", "fourier", "--lr", "0", "--out", str(tmp_path / "v")])
 
 
 def test_compare_inference_command(tmp_path, capsys):
