@@ -193,7 +193,7 @@ def _fit_fourier(args) -> dict:
             )
         else:
             options.update(
-                num_steps=args.num_steps or 3000,
+                num_steps=3000 if args.num_steps is None else args.num_steps,
                 lr=0.05 if args.lr is None else args.lr,
                 checkpoint=args.checkpoint,
             )
