@@ -1,6 +1,15 @@
 """The pyrogen zoo: one file per family of generative models."""
 
-from pyrogen.models.autoregressive import FVSBN, MADE, NADE, RNADE, PixelCNN
+from pyrogen.models.autoregressive import (
+    FVSBN,
+    MADE,
+    NADE,
+    RNADE,
+    PixelCNN,
+    RNNDecoder,
+    TransformerDecoder,
+    WaveNet,
+)
 from pyrogen.models.fourier import (
     DeepFactorizedDensity,
     FourierDensity,
@@ -29,6 +38,9 @@ __all__ = [
     "NADE",
     "PixelCNN",
     "RNADE",
+    "RNNDecoder",
+    "TransformerDecoder",
+    "WaveNet",
     "Autoencoder",
     "AutoRegressive",
     "DeepFactorizedDensity",

@@ -28,15 +28,33 @@ loop (minibatches with ``batch_size``). ``sample(n)`` draws the D conditionals i
   :math:`\log \frac1M \sum_m p_m(x)` (a proper mixture, the EoNADE idea of Uria et al.
   2014), whose training objective :math:`\mathbb E_m \log p_m(x)` is a lower bound of it.
 
-- **PixelCNN** (van den Oord et al. 2016): images in raster order; a stack of
-  convolutions whose kernels are masked so that a pixel's logit sees only the pixels
-  above it and to its left (mask A on the first layer excludes the centre, mask B on
-  the later ones includes it), with residual connections. This is the original
-  PixelCNN, whose receptive field has a blind spot to the upper right; the gated
-  two-stack variant is not built yet.
+- **PixelCNN** (van den Oord et al. 2016a, b): images in raster order. ``gated=True``
+  (the default) stacks gated layers with a vertical stack that sees every row above
+  and a horizontal stack that sees the pixels to the left, which together have no
+  blind spot; ``gated=False`` is the original stack of convolutions whose kernels are
+  masked so that a pixel's logit sees only the pixels above it and to its left (mask A
+  on the first layer excludes the centre, mask B on the later ones includes it), whose
+  receptive field misses a wedge to the upper right.
 - **RNADE** (Uria, Murray and Larochelle 2013): NADE's shared hidden layer for real
   values, each conditional a mixture of K Gaussians whose weights, means and log-sds
   are linear in :math:`h_d` (one output layer per dimension).
+
+The sequence models below read x as a sequence x_1..x_T (an image in raster order,
+characters, a time series) and compute the features of every conditional from the
+shifted inputs (position t is fed x_{t-1}, position 1 a learned start vector) in one
+causal pass; the conditional is Bernoulli (binary data), categorical (``num_classes``
+symbols: text) or a mixture of ``components`` Gaussians (standardized real values):
+
+- **WaveNet** (van den Oord et al. 2016c): a stack of dilated causal 1-D convolutions
+  (dilations 1, 2, 4, ..., kernel 2) with gated activations, residual and skip
+  connections; by default enough layers that the receptive field covers the sequence.
+  Sampling keeps each layer's input history and reads only its taps (Fast WaveNet,
+  Paine et al. 2016): O(layers) per value.
+- **RNNDecoder**: an LSTM or GRU over the shifted inputs; sampling carries the state.
+- **TransformerDecoder** (GPT-2 style; Radford et al. 2019): learned position
+  embeddings, pre-norm blocks of causal self-attention; sampling caches the keys and
+  values of the positions drawn so far (``sample(n, cache=False)`` recomputes the
+  prefix, for comparison).
 
 References:
     Frey (1998). Graphical Models for Machine Learning and Digital Communication. MIT.
@@ -44,8 +62,12 @@ References:
     Germain, Gregor, Murray and Larochelle (2015). MADE: Masked Autoencoder for
         Distribution Estimation. ICML.
     Uria, Murray and Larochelle (2014). A Deep and Tractable Density Estimator. ICML.
-    van den Oord, Kalchbrenner and Kavukcuoglu (2016). Pixel Recurrent Neural
+    van den Oord, Kalchbrenner and Kavukcuoglu (2016a). Pixel Recurrent Neural
         Networks. ICML.
+    van den Oord et al. (2016b). Conditional Image Generation with PixelCNN Decoders.
+    van den Oord et al. (2016c). WaveNet: A Generative Model for Raw Audio.
+    Paine et al. (2016). Fast Wavenet Generation Algorithm.
+    Radford et al. (2019). Language Models are Unsupervised Multitask Learners.
     Uria, Murray and Larochelle (2013). RNADE: The real-valued neural autoregressive
         density-estimator. NeurIPS.
 """
@@ -53,6 +75,7 @@ References:
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 
 import pyro
@@ -62,10 +85,28 @@ from pyro.nn.auto_reg_nn import MaskedLinear
 from torch import nn
 from torch.nn import functional as F
 
-from pyrogen.validation import check_data_shape, check_positive_int
+from pyrogen.nn.autoregressive import (
+    LIKELIHOODS,
+    DistributionHead,
+    GatedPixelCNNLayer,
+    MaskedConv2d,
+    ShiftedInput,
+    TransformerBlock,
+    WaveNetBlock,
+)
+from pyrogen.validation import check_choice, check_data_shape, check_positive_int
 from pyrogen.zoo import NetworkModel, data_plate, register
 
-__all__ = ["FVSBN", "NADE", "MADE", "RNADE", "PixelCNN"]
+__all__ = [
+    "FVSBN",
+    "NADE",
+    "MADE",
+    "RNADE",
+    "PixelCNN",
+    "WaveNet",
+    "RNNDecoder",
+    "TransformerDecoder",
+]
 
 
 @dataclass
@@ -87,9 +128,10 @@ class MADEConfig:
     seed: int = 0  # draws the orderings and hidden degrees of masks 2..num_masks
 
 
-class _BinaryAutoregressive(NetworkModel):
-    """What the binary autoregressive models share: data checks, the Pyro model with
-    one vectorized observed site, sequential sampling."""
+class _Autoregressive(NetworkModel):
+    """What the autoregressive models share: data checks, the Pyro model with one
+    vectorized observed site (every conditional at once), exact log-likelihood,
+    sequential sampling. Binary unless a subclass says otherwise."""
 
     default_method = "mle"
     binary_data = True
@@ -103,20 +145,27 @@ class _BinaryAutoregressive(NetworkModel):
         """All D conditional logits of flat binary x (N, D), in data order."""
         raise NotImplementedError
 
+    def conditionals(self, x: torch.Tensor) -> dist.TorchDistribution:
+        """p(x_d | x_<d) for every d of flat x (N, D): batch shape (N, D)."""
+        return dist.Bernoulli(logits=self.logits(x))
+
+    def _observed(self, flat: torch.Tensor) -> torch.Tensor:
+        return flat
+
     def model(self, x, num_examples: int | None = None) -> None:
         pyro.module(type(self).__name__.lower(), self, update_module_params=True)
         flat = x.reshape(len(x), self.dim)
         with data_plate(x, num_examples):
-            pyro.sample("x", dist.Bernoulli(logits=self.logits(flat)).to_event(1), obs=flat)
+            pyro.sample("x", self.conditionals(flat).to_event(1), obs=self._observed(flat))
 
     guide = None
 
     def log_prob(self, x) -> torch.Tensor:
-        """Exact log p(x) per example (nats)."""
+        """Exact log p(x) per example (nats; a density for real-valued data)."""
         (x,) = self.prepare(x)
         flat = x.reshape(len(x), self.dim)
         with torch.no_grad():
-            return dist.Bernoulli(logits=self.logits(flat)).log_prob(flat).sum(-1)
+            return self.conditionals(flat).log_prob(self._observed(flat)).sum(-1)
 
     def anomaly_score(self, x) -> torch.Tensor:
         """-log p(x) per example (nats): high where the model finds x unlikely, the
@@ -124,7 +173,7 @@ class _BinaryAutoregressive(NetworkModel):
         return -self.log_prob(x)
 
     def bits_per_dim(self, x) -> torch.Tensor:
-        """-log2 p(x) / D per example."""
+        """-log2 p(x) / D per example (bits per character for text)."""
         return -self.log_prob(x) / (self.dim * math.log(2.0))
 
     def _order(self) -> torch.Tensor:
@@ -137,12 +186,12 @@ class _BinaryAutoregressive(NetworkModel):
         x = reference.new_zeros(n, self.dim)
         with torch.no_grad():
             for d in self._order().tolist():
-                x[:, d] = torch.bernoulli(torch.sigmoid(self._conditional(x, d)))
+                x[:, d] = self._conditional(x, d).sample()
         return x.reshape(n, *self.config.data_shape)
 
-    def _conditional(self, x: torch.Tensor, d: int) -> torch.Tensor:
-        """The logit of dimension d given x's earlier dimensions (later ones are 0)."""
-        return self.logits(x)[:, d]
+    def _conditional(self, x: torch.Tensor, d: int) -> dist.TorchDistribution:
+        """p(x_d | x's earlier dimensions) (the later ones are 0 in x)."""
+        return dist.Bernoulli(logits=self.logits(x)[:, d])
 
 
 def _running_hidden(x: torch.Tensor, W: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -166,7 +215,7 @@ def _sample_running(W: torch.Tensor, c: torch.Tensor, n: int, draw) -> torch.Ten
 
 
 @register("fvsbn")
-class FVSBN(_BinaryAutoregressive):
+class FVSBN(_Autoregressive):
     """Fully visible sigmoid belief network: a logistic regression per dimension on
     the dimensions before it. Parameters: D(D+1)/2."""
 
@@ -181,11 +230,11 @@ class FVSBN(_BinaryAutoregressive):
         return x @ (self.weight * self.mask).T + self.bias
 
     def _conditional(self, x, d):
-        return x @ (self.weight[d] * self.mask[d]) + self.bias[d]
+        return dist.Bernoulli(logits=x @ (self.weight[d] * self.mask[d]) + self.bias[d])
 
 
 @register("nade")
-class NADE(_BinaryAutoregressive):
+class NADE(_Autoregressive):
     """Neural autoregressive distribution estimator with ``hidden`` sigmoid units shared
     by every conditional (default 500, as in Larochelle and Murray 2011)."""
 
@@ -219,29 +268,17 @@ class PixelCNNConfig:
     layers: int = 7
     first_kernel: int = 7
     kernel: int = 3
-
-
-class MaskedConv2d(nn.Conv2d):
-    """A convolution that sees only the pixels above and to the left of the centre
-    (type ``"A"``) or those and the centre (``"B"``)."""
-
-    def __init__(self, in_channels, out_channels, kernel_size, mask_type: str):
-        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
-        mask = torch.ones(kernel_size, kernel_size)
-        centre = kernel_size // 2
-        mask[centre, centre + (mask_type == "B") :] = 0
-        mask[centre + 1 :] = 0
-        self.register_buffer("mask", mask)
-
-    def forward(self, x):
-        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+    gated: bool = True
 
 
 @register("pixelcnn")
-class PixelCNN(_BinaryAutoregressive):
-    """PixelCNN for binary images (H, W): a ``first_kernel`` mask-A convolution to
-    ``channels`` channels, ``layers`` - 1 residual mask-B ``kernel`` convolutions with
-    ReLUs, and a 1x1 convolution to the logits."""
+class PixelCNN(_Autoregressive):
+    """PixelCNN for binary images (H, W). ``gated=True`` (default): a first gated
+    two-stack layer with ``first_kernel`` that excludes the current pixel, ``layers`` - 1
+    gated layers with ``kernel``, then ReLU, 1x1 convolution, ReLU, 1x1 convolution to
+    the logits (van den Oord et al. 2016b). ``gated=False``: a ``first_kernel`` mask-A
+    convolution to ``channels`` channels, ``layers`` - 1 residual mask-B ``kernel``
+    convolutions with ReLUs, and a 1x1 convolution to the logits (2016a)."""
 
     def __init__(
         self,
@@ -250,6 +287,7 @@ class PixelCNN(_BinaryAutoregressive):
         layers: int = 7,
         first_kernel: int = 7,
         kernel: int = 3,
+        gated: bool = True,
     ):
         super().__init__()
         shape = check_data_shape(data_shape)
@@ -261,7 +299,16 @@ class PixelCNN(_BinaryAutoregressive):
             check_positive_int(value, name)
             if value % 2 == 0:
                 raise ValueError(f"{name}: must be odd, got {value}")
-        self._setup(PixelCNNConfig(shape, channels, layers, first_kernel, kernel))
+        self._setup(PixelCNNConfig(shape, channels, layers, first_kernel, kernel, bool(gated)))
+        if gated:
+            self.stack = nn.ModuleList(
+                [GatedPixelCNNLayer(1, channels, first_kernel, first=True)]
+                + [GatedPixelCNNLayer(channels, channels, kernel) for _ in range(layers - 1)]
+            )
+            self.out = nn.Sequential(
+                nn.ReLU(), nn.Conv2d(channels, channels, 1), nn.ReLU(), nn.Conv2d(channels, 1, 1)
+            )
+            return
         self.first = MaskedConv2d(1, channels, first_kernel, "A")
         self.blocks = nn.ModuleList(
             MaskedConv2d(channels, channels, kernel, "B") for _ in range(layers - 1)
@@ -269,7 +316,13 @@ class PixelCNN(_BinaryAutoregressive):
         self.out = nn.Conv2d(channels, 1, 1)
 
     def logits(self, x):
-        h = self.first(x.reshape(len(x), 1, *self.config.data_shape))
+        image = x.reshape(len(x), 1, *self.config.data_shape)  # (N, 1, H, W)
+        if self.config.gated:
+            v = h = image
+            for layer in self.stack:
+                v, h = layer(v, h)
+            return self.out(h).reshape(len(x), self.dim)
+        h = self.first(image)
         for block in self.blocks:
             h = h + block(torch.relu(h))
         return self.out(torch.relu(h)).reshape(len(x), self.dim)
@@ -283,18 +336,18 @@ class RNADEConfig:
 
 
 @register("rnade")
-class RNADE(NetworkModel):
+class RNADE(_Autoregressive):
     """Real-valued NADE: ``hidden`` shared sigmoid units (default 100) and a mixture of
     ``components`` Gaussians (default 10) per conditional."""
 
-    default_method = "mle"
+    binary_data = False
 
     def __init__(self, data_shape, hidden: int = 100, components: int = 10):
         super().__init__()
         check_positive_int(hidden, "hidden")
         check_positive_int(components, "components")
-        self.config = RNADEConfig(check_data_shape(data_shape), int(hidden), int(components))
-        self.dim = d = math.prod(self.config.data_shape)
+        self._setup(RNADEConfig(check_data_shape(data_shape), int(hidden), int(components)))
+        d = self.dim
         self.W = nn.Parameter(torch.randn(hidden, d) / math.sqrt(d))
         self.c = nn.Parameter(torch.zeros(hidden))
         # per dimension: K weights, K means, K log-sds, each linear in h_d
@@ -315,19 +368,6 @@ class RNADE(NetworkModel):
         """p(x_d | x_<d) for every d of flat x (N, D): batch shape (N, D)."""
         return self._mixture(_running_hidden(x, self.W, self.c))
 
-    def model(self, x, num_examples: int | None = None) -> None:
-        pyro.module("rnade", self, update_module_params=True)
-        flat = x.reshape(len(x), self.dim)
-        with data_plate(x, num_examples):
-            pyro.sample("x", self.conditionals(flat).to_event(1), obs=flat)
-
-    def log_prob(self, x) -> torch.Tensor:
-        """Exact log density per example (nats)."""
-        (x,) = self.prepare(x)
-        flat = x.reshape(len(x), self.dim)
-        with torch.no_grad():
-            return self.conditionals(flat).log_prob(flat).sum(-1)
-
     def sample(self, n: int) -> torch.Tensor:
         """n exact draws, the pre-activation carried from dimension to dimension."""
         check_positive_int(n, "n")
@@ -339,7 +379,7 @@ class RNADE(NetworkModel):
 
 
 @register("made")
-class MADE(_BinaryAutoregressive):
+class MADE(_Autoregressive):
     """Masked autoencoder for distribution estimation: ReLU MLP with ``hidden`` widths
     (default one layer of 500) and ``num_masks`` mask sets (orderings and hidden-unit
     degrees) shared by one set of weights; the first is the natural order."""
@@ -439,3 +479,266 @@ class MADE(_BinaryAutoregressive):
             out[chosen] = super().sample(int(chosen.sum()))
         self.use_mask(current)
         return out
+
+
+# -- sequence models: shifted inputs, one causal pass, a head per position ---------------
+
+
+class _SequenceModel(_Autoregressive):
+    """x read as a sequence of D values: ``features`` maps the shifted inputs (N, D, E)
+    to the features (N, D, F) of every conditional in one causal pass, the head turns
+    them into p(x_t | x_<t). Sampling runs ``_start`` then ``_step`` per position,
+    which subclasses make incremental."""
+
+    def _setup_sequence(self, config, input_width: int, feature_width: int) -> None:
+        check_choice(config.likelihood, "likelihood", LIKELIHOODS)
+        check_positive_int(config.components, "components")
+        classes = None
+        if config.likelihood == "categorical":
+            if config.num_classes is None:
+                raise ValueError("num_classes: a categorical likelihood needs num_classes")
+            classes = check_positive_int(config.num_classes, "num_classes", minimum=2)
+        self._setup(config)
+        self.binary_data = config.likelihood == "bernoulli"
+        self.data_classes = classes
+        self.inputs = ShiftedInput(input_width, classes)
+        self.head = DistributionHead(feature_width, config.likelihood, classes, config.components)
+
+    def features(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(N, T, E) shifted inputs -> (N, T, F) features, causal in T."""
+        raise NotImplementedError
+
+    def conditionals(self, x):
+        return self.head(self.features(self.inputs(x)))
+
+    def _observed(self, flat):
+        return flat.long() if self.data_classes else flat
+
+    def _start(self, n: int):
+        """The sampler's state before the first position."""
+        return []
+
+    def _step(self, state, inputs: torch.Tensor, t: int):
+        """(features (n, F) of position t, new state) given position t's input (n, E).
+        By default the whole prefix is recomputed (O(t) per step)."""
+        state.append(inputs)
+        return self.features(torch.stack(state, 1))[:, -1], state
+
+    def sample(self, n: int) -> torch.Tensor:
+        """n exact draws, one position at a time (classes come back as floats)."""
+        check_positive_int(n, "n")
+        x = next(self.parameters()).new_zeros(n, self.dim)
+        with torch.no_grad():
+            state, previous = self._start(n), None
+            for t in range(self.dim):
+                features, state = self._step(state, self.inputs.step(previous, n), t)
+                previous = x[:, t] = self.head(features).sample()
+        return x.reshape(n, *self.config.data_shape)
+
+
+@dataclass
+class WaveNetConfig:
+    data_shape: list[int]
+    channels: int = 64  # residual and skip channels
+    layers: int | None = None  # dilations 1, 2, 4, ... 512, repeated; None covers D
+    kernel: int = 2  # taps of each dilated causal convolution
+    likelihood: str = "bernoulli"  # or "categorical", "normal_mixture"
+    num_classes: int | None = None  # symbols, for a categorical likelihood
+    components: int = 10  # Gaussians per conditional, for a normal mixture
+
+
+@register("wavenet")
+class WaveNet(_SequenceModel):
+    """A WaveNet-style stack of dilated causal convolutions with gated activations,
+    residual and skip connections (van den Oord et al. 2016c). The receptive field is
+    (kernel - 1) * (sum of dilations) + 1; by default ``layers`` is the fewest that
+    cover the sequence. Sampling is Fast WaveNet: O(layers * kernel) per value."""
+
+    def __init__(
+        self,
+        data_shape,
+        channels: int = 64,
+        layers: int | None = None,
+        kernel: int = 2,
+        likelihood: str = "bernoulli",
+        num_classes: int | None = None,
+        components: int = 10,
+    ):
+        super().__init__()
+        shape = check_data_shape(data_shape)
+        check_positive_int(channels, "channels")
+        check_positive_int(kernel, "kernel", minimum=2)
+        dim = math.prod(shape)
+        if layers is None:
+            layers = 1
+            while self._receptive_field(layers, kernel) < dim:
+                layers += 1
+        check_positive_int(layers, "layers")
+        config = WaveNetConfig(
+            shape, int(channels), int(layers), int(kernel), likelihood, num_classes, components
+        )
+        self._setup_sequence(config, channels, channels)
+        self.blocks = nn.ModuleList(
+            WaveNetBlock(channels, kernel, 2 ** (i % 10), residual=i < layers - 1)
+            for i in range(layers)
+        )
+        self.out = nn.Sequential(nn.ReLU(), nn.Linear(channels, channels), nn.ReLU())
+
+    @staticmethod
+    def _receptive_field(layers: int, kernel: int) -> int:
+        return (kernel - 1) * sum(2 ** (i % 10) for i in range(layers)) + 1
+
+    @property
+    def receptive_field(self) -> int:
+        """How many inputs (x_{t-1} back) position t's conditional can see."""
+        return self._receptive_field(self.config.layers, self.config.kernel)
+
+    def features(self, inputs):
+        h, skip = inputs.transpose(1, 2), 0.0  # (N, C, T)
+        for block in self.blocks:
+            h, s = block(h)
+            skip = skip + s
+        return self.out(skip.transpose(1, 2))  # (N, T, C)
+
+    def _start(self, n):
+        k = self.config.kernel
+        return [deque(maxlen=(k - 1) * b.conv.dilation[0] + 1) for b in self.blocks]
+
+    def _step(self, histories, inputs, t):
+        h, skip = inputs, 0.0
+        for block, history in zip(self.blocks, histories):
+            history.append(h)
+            h, s = block.step(history)
+            skip = skip + s
+        return self.out(skip), histories
+
+
+@dataclass
+class RNNConfig:
+    data_shape: list[int]
+    cell: str = "lstm"  # or "gru"
+    hidden: int = 256  # state size
+    layers: int = 1  # stacked recurrent layers
+    embedding: int = 64  # width of the input embedding
+    likelihood: str = "bernoulli"  # or "categorical", "normal_mixture"
+    num_classes: int | None = None  # symbols, for a categorical likelihood
+    components: int = 10  # Gaussians per conditional, for a normal mixture
+
+
+@register("rnn")
+class RNNDecoder(_SequenceModel):
+    """A recurrent decoder: an LSTM (or GRU) over the shifted inputs, the head on its
+    state; sampling carries the state, O(1) per value."""
+
+    def __init__(
+        self,
+        data_shape,
+        cell: str = "lstm",
+        hidden: int = 256,
+        layers: int = 1,
+        embedding: int = 64,
+        likelihood: str = "bernoulli",
+        num_classes: int | None = None,
+        components: int = 10,
+    ):
+        super().__init__()
+        check_choice(cell, "cell", ("lstm", "gru"))
+        for value, name in ((hidden, "hidden"), (layers, "layers"), (embedding, "embedding")):
+            check_positive_int(value, name)
+        config = RNNConfig(
+            check_data_shape(data_shape),
+            cell,
+            int(hidden),
+            int(layers),
+            int(embedding),
+            likelihood,
+            num_classes,
+            components,
+        )
+        self._setup_sequence(config, embedding, hidden)
+        recurrent = nn.LSTM if cell == "lstm" else nn.GRU
+        self.rnn = recurrent(embedding, hidden, layers, batch_first=True)
+
+    def features(self, inputs):
+        return self.rnn(inputs)[0]
+
+    def _start(self, n):
+        return None
+
+    def _step(self, state, inputs, t):
+        out, state = self.rnn(inputs[:, None], state)
+        return out[:, 0], state
+
+
+@dataclass
+class TransformerConfig:
+    data_shape: list[int]
+    dim: int = 128  # width of the residual stream
+    heads: int = 4  # attention heads (must divide dim)
+    layers: int = 4  # transformer blocks
+    likelihood: str = "bernoulli"  # or "categorical", "normal_mixture"
+    num_classes: int | None = None  # symbols, for a categorical likelihood
+    components: int = 10  # Gaussians per conditional, for a normal mixture
+
+
+@register("transformer")
+class TransformerDecoder(_SequenceModel):
+    """A small GPT-style decoder: input and learned position embeddings, ``layers``
+    pre-norm blocks of causal self-attention and MLP, a final layer norm and the head.
+    ``sample(n)`` caches every layer's keys and values (O(t) per value);
+    ``sample(n, cache=False)`` recomputes the prefix at every step (O(t^2))."""
+
+    def __init__(
+        self,
+        data_shape,
+        dim: int = 128,
+        heads: int = 4,
+        layers: int = 4,
+        likelihood: str = "bernoulli",
+        num_classes: int | None = None,
+        components: int = 10,
+    ):
+        super().__init__()
+        for value, name in ((dim, "dim"), (heads, "heads"), (layers, "layers")):
+            check_positive_int(value, name)
+        config = TransformerConfig(
+            check_data_shape(data_shape),
+            int(dim),
+            int(heads),
+            int(layers),
+            likelihood,
+            num_classes,
+            components,
+        )
+        self._setup_sequence(config, dim, dim)
+        self.position = nn.Embedding(self.dim, dim)
+        nn.init.normal_(self.position.weight, std=0.02)
+        self.blocks = nn.ModuleList(TransformerBlock(dim, heads) for _ in range(layers))
+        self.norm = nn.LayerNorm(dim)
+        self._cache = True
+
+    def features(self, inputs):
+        h = inputs + self.position.weight[: inputs.shape[1]]  # (N, T, C)
+        for block in self.blocks:
+            h = block(h)
+        return self.norm(h)
+
+    def _start(self, n):
+        return [{} for _ in self.blocks] if self._cache else []
+
+    def _step(self, state, inputs, t):
+        if not self._cache:
+            return super()._step(state, inputs, t)
+        h = (inputs + self.position.weight[t])[:, None]  # (n, 1, C)
+        for block, cache in zip(self.blocks, state):
+            h = block(h, cache)
+        return self.norm(h[:, 0]), state
+
+    def sample(self, n: int, cache: bool = True) -> torch.Tensor:
+        """n exact draws; ``cache=False`` recomputes the prefix at every step (the same
+        conditionals, for comparison)."""
+        self._cache = bool(cache)
+        try:
+            return super().sample(n)
+        finally:
+            self._cache = True

@@ -31,7 +31,10 @@ import numpy as np
 from pyrogen.checkpoint import atomic_write
 
 __all__ = [
+    "CharacterData",
     "ChecksumError",
+    "characters",
+    "sliding_windows",
     "dequantized_digits",
     "mnist_splits",
     "PosteriorDB",
@@ -254,6 +257,7 @@ SPLITS = ("train", "valid", "test")
 DATASETS = {
     "old_faithful": "Old Faithful eruption lengths and waiting times (minutes), 272 x 2",
     "binarized_mnist": "statically binarized MNIST (Larochelle & Murray 2011), 50k/10k/10k x 784",
+    "sunspots": "yearly mean sunspot numbers 1700-2008 (statsmodels' copy), 309",
 }
 
 
@@ -265,10 +269,13 @@ def load(name: str, split: str | None = None):
     """Load a named data set.
 
     ``old_faithful`` returns a float64 array (272, 2); ``binarized_mnist`` returns a
-    uint8 array (N, 784) for ``split`` in train/valid/test, or a dict of all three.
+    uint8 array (N, 784) for ``split`` in train/valid/test, or a dict of all three;
+    ``sunspots`` the float64 series (309,) (it needs statsmodels).
     """
     if name == "old_faithful":
         return _old_faithful()
+    if name == "sunspots":
+        return _statsmodels_series("sunspots", "SUNACTIVITY")
     if name == "binarized_mnist":
         splits = _binarized_mnist()
         if split is None:
@@ -311,3 +318,94 @@ def dequantized_digits(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     x = (digits.data + rng.uniform(size=digits.data.shape)) / 17.0
     order = rng.permutation(len(x))
     return x[order], digits.target[order]
+
+
+def _statsmodels_series(name: str, column: str) -> np.ndarray:
+    try:
+        import statsmodels.api as sm
+    except ImportError:
+        raise ImportError(
+            f"the {name} data set needs statsmodels (pip install statsmodels)"
+        ) from None
+    return getattr(sm.datasets, name).load_pandas().data[column].to_numpy(dtype=np.float64)
+
+
+def sliding_windows(series, length: int, stride: int = 1) -> np.ndarray:
+    """The windows series[i : i + length] for i = 0, stride, 2 stride, ... as an array
+    (num_windows, length): a long series as examples for a sequence density model."""
+    series = np.asarray(series, dtype=np.float64)
+    if series.ndim != 1:
+        raise ValueError(f"series: expected a 1-D series, got shape {series.shape}")
+    for value, name in ((length, "length"), (stride, "stride")):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+    if length > len(series):
+        raise ValueError(f"length: {length} is longer than the series ({len(series)})")
+    starts = np.arange(0, len(series) - length + 1, stride)
+    return np.stack([series[i : i + length] for i in starts])
+
+
+# newline and the 95 printable ASCII characters; the topics' few other characters are
+# mapped onto these
+ALPHABET = "\n" + "".join(chr(c) for c in range(32, 127))
+_REPLACE = {
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u2018": "'",
+    "\u2019": "'",
+    "\u2013": "-",
+    "\u2014": "-",
+}
+_REPLACE |= {"\u2026": "...", "\t": "    "}
+
+
+@dataclass
+class CharacterData:
+    """Character sequences of a text: ``train``, ``valid`` and ``test`` int64 arrays
+    (N, length) of codes into ``alphabet``."""
+
+    train: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+    alphabet: str = ALPHABET
+
+    def decode(self, codes) -> list[str]:
+        """Sequences of codes (N, length) back to strings."""
+        codes = np.asarray(codes).astype(np.int64)
+        return ["".join(self.alphabet[c] for c in row) for row in np.atleast_2d(codes)]
+
+    def encode(self, text: str) -> np.ndarray:
+        """A string to codes (characters outside the alphabet become '?')."""
+        for old, new in _REPLACE.items():
+            text = text.replace(old, new)
+        index = {c: i for i, c in enumerate(self.alphabet)}
+        return np.array([index.get(c, index["?"]) for c in text], dtype=np.int64)
+
+
+def characters(length: int = 128, fractions=(0.9, 0.05, 0.05)) -> CharacterData:
+    """The help topics of Python's own documentation (the standard library's
+    ``pydoc_data.topics``: about 465,000 characters of English prose with code
+    examples, shipped with every Python) as character sequences of ``length``.
+
+    The topics are joined in the order of their names and cut into three contiguous
+    parts by ``fractions`` (train, valid, test), each then into non-overlapping
+    sequences, so held-out text is text the model never saw. 96 symbols: newline and
+    printable ASCII (curly quotes and dashes are mapped to ASCII, others to '?')."""
+    from pydoc_data.topics import topics
+
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        raise ValueError(f"length: must be a positive integer, got {length!r}")
+    if len(fractions) != 3 or any(f <= 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
+        raise ValueError(
+            f"fractions: expected three positive fractions summing to 1, got {fractions}"
+        )
+    data = CharacterData(np.empty(0), np.empty(0), np.empty(0))
+    codes = data.encode("\n".join(topics[name] for name in sorted(topics)))
+    ends = np.cumsum([int(f * len(codes)) for f in fractions])
+    parts = np.split(codes, ends[:-1])
+    for name, part in zip(SPLITS, parts):
+        usable = len(part) // length * length
+        if usable == 0:
+            raise ValueError(f"length: {length} is longer than the {name} part ({len(part)})")
+        setattr(data, name, part[:usable].reshape(-1, length))
+    return data

@@ -116,12 +116,19 @@ def check_data_shape(data_shape) -> list[int]:
 
 
 def as_examples(
-    data, data_shape, like: torch.Tensor, name: str = "x", binary: bool = False
+    data,
+    data_shape,
+    like: torch.Tensor,
+    name: str = "x",
+    binary: bool = False,
+    num_classes: int | None = None,
 ) -> torch.Tensor:
     """N examples of shape ``data_shape`` (or flattened, (N, prod(data_shape))) as a
     tensor of ``like``'s dtype and device, checked as :func:`as_data_tensor` does;
-    ``binary`` also requires 0/1 values (checked in the same pass as finiteness)."""
-    x = as_data_tensor(data, name, dtype=like.dtype, check_finite=not binary).to(like.device)
+    ``binary`` also requires 0/1 values (checked in the same pass as finiteness),
+    ``num_classes`` integers in [0, num_classes)."""
+    exact = binary or num_classes is not None
+    x = as_data_tensor(data, name, dtype=like.dtype, check_finite=not exact).to(like.device)
     shape = tuple(data_shape)
     if x.dim() == 2 and x.shape[1] == math.prod(shape):
         x = x.reshape(len(x), *shape)
@@ -132,4 +139,9 @@ def as_examples(
     if binary and not bool(((x == 0) | (x == 1)).all()):
         check_finite_values(x, name)
         raise ValueError(f"{name}: expected binary data (0 or 1)")
+    if num_classes is not None and not bool(
+        ((x >= 0) & (x < num_classes) & (x == x.round())).all()
+    ):
+        check_finite_values(x, name)
+        raise ValueError(f"{name}: expected integer classes in [0, {num_classes})")
     return x

@@ -115,10 +115,11 @@ class NetworkModel(ZooModel):
     ``fit`` may train it on minibatches (``batch_size``); ``initialize`` puts it in
     training mode, ``absorb`` marks it fitted and puts it in evaluation mode. Its data
     are N examples of ``config.data_shape`` (or flattened), 0/1 where
-    ``binary_data``."""
+    ``binary_data``, integer classes where ``data_classes`` is set."""
 
     supports_batches = True  # fit(..., batch_size=B) passes num_examples=N
     binary_data = False
+    data_classes: int | None = None  # the data are integer classes in [0, data_classes)
 
     def prepare(self, *data) -> tuple:
         from pyrogen.validation import as_examples
@@ -126,7 +127,14 @@ class NetworkModel(ZooModel):
         if len(data) != 1:
             raise TypeError(f"{type(self).__name__} takes one data array x, got {len(data)}")
         reference = next(self.parameters())
-        return (as_examples(data[0], self.config.data_shape, reference, binary=self.binary_data),)
+        x = as_examples(
+            data[0],
+            self.config.data_shape,
+            reference,
+            binary=self.binary_data,
+            num_classes=self.data_classes,
+        )
+        return (x,)
 
     def __init__(self):
         super().__init__()

@@ -174,3 +174,36 @@ def test_mnist_splits_subsets_and_bad_sizes(reference_data):
         data.mnist_splits((10, 10))
     with pytest.raises(ValueError, match="sizes: expected three"):
         data.mnist_splits((10, -1, 10))
+
+
+def test_characters_of_the_python_docs():
+    text = pyrogen.data.characters(100)
+    assert len(text.alphabet) == 96 and text.alphabet[0] == "\n"
+    assert text.train.shape[1] == text.valid.shape[1] == text.test.shape[1] == 100
+    assert len(text.train) > 10 * len(text.test) > 0 and text.train.dtype == np.int64
+    assert text.train.min() >= 0 and text.train.max() < 96
+    # contiguous parts, in order: the test part is the end of the joined topics
+    from pydoc_data.topics import topics
+
+    joined = text.encode("\n".join(topics[name] for name in sorted(topics)))
+    assert np.array_equal(text.train.ravel(), joined[: text.train.size])
+    assert text.decode(text.encode("def f(x):\n    return x"))[0] == "def f(x):\n    return x"
+    assert text.decode(text.encode("\u201cquoted\u201d \u2014 caf\u00e9"))[0] == '"quoted" - caf?'
+    with pytest.raises(ValueError, match="length"):
+        pyrogen.data.characters(0)
+    with pytest.raises(ValueError, match="fractions"):
+        pyrogen.data.characters(10, fractions=(0.5, 0.5))
+
+
+def test_sunspots_and_sliding_windows():
+    series = pyrogen.data.load("sunspots")
+    assert series.shape == (309,) and series[0] == 5.0 and (series >= 0).all()
+    windows = pyrogen.data.sliding_windows(series, 10, stride=3)
+    assert windows.shape == (100, 10)
+    assert np.array_equal(windows[1], series[3:13])
+    with pytest.raises(ValueError, match="length"):
+        pyrogen.data.sliding_windows(series, 400)
+    with pytest.raises(ValueError, match="stride"):
+        pyrogen.data.sliding_windows(series, 4, stride=0)
+    with pytest.raises(ValueError, match="series"):
+        pyrogen.data.sliding_windows(np.zeros((3, 3)), 2)

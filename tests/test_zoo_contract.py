@@ -81,6 +81,44 @@ CASES = {
         lambda: get_model_class("pixelcnn")((3, 3), channels=4, layers=2, first_kernel=3),
         lambda: _binary(9).reshape(40, 3, 3),
     ),
+    "pixelcnn-basic": (
+        "pixelcnn",
+        lambda: get_model_class("pixelcnn")(
+            (3, 3), channels=4, layers=2, first_kernel=3, gated=False
+        ),
+        lambda: _binary(9).reshape(40, 3, 3),
+    ),
+    "wavenet": (
+        "wavenet",
+        lambda: get_model_class("wavenet")((6,), channels=4),
+        lambda: _binary(6),
+    ),
+    "wavenet-mixture": (
+        "wavenet",
+        lambda: get_model_class("wavenet")(
+            (2,), channels=4, likelihood="normal_mixture", components=2
+        ),
+        lambda: np.random.default_rng(0).normal(size=(40, 2)),
+    ),
+    "rnn-categorical": (
+        "rnn",
+        lambda: get_model_class("rnn")(
+            (6,), cell="gru", hidden=5, embedding=3, likelihood="categorical", num_classes=4
+        ),
+        lambda: np.random.default_rng(0).integers(0, 4, size=(40, 6)),
+    ),
+    "transformer": (
+        "transformer",
+        lambda: get_model_class("transformer")((6,), dim=8, heads=2, layers=1),
+        lambda: _binary(6),
+    ),
+    "transformer-mixture": (
+        "transformer",
+        lambda: get_model_class("transformer")(
+            (2,), dim=8, heads=2, layers=1, likelihood="normal_mixture", components=2
+        ),
+        lambda: np.random.default_rng(0).normal(size=(40, 2)),
+    ),
     "rnade": (
         "rnade",
         lambda: get_model_class("rnade")((2,), hidden=4, components=2),
@@ -110,6 +148,7 @@ def _ar_series():
 # binary spaces are summed exactly in tests/models/test_vae.py and
 # tests/models/test_autoregressive.py
 NOT_DENSITIES = {"ar-2", "hmm-2", "vae", "hvae-vamp", "fvsbn", "nade", "made-2", "pixelcnn"}
+NOT_DENSITIES |= {"pixelcnn-basic", "wavenet", "rnn-categorical", "transformer"}
 
 
 def _guide(model, args):

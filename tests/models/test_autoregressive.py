@@ -7,7 +7,16 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from pyrogen.models import FVSBN, MADE, NADE, RNADE, PixelCNN
+from pyrogen.models import (
+    FVSBN,
+    MADE,
+    NADE,
+    RNADE,
+    PixelCNN,
+    RNNDecoder,
+    TransformerDecoder,
+    WaveNet,
+)
 
 import pyrogen
 from pyrogen.metrics import auroc
@@ -32,12 +41,18 @@ MODELS = {
     "made-3-masks": lambda: MADE((10,), hidden=(16, 16), num_masks=3),
     "made-image": lambda: MADE((2, 5), hidden=(12,)),
     "pixelcnn": lambda: PixelCNN((2, 5), channels=8, layers=3, first_kernel=3, kernel=3),
+    "pixelcnn-basic": lambda: PixelCNN((2, 5), channels=8, layers=3, first_kernel=3, gated=False),
+    "wavenet": lambda: WaveNet((10,), channels=8),
+    "wavenet-k3": lambda: WaveNet((10,), channels=8, kernel=3, layers=2),
+    "lstm": lambda: RNNDecoder((10,), hidden=8, embedding=4),
+    "gru": lambda: RNNDecoder((10,), cell="gru", hidden=8, embedding=4, layers=2),
+    "transformer": lambda: TransformerDecoder((10,), dim=8, heads=2, layers=2),
 }
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_probabilities_of_all_binary_vectors_sum_to_one(name):
-    model = _randomized(MODELS[name]())
+    model = _randomized(MODELS[name](), scale=0.7 if name == "transformer" else 1.5)
     x = _all_binary(10).reshape(-1, *model.config.data_shape)
     log_p = model.log_prob(x)
     assert float(log_p.exp().sum()) == pytest.approx(1.0, abs=1e-5)
@@ -188,3 +203,211 @@ def test_rnade_beats_a_full_covariance_gaussian_on_digits():
         model.log_prob(torch.full((2, 64), float("nan")))
     with pytest.raises(ValueError, match="components"):
         RNADE((4,), components=0)
+
+
+# -- sequence models: WaveNet, RNN and transformer decoders, the gated PixelCNN ----------
+
+SEQUENCE_MODELS = {
+    "wavenet": lambda **kw: WaveNet((5,), channels=8, **kw),
+    "lstm": lambda **kw: RNNDecoder((5,), hidden=8, embedding=4, **kw),
+    "transformer": lambda **kw: TransformerDecoder((5,), dim=8, heads=2, layers=2, **kw),
+}
+
+
+@pytest.mark.parametrize("name", SEQUENCE_MODELS)
+def test_probabilities_of_all_sequences_of_three_symbols_sum_to_one(name):
+    model = _randomized(SEQUENCE_MODELS[name](likelihood="categorical", num_classes=3), scale=0.7)
+    x = torch.tensor(list(itertools.product([0.0, 1.0, 2.0], repeat=5)))
+    log_p = model.log_prob(x)
+    assert float(log_p.exp().sum()) == pytest.approx(1.0, abs=1e-5)
+    assert float(log_p.std()) > 0.3
+
+
+@pytest.mark.parametrize("name", SEQUENCE_MODELS)
+@pytest.mark.parametrize("likelihood", ["bernoulli", "categorical", "normal_mixture"])
+def test_the_incremental_sampler_computes_the_teacher_forced_conditionals(name, likelihood):
+    """Fast WaveNet queues, the carried RNN state and the transformer's key/value cache
+    give, position by position, the features of the one teacher-forced pass."""
+    options = {"num_classes": 4} if likelihood == "categorical" else {}
+    model = _randomized(SEQUENCE_MODELS[name](likelihood=likelihood, **options), scale=0.5)
+    torch.manual_seed(0)
+    x = model.sample(6).reshape(6, -1)
+    with torch.no_grad():
+        forced = model.features(model.inputs(x))
+        state, previous, stepped = model._start(6), None, []
+        for t in range(5):
+            features, state = model._step(state, model.inputs.step(previous, 6), t)
+            stepped.append(features)
+            previous = x[:, t]
+    torch.testing.assert_close(torch.stack(stepped, 1), forced, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", SEQUENCE_MODELS)
+def test_sequence_samples_follow_the_model(name):
+    model = _randomized(SEQUENCE_MODELS[name](), scale=0.7)
+    model = _randomized(type(model)((4,), **{k: v for k, v in _small(name).items()}), 0.7)
+    torch.manual_seed(3)
+    draws = model.sample(40000)
+    codes = (draws * torch.tensor([8.0, 4.0, 2.0, 1.0])).sum(-1).long()
+    frequency = torch.bincount(codes, minlength=16).double() / len(draws)
+    exact = model.log_prob(_all_binary(4)).exp().double()
+    assert float((frequency - exact).abs().max()) < 0.012  # 3 sd of 40,000 draws
+
+
+def _small(name):
+    return {
+        "wavenet": {"channels": 6},
+        "lstm": {"hidden": 6, "embedding": 3},
+        "transformer": {"dim": 8, "heads": 2, "layers": 2},
+    }[name]
+
+
+def test_transformer_sampling_with_and_without_the_cache_draws_the_same():
+    model = _randomized(TransformerDecoder((12,), dim=16, heads=4, layers=2), scale=0.5)
+    torch.manual_seed(5)
+    cached = model.sample(50)
+    torch.manual_seed(5)
+    uncached = model.sample(50, cache=False)
+    assert torch.equal(cached, uncached)
+    assert model._cache  # the switch is put back
+
+
+def test_attention_equals_masked_softmax_written_out():
+    """The causal attention (PyTorch's fused kernel) against the textbook formula."""
+    from pyrogen.nn.autoregressive import CausalSelfAttention
+
+    torch.manual_seed(0)
+    attention = CausalSelfAttention(8, heads=2)
+    x = torch.randn(3, 5, 8)
+    q, k, v = attention.qkv(x).split(8, 2)
+    out = []
+    for head in range(2):
+        cols = slice(4 * head, 4 * head + 4)
+        scores = q[..., cols] @ k[..., cols].transpose(1, 2) / 2.0
+        scores = scores.masked_fill(torch.ones(5, 5).triu(1).bool(), float("-inf"))
+        out.append(scores.softmax(-1) @ v[..., cols])
+    expected = attention.proj(torch.cat(out, -1))
+    torch.testing.assert_close(attention(x), expected, atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="heads"):
+        CausalSelfAttention(8, heads=3)
+
+
+def test_lstm_decoder_equals_a_hand_written_lstm_loop():
+    """log p(x) of RNNDecoder against an LSTMCell loop over x_{t-1} with the same
+    weights: the shift, the start vector and the head line up."""
+    model = _randomized(RNNDecoder((7,), hidden=6, embedding=3), scale=0.5)
+    cell = torch.nn.LSTMCell(3, 6)
+    with torch.no_grad():
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(cell, name).copy_(getattr(model.rnn, name + "_l0"))
+    x = _all_binary(7)[::5]
+    with torch.no_grad():
+        h = c = torch.zeros(len(x), 6)
+        total = torch.zeros(len(x))
+        for t in range(7):
+            if t == 0:
+                inp = model.inputs.start.expand(len(x), 3)
+            else:
+                inp = x[:, t - 1 : t] @ model.inputs.embed.weight.T + model.inputs.embed.bias
+            h, c = cell(inp, (h, c))
+            logit = model.head.linear(h)[:, 0]
+            total += torch.distributions.Bernoulli(logits=logit).log_prob(x[:, t])
+    torch.testing.assert_close(model.log_prob(x), total, atol=1e-5, rtol=1e-5)
+
+
+def test_gated_pixelcnn_sees_every_earlier_pixel_and_the_basic_one_has_a_blind_spot():
+    """The Jacobian of the logits: no later pixel is ever seen; the gated two-stack
+    PixelCNN sees every earlier one, the original masked stack misses a wedge."""
+    later = torch.ones(30, 30).triu().bool()  # input j at or after output d
+    blind = {}
+    for gated in (True, False):
+        model = _randomized(
+            PixelCNN((5, 6), channels=8, layers=4, first_kernel=5, gated=gated), scale=0.3
+        )
+        jac = torch.autograd.functional.jacobian(model.logits, torch.rand(1, 30))[0, :, 0]
+        assert float(jac[later].abs().max()) == 0.0
+        blind[gated] = ((jac == 0) & ~later).nonzero()  # (output, input) pairs never seen
+    assert len(blind[True]) == 0
+    assert len(blind[False]) > 10  # measured 35 of the 435 earlier pixels
+    # every pixel the basic one misses lies above and to the right: the wedge
+    output, missed = blind[False].T
+    assert bool(((missed // 6 < output // 6) & (missed % 6 > output % 6)).all())
+
+
+def test_wavenet_receptive_field():
+    assert WaveNet((784,)).config.layers == 10  # 2^10 = 1024 >= 784
+    assert WaveNet((784,)).receptive_field == 1024
+    model = _randomized(WaveNet((12,), channels=4, layers=2), scale=0.5)  # sees 4 inputs
+    assert model.receptive_field == 4
+    jac = torch.autograd.functional.jacobian(
+        lambda x: model.features(model.inputs(x))[0, :, 0], torch.rand(1, 12)
+    )[:, 0]
+    for t in range(12):  # position t sees x_{t-4} .. x_{t-1}
+        seen = set(jac[t].nonzero().flatten().tolist())
+        assert seen == set(range(max(0, t - 4), t)), (t, seen)
+
+
+def test_language_models_beat_a_bigram_model_on_held_out_python_docs():
+    """Character-level LSTM and transformer, trained for seconds on 2,000 sequences of
+    the Python documentation, against add-1/2 bigram counts on held-out text."""
+    text = pyrogen.data.characters(64)
+    train, test = text.train[:2000], text.test
+    size = len(text.alphabet)
+    counts = np.full((size + 1, size), 0.5)  # row `size`: the start of a sequence
+    np.add.at(counts, (np.c_[np.full(len(train), size), train[:, :-1]], train), 1)
+    p = counts / counts.sum(1, keepdims=True)
+    bigram = -np.log2(p[np.c_[np.full(len(test), size), test[:, :-1]], test]).mean()  # 3.45
+    for model in (
+        RNNDecoder((64,), hidden=128, embedding=32, likelihood="categorical", num_classes=size),
+        TransformerDecoder(
+            (64,), dim=64, heads=4, layers=2, likelihood="categorical", num_classes=size
+        ),
+    ):
+        model.float()  # networks train in float32 (the suite's default is float64)
+        torch.manual_seed(0)
+        pyrogen.fit(model, train, method="mle", batch_size=50, num_epochs=5, lr=3e-3)
+        bits = float(model.bits_per_dim(test).mean())  # measured 2.8 and 3.1
+        assert bits < bigram - 0.2, (type(model).__name__, bits, bigram)
+        sample = text.decode(model.sample(2))
+        assert len(sample) == 2 and len(sample[0]) == 64
+    with pytest.raises(ValueError, match=r"x: expected integer classes in \[0, 96\)"):
+        model.log_prob(np.full((2, 64), 96))
+    with pytest.raises(ValueError, match=r"x: expected integer classes"):
+        model.log_prob(np.full((2, 64), 0.5))
+    with pytest.raises(ValueError, match="x: contains NaN"):
+        model.log_prob(np.full((2, 64), np.nan))
+
+
+def test_wavenet_beats_a_full_covariance_gaussian_on_digits():
+    x, _ = pyrogen.data.dequantized_digits(seed=0)
+    x = torch.as_tensor((x - x.mean(0)) / x.std(0), dtype=torch.float32)
+    train, test = x[:1400], x[1400:]
+    gaussian = torch.distributions.MultivariateNormal(
+        train.mean(0), torch.cov(train.T) + 1e-4 * torch.eye(64)
+    )
+    baseline = float(gaussian.log_prob(test).mean())  # measured -72.6
+    torch.manual_seed(0)
+    model = WaveNet((64,), channels=32, likelihood="normal_mixture", components=5).float()
+    pyrogen.fit(model, train, method="mle", lr=5e-3, batch_size=100, num_epochs=15)
+    assert float(model.log_prob(test).mean()) > baseline + 15  # measured -46.2
+
+
+def test_sequence_models_name_bad_arguments():
+    with pytest.raises(ValueError, match="likelihood"):
+        WaveNet((4,), likelihood="poisson")
+    with pytest.raises(ValueError, match="num_classes"):
+        RNNDecoder((4,), likelihood="categorical")
+    with pytest.raises(ValueError, match="num_classes"):
+        RNNDecoder((4,), likelihood="categorical", num_classes=1)
+    with pytest.raises(ValueError, match="cell"):
+        RNNDecoder((4,), cell="rnn")
+    with pytest.raises(ValueError, match="heads"):
+        TransformerDecoder((4,), dim=10, heads=4)
+    with pytest.raises(ValueError, match="kernel"):
+        WaveNet((4,), kernel=1)
+    with pytest.raises(ValueError, match="components"):
+        WaveNet((4,), likelihood="normal_mixture", components=0)
+    with pytest.raises(ValueError, match="x: expected binary"):
+        WaveNet((4,)).log_prob(np.full((2, 4), 0.5))
+    with pytest.raises(ValueError, match=r"x: expected shape \(N, 4\)"):
+        TransformerDecoder((4,), dim=8, heads=2).log_prob(np.zeros((2, 5)))
