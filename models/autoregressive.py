@@ -515,23 +515,29 @@ class _SequenceModel(_Autoregressive):
         return flat.long() if self.data_classes else flat
 
     def _start(self, n: int):
-        """The sampler's state before the first position."""
+        """The incremental sampler's state before the first position."""
         return []
 
     def _step(self, state, inputs: torch.Tensor, t: int):
         """(features (n, F) of position t, new state) given position t's input (n, E).
         By default the whole prefix is recomputed (O(t) per step)."""
-        state.append(inputs)
-        return self.features(torch.stack(state, 1))[:, -1], state
+        return self._recompute(state, inputs, t)
 
-    def sample(self, n: int) -> torch.Tensor:
-        """n exact draws, one position at a time (classes come back as floats)."""
+    def _recompute(self, inputs_so_far: list, inputs: torch.Tensor, t: int):
+        inputs_so_far.append(inputs)
+        return self.features(torch.stack(inputs_so_far, 1))[:, -1], inputs_so_far
+
+    def sample(self, n: int, cache: bool = True) -> torch.Tensor:
+        """n exact draws, one position at a time (classes come back as floats).
+        ``cache=False`` recomputes the features of the whole prefix at every step
+        instead of the model's incremental update: the same conditionals, slower."""
         check_positive_int(n, "n")
+        start, step = (self._start, self._step) if cache else (lambda n: [], self._recompute)
         x = next(self.parameters()).new_zeros(n, self.dim)
         with torch.no_grad():
-            state, previous = self._start(n), None
+            state, previous = start(n), None
             for t in range(self.dim):
-                features, state = self._step(state, self.inputs.step(previous, n), t)
+                features, state = step(state, self.inputs.step(previous, n), t)
                 previous = x[:, t] = self.head(features).sample()
         return x.reshape(n, *self.config.data_shape)
 
@@ -715,7 +721,6 @@ class TransformerDecoder(_SequenceModel):
         nn.init.normal_(self.position.weight, std=0.02)
         self.blocks = nn.ModuleList(TransformerBlock(dim, heads) for _ in range(layers))
         self.norm = nn.LayerNorm(dim)
-        self._cache = True
 
     def features(self, inputs):
         h = inputs + self.position.weight[: inputs.shape[1]]  # (N, T, C)
@@ -724,21 +729,10 @@ class TransformerDecoder(_SequenceModel):
         return self.norm(h)
 
     def _start(self, n):
-        return [{} for _ in self.blocks] if self._cache else []
+        return [{} for _ in self.blocks]
 
-    def _step(self, state, inputs, t):
-        if not self._cache:
-            return super()._step(state, inputs, t)
+    def _step(self, caches, inputs, t):
         h = (inputs + self.position.weight[t])[:, None]  # (n, 1, C)
-        for block, cache in zip(self.blocks, state):
+        for block, cache in zip(self.blocks, caches):
             h = block(h, cache)
-        return self.norm(h[:, 0]), state
-
-    def sample(self, n: int, cache: bool = True) -> torch.Tensor:
-        """n exact draws; ``cache=False`` recomputes the prefix at every step (the same
-        conditionals, for comparison)."""
-        self._cache = bool(cache)
-        try:
-            return super().sample(n)
-        finally:
-            self._cache = True
+        return self.norm(h[:, 0]), caches
