@@ -83,7 +83,6 @@ import pyro.distributions as dist
 import torch
 from pyro.nn.auto_reg_nn import MaskedLinear
 from torch import nn
-from torch.nn import functional as F
 
 from pyrogen.nn.autoregressive import (
     LIKELIHOODS,
@@ -93,6 +92,7 @@ from pyrogen.nn.autoregressive import (
     ShiftedInput,
     TransformerBlock,
     WaveNetBlock,
+    normal_mixture,
 )
 from pyrogen.validation import check_choice, check_data_shape, check_positive_int
 from pyrogen.zoo import NetworkModel, data_plate, register
@@ -358,11 +358,8 @@ class RNADE(_Autoregressive):
 
     def _mixture(self, h: torch.Tensor, d=slice(None)) -> dist.MixtureSameFamily:
         """The conditionals' mixtures from hidden states h (..., H) of dimensions d."""
-        k = self.config.components
         out = torch.einsum("...dh,dkh->...dk", h, self.V[d]) + self.b[d]
-        logits, loc, log_scale = out.split(k, -1)
-        scale = F.softplus(log_scale + math.log(math.e - 1)) + 1e-3
-        return dist.MixtureSameFamily(dist.Categorical(logits=logits), dist.Normal(loc, scale))
+        return normal_mixture(out, self.config.components)
 
     def conditionals(self, x: torch.Tensor) -> dist.MixtureSameFamily:
         """p(x_d | x_<d) for every d of flat x (N, D): batch shape (N, D)."""

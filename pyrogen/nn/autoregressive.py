@@ -35,6 +35,7 @@ __all__ = [
     "TransformerBlock",
     "WaveNetBlock",
     "gate",
+    "normal_mixture",
 ]
 
 
@@ -259,6 +260,12 @@ class DistributionHead(nn.Module):
             return dist.Bernoulli(logits=out[..., 0])
         if self.likelihood == "categorical":
             return dist.Categorical(logits=out)
-        logits, loc, raw_scale = out.split(self.components, -1)
-        scale = F.softplus(raw_scale + math.log(math.e - 1)) + 1e-3
-        return dist.MixtureSameFamily(dist.Categorical(logits=logits), dist.Normal(loc, scale))
+        return normal_mixture(out, self.components)
+
+
+def normal_mixture(params: torch.Tensor, components: int) -> dist.MixtureSameFamily:
+    """A mixture of ``components`` Gaussians from params (..., 3K): weight logits,
+    means, and scales (softplus, 1 at 0, floored at 1e-3); batch shape (...)."""
+    logits, loc, raw_scale = params.split(components, -1)
+    scale = F.softplus(raw_scale + math.log(math.e - 1)) + 1e-3
+    return dist.MixtureSameFamily(dist.Categorical(logits=logits), dist.Normal(loc, scale))
