@@ -105,11 +105,8 @@ def sunspots(options) -> dict:
 
     import pyrogen
 
-    series = np.sqrt(pyrogen.data.load("sunspots"))  # 1700 .. 2008
-    split, length = 220, 16  # train on 1700-1919
-    series = (series - series[:split].mean()) / series[:split].std()
-    train = torch.tensor(pyrogen.data.sliding_windows(series[:split], length))
-    test = torch.tensor(pyrogen.data.sliding_windows(series[split - length + 1 :], length))
+    length = 16
+    train, test = map(torch.tensor, pyrogen.data.sunspot_windows(length, train_years=220))
     # AR(9) by least squares on the training windows' last ten values
     lags = 9
     design = torch.cat([train[:, -1 - lags : -1], torch.ones(len(train), 1)], 1)

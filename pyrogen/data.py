@@ -35,6 +35,7 @@ __all__ = [
     "ChecksumError",
     "characters",
     "sliding_windows",
+    "sunspot_windows",
     "dequantized_digits",
     "mnist_splits",
     "PosteriorDB",
@@ -343,6 +344,22 @@ def sliding_windows(series, length: int, stride: int = 1) -> np.ndarray:
         raise ValueError(f"length: {length} is longer than the series ({len(series)})")
     starts = np.arange(0, len(series) - length + 1, stride)
     return np.stack([series[i : i + length] for i in starts])
+
+
+def sunspot_windows(length: int = 16, train_years: int = 220) -> tuple[np.ndarray, np.ndarray]:
+    """Yearly sunspot numbers (1700-2008) as a forecasting problem for sequence models:
+    the square root, standardized by the first ``train_years`` years; ``train`` are
+    the windows of ``length`` years inside those years, ``test`` the windows that end
+    at each later year (so the last value of a test window is a year to predict from
+    the ``length`` - 1 before it). Two float64 arrays (N, length)."""
+    series = np.sqrt(load("sunspots"))
+    if isinstance(train_years, bool) or not isinstance(train_years, int):
+        raise ValueError(f"train_years: must be an integer, got {train_years!r}")
+    if not length <= train_years < len(series):
+        raise ValueError(f"train_years: must be in [{length}, {len(series)}), got {train_years}")
+    series = (series - series[:train_years].mean()) / series[:train_years].std()
+    train = sliding_windows(series[:train_years], length)
+    return train, sliding_windows(series[train_years - length + 1 :], length)
 
 
 # newline and the 95 printable ASCII characters; the topics' few other characters are

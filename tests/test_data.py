@@ -207,3 +207,10 @@ def test_sunspots_and_sliding_windows():
         pyrogen.data.sliding_windows(series, 4, stride=0)
     with pytest.raises(ValueError, match="series"):
         pyrogen.data.sliding_windows(np.zeros((3, 3)), 2)
+    train, test = pyrogen.data.sunspot_windows(16, train_years=220)
+    assert train.shape == (205, 16) and test.shape == (89, 16)
+    scaled = (np.sqrt(series) - np.sqrt(series[:220]).mean()) / np.sqrt(series[:220]).std()
+    assert np.allclose(test[:, -1], scaled[220:])  # one window per later year
+    assert np.allclose(train[-1], scaled[204:220])
+    with pytest.raises(ValueError, match="train_years"):
+        pyrogen.data.sunspot_windows(16, train_years=400)

@@ -300,11 +300,10 @@ for cache in (True, False):
 # flattering.
 
 # %%
-series = np.sqrt(pyrogen.data.load("sunspots"))
 split, window = 220, 16
+windows, later = map(torch.tensor, pyrogen.data.sunspot_windows(window, train_years=split))
+series = np.sqrt(pyrogen.data.load("sunspots"))
 series = (series - series[:split].mean()) / series[:split].std()
-windows = torch.tensor(pyrogen.data.sliding_windows(series[:split], window))
-later = torch.tensor(pyrogen.data.sliding_windows(series[split - window + 1 :], window))
 lags = 9
 design = torch.cat([windows[:, -1 - lags : -1], torch.ones(len(windows), 1)], 1)
 coef = torch.linalg.lstsq(design, windows[:, -1:]).solution
