@@ -5,6 +5,7 @@ pyrogen data                                 list the data sets
 pyrogen fit gmm [--data NAME|CSV] [--method em|map|svi|nuts] [--components K] [--out DIR]
 pyrogen fit fourier [--data NAME|CSV] [--columns C] [--frequencies N] [--method mle|map|nuts]
 pyrogen fit vae [--data binarized_mnist|digits] [--latent D] [--prior standard|vamp] [--epochs E]
+pyrogen fit fvsbn|nade|made|pixelcnn|wavenet|rnn|transformer [--data binarized_mnist|characters]
 pyrogen crosscheck mixture-1d                Pyro NUTS vs NumPyro NUTS vs Stan's reference
 pyrogen compare-inference regression|ar      every guide against NUTS on one model
 """
@@ -361,6 +362,110 @@ def _fit_vae(args) -> dict:
     return metrics
 
 
+AUTOREGRESSIVE = ("fvsbn", "nade", "made", "pixelcnn", "wavenet", "rnn", "transformer")
+SEQUENCE_MODELS = ("wavenet", "rnn", "transformer")
+
+
+def _autoregressive_model(args, shape, text):
+    from pyrogen.zoo import get_model_class
+
+    cls = get_model_class(args.model)
+    options = {}
+    if args.model in SEQUENCE_MODELS and text is not None:
+        options = {"likelihood": "categorical", "num_classes": len(text.alphabet)}
+    if args.hidden_given and args.model in ("nade", "rnn"):
+        options["hidden"] = args.hidden[0]
+    if args.hidden_given and args.model == "made":
+        options["hidden"] = args.hidden
+    if args.model == "pixelcnn":
+        return cls((28, 28), **options)
+    return cls(shape, **options)
+
+
+def _fit_autoregressive(args) -> dict:
+    """Fit one of the autoregressive models on binarized MNIST or on characters of the
+    Python docs; write metrics.json, model.pt, loss.png and samples (.png or .txt)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    import pyrogen
+    from pyrogen.checkpoint import atomic_write
+    from pyrogen.plots import plot_images, plot_losses, save_figure
+
+    if (args.method or "mle") != "mle":
+        raise SystemExit(f"pyrogen: --method {args.method} is not mle for {args.model}")
+    args.data = args.data or "binarized_mnist"
+    text = None
+    if args.data == "binarized_mnist":
+        train, _, test = pyrogen.data.mnist_splits()
+        shape = (784,)
+    elif args.data == "characters":
+        if args.model not in SEQUENCE_MODELS:
+            raise SystemExit(
+                f"pyrogen: --data characters needs a sequence model ({', '.join(SEQUENCE_MODELS)})"
+            )
+        if args.length < 1:
+            raise SystemExit(f"pyrogen: --length must be positive, got {args.length}")
+        text = pyrogen.data.characters(args.length)
+        train, test, shape = text.train, text.test, (args.length,)
+    else:
+        raise SystemExit(f"pyrogen: --data must be binarized_mnist or characters for {args.model}")
+    if args.train_size is not None:
+        train = train[: args.train_size]
+    test = test[: args.eval_size]
+    out = Path(args.out or f"runs/{args.model}")
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        torch.manual_seed(args.seed)
+        model = _autoregressive_model(args, shape, text)
+        result = pyrogen.fit(
+            model,
+            train,
+            method="mle",
+            lr=1e-3 if args.lr is None else args.lr,
+            batch_size=args.batch_size,
+            num_epochs=args.epochs,
+            checkpoint=args.checkpoint,
+            seed=args.seed,
+            progress=args.progress,
+        )
+        log_p = model.log_prob(test)
+    except (ValueError, TypeError) as error:
+        raise SystemExit(f"pyrogen: {error}") from None
+    metrics = {
+        "model": args.model,
+        "data": args.data,
+        "train_examples": len(train),
+        "test_examples": len(test),
+        "epochs": args.epochs,
+        "num_steps": result.num_steps,
+        "final_loss": result.loss,
+        "test_nll": -float(log_p.mean()),
+        "test_bits_per_dim": -float(log_p.mean()) / (model.dim * np.log(2.0)),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "seconds": result.elapsed,
+    }
+    model.save(out / "model.pt")
+    figure, ax = plt.subplots(figsize=(5, 3.5))
+    plot_losses(result.losses, ax=ax, ylabel="-log p(x) per example (nats)")
+    save_figure(figure, out / "loss.png")
+    plt.close(figure)
+    draws = model.sample(args.samples)
+    if text is None:
+        figure = plot_images(draws, (28, 28), 2, f"{args.model} samples")
+        save_figure(figure, out / "samples.png")
+        plt.close(figure)
+    else:
+        lines = "\n---\n".join(text.decode(draws)) + "\n"
+        atomic_write(out / "samples.txt", lambda handle: handle.write(lines.encode()))
+    _write_json(out / "metrics.json", metrics)
+    args.out = str(out)
+    return metrics
+
+
 def _crosscheck(args) -> int:
     import torch
 
@@ -444,12 +549,13 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("data", help="list the data sets")
 
     fit = commands.add_parser("fit", help="fit a model and write metrics, InferenceData and plots")
-    fit.add_argument("model", choices=["gmm", "fourier", "vae"])
+    fit.add_argument("model", choices=["gmm", "fourier", "vae", *AUTOREGRESSIVE])
     fit.add_argument(
         "--data",
         default=None,
         help="gmm, fourier: old_faithful (default) or a CSV with a header; "
-        "vae: binarized_mnist (default) or digits",
+        "vae: binarized_mnist (default) or digits; autoregressive: binarized_mnist (default) "
+        "or characters (wavenet, rnn, transformer)",
     )
     fit.add_argument("--columns", help="comma-separated CSV columns to use (default: all)")
     fit.add_argument(
@@ -472,12 +578,16 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--checkpoint", default=None, help="resume from / save to this file")
     fit.add_argument("--out", default=None, help="output folder (default runs/MODEL)")
     fit.add_argument("--latent", type=int, default=50, help="vae: latent dimension")
-    fit.add_argument("--hidden", type=int, nargs="+", default=[400], help="vae: layer widths")
+    fit.add_argument(
+        "--hidden", type=int, nargs="+", default=None, help="vae, made: layer widths; nade, rnn"
+    )
     fit.add_argument("--prior", default="standard", choices=["standard", "vamp"], help="vae")
-    fit.add_argument("--epochs", type=int, default=10, help="vae: passes over the data")
-    fit.add_argument("--batch-size", type=int, default=128, help="vae")
-    fit.add_argument("--train-size", type=int, default=None, help="vae: first N images")
-    fit.add_argument("--eval-size", type=int, default=1000, help="vae: test images scored")
+    fit.add_argument("--epochs", type=int, default=10, help="vae, autoregressive: passes")
+    fit.add_argument("--batch-size", type=int, default=128, help="vae, autoregressive")
+    fit.add_argument("--train-size", type=int, default=None, help="first N training examples")
+    fit.add_argument("--eval-size", type=int, default=1000, help="test examples scored")
+    fit.add_argument("--length", type=int, default=128, help="characters: sequence length")
+    fit.add_argument("--samples", type=int, default=16, help="autoregressive: draws shown")
     fit.add_argument(
         "--num-samples-iwae",
         dest="iwae_samples",
@@ -508,6 +618,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "fit":
+        args.hidden_given = args.hidden is not None
+        args.hidden = args.hidden or [400]
+        if args.samples < 1:
+            raise SystemExit(f"pyrogen: --samples must be positive, got {args.samples}")
     # ArviZ announces its coming 1.0 refactor on import; the command's output is ours.
     warnings.filterwarnings("ignore", message="\\s*ArviZ is undergoing", category=FutureWarning)
     if args.command == "zoo":
@@ -529,6 +644,8 @@ def main(argv: list[str] | None = None) -> int:
             metrics = _fit_fourier(args)
         elif args.model == "vae":
             metrics = _fit_vae(args)
+        elif args.model in AUTOREGRESSIVE:
+            metrics = _fit_autoregressive(args)
         else:
             args.method = args.method or "em"
             if args.method == "mle":
@@ -537,7 +654,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             json.dumps({k: v for k, v in metrics.items() if not isinstance(v, list)}, default=float)
         )
-        written = "model.pt" if args.model == "vae" else "inference_data.nc"
+        written = "inference_data.nc" if args.model in ("gmm", "fourier") else "model.pt"
         print(f"wrote {args.out}/metrics.json, {written} and plots")
         return 0
     if args.command == "compare-inference":

@@ -1,4 +1,6 @@
 import json
+import math
+import os
 import shutil
 import subprocess
 import sys
@@ -204,3 +206,34 @@ def test_compare_inference_command(tmp_path, capsys):
         < 1.5
     )
     assert (out / "overlay.png").stat().st_size > 0
+
+
+def test_fit_autoregressive_models_on_mnist_and_characters(tmp_path, reference_data):
+    out = tmp_path / "made"
+    argv = ["fit", "made", "--train-size", "300", "--epochs", "1", "--eval-size", "100"]
+    assert main([*argv, "--hidden", "30", "20", "--samples", "2", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"] == "made" and metrics["num_steps"] == 3  # 300 / 128
+    assert 100 < metrics["test_nll"] < 600  # nats per image, one epoch
+    assert metrics["test_bits_per_dim"] == pytest.approx(metrics["test_nll"] / 784 / math.log(2))
+    assert {"model.pt", "loss.png", "samples.png", "metrics.json"} <= set(os.listdir(out))
+    from pyrogen.models import MADE
+
+    assert MADE.load(out / "model.pt").config.hidden == [30, 20]
+    out = tmp_path / "transformer"
+    argv = ["fit", "transformer", "--data", "characters", "--length", "32", "--train-size", "256"]
+    assert main([*argv, "--epochs", "2", "--eval-size", "50", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_examples"] == 50 and metrics["test_bits_per_dim"] < math.log2(96)
+    samples = (out / "samples.txt").read_text().split("\n---\n")
+    assert len(samples) == 16 and len(samples[0]) == 32
+    with pytest.raises(SystemExit, match="sequence model"):
+        main(["fit", "nade", "--data", "characters", "--out", str(tmp_path / "a")])
+    with pytest.raises(SystemExit, match="--data must be"):
+        main(["fit", "rnn", "--data", "old_faithful", "--out", str(tmp_path / "b")])
+    with pytest.raises(SystemExit, match="--method nuts is not mle"):
+        main(["fit", "made", "--method", "nuts", "--out", str(tmp_path / "c")])
+    with pytest.raises(SystemExit, match="hidden"):
+        main(["fit", "nade", "--hidden", "0", "--train-size", "10", "--out", str(tmp_path / "d")])
+    with pytest.raises(SystemExit, match="--samples"):
+        main(["fit", "nade", "--samples", "0", "--out", str(tmp_path / "e")])
