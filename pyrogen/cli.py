@@ -255,6 +255,24 @@ def _vae_data(spec: str, seed: int):
     raise SystemExit(f"pyrogen: --data {spec} is not binarized_mnist or digits for vae")
 
 
+def _fit_on_minibatches(model, train, args, **options):
+    """``pyrogen.fit`` with the command's epochs, batch size, learning rate (default
+    1e-3), checkpoint, seed and progress options."""
+    import pyrogen
+
+    return pyrogen.fit(
+        model,
+        train,
+        lr=1e-3 if args.lr is None else args.lr,
+        batch_size=args.batch_size,
+        num_epochs=args.epochs,
+        checkpoint=args.checkpoint,
+        seed=args.seed,
+        progress=args.progress,
+        **options,
+    )
+
+
 def _fit_vae(args) -> dict:
     import matplotlib
 
@@ -262,7 +280,6 @@ def _fit_vae(args) -> dict:
     import matplotlib.pyplot as plt
     import torch
 
-    import pyrogen
     from pyrogen.models import VAE
     from pyrogen.plots import plot_images, plot_latent_map, plot_losses, save_figure
 
@@ -285,18 +302,7 @@ def _fit_vae(args) -> dict:
             likelihood=likelihood,
             prior=args.prior,
         )
-        result = pyrogen.fit(
-            vae,
-            train,
-            method="svi",
-            loss="mean_field",
-            lr=1e-3 if args.lr is None else args.lr,
-            batch_size=args.batch_size,
-            num_epochs=args.epochs,
-            checkpoint=args.checkpoint,
-            seed=args.seed,
-            progress=args.progress,
-        )
+        result = _fit_on_minibatches(vae, train, args, method="svi", loss="mean_field")
         ks = [k for k in (1, 10, 100, 1000, 5000) if k < args.iwae_samples] + [args.iwae_samples]
         estimates = [float(vae.log_prob(test, num_samples=k).mean()) for k in ks]
     except (ValueError, TypeError) as error:
@@ -421,17 +427,7 @@ def _fit_autoregressive(args) -> dict:
     try:
         torch.manual_seed(args.seed)
         model = _autoregressive_model(args, shape, text)
-        result = pyrogen.fit(
-            model,
-            train,
-            method="mle",
-            lr=1e-3 if args.lr is None else args.lr,
-            batch_size=args.batch_size,
-            num_epochs=args.epochs,
-            checkpoint=args.checkpoint,
-            seed=args.seed,
-            progress=args.progress,
-        )
+        result = _fit_on_minibatches(model, train, args, method="mle")
         log_p = model.log_prob(test)
     except (ValueError, TypeError) as error:
         raise SystemExit(f"pyrogen: {error}") from None
