@@ -44,7 +44,9 @@ def _models(options):
         "fvsbn": lambda: FVSBN((784,)),
         "nade": lambda: NADE((784,), hidden=options.nade_hidden),
         "made": lambda: MADE((784,), hidden=(options.made_hidden,)),
-        "pixelcnn": lambda: PixelCNN((28, 28), channels=options.pixelcnn_channels),
+        "pixelcnn": lambda: PixelCNN(
+            (28, 28), channels=options.pixelcnn_channels, layers=options.pixelcnn_layers
+        ),
     }
 
 
@@ -82,6 +84,7 @@ def fit_and_score(name, make, options, data) -> dict:
         callback=callback,
         progress=False,
         seed=options.seed,
+        device=options.device,
     )
     seconds = time.perf_counter() - began
     if best["state"] is not None:
@@ -178,6 +181,9 @@ def main(argv=None):
     parser.add_argument("--nade-hidden", type=int, default=500)
     parser.add_argument("--made-hidden", type=int, default=500)
     parser.add_argument("--pixelcnn-channels", type=int, default=64)
+    parser.add_argument("--pixelcnn-layers", type=int, default=7)
+    parser.add_argument("--device", default=None, help="e.g. cuda (the models' fits)")
+    parser.add_argument("--no-speed", action="store_true", help="skip the NADE timings")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -199,6 +205,10 @@ def main(argv=None):
             f"{name}: test NLL {figures[f'{name}_test_nll']:.2f} nats, paper {PAPER[name]:.2f} "
             f"(ratio {figures[f'{name}_nll_vs_paper_ratio']:.3f})"
         )
+    figures["device"] = str(options.device or "cpu")
+    if options.no_speed:
+        print(json.dumps(figures))
+        return
     figures.update(nade_speed(options, splits[0]))
     f = figures
     print(

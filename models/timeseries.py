@@ -51,7 +51,8 @@ def ar_model(y, order: int, alpha_scale=10.0, beta_scale=10.0, sigma_scale=2.5):
 
     Sites: ``alpha`` (), ``beta`` (order,), ``sigma`` (), observed ``y`` (T - order,)."""
     alpha = pyro.sample("alpha", dist.Normal(0.0, alpha_scale))
-    beta = pyro.sample("beta", dist.Normal(0.0, beta_scale).expand([order]).to_event(1))
+    zeros = ops.zeros_like(y[:order])  # on y's device and of its dtype
+    beta = pyro.sample("beta", dist.Normal(zeros, beta_scale).to_event(1))
     sigma = pyro.sample("sigma", dist.HalfCauchy(sigma_scale))
     lags = _lags(y, order, ops.stack)
     mu = alpha + (lags * beta[..., None, :]).sum(-1)
@@ -150,7 +151,7 @@ class AutoRegressive(ZooModel):
     def initialize(self, y) -> None:
         """Least squares (conditional maximum likelihood): a start for SVI, MAP, NUTS."""
         p, lags = self.config.order, _lags(y, self.config.order)
-        design = torch.cat([torch.ones(len(lags), 1, dtype=y.dtype), lags], -1)
+        design = torch.cat([lags.new_ones(len(lags), 1), lags], -1)
         solution = torch.linalg.lstsq(design, y[p:, None]).solution[:, 0]
         residual = y[p:] - design @ solution
         self.alpha = solution[:1].clone()
@@ -200,14 +201,14 @@ class AutoRegressive(ZooModel):
         check_positive_int(horizon, "horizon")
         check_positive_int(num_samples, "num_samples")
         p = self.config.order
-        which = torch.randint(len(self.alpha), (num_samples,))
+        which = torch.randint(len(self.alpha), (num_samples,), device=y.device)
         alpha, beta, sigma = self.alpha[which], self.beta[which], self.sigma[which]
         history = y[-p:].flip(0).expand(num_samples, p).clone()  # y_{t-1}, ..., y_{t-p}
         paths = []
         with torch.no_grad():
             for _ in range(horizon):
                 mean = alpha + (history * beta).sum(-1)
-                value = mean + sigma * torch.randn(num_samples, dtype=y.dtype)
+                value = mean + sigma * torch.randn(num_samples, dtype=y.dtype, device=y.device)
                 paths.append(value)
                 history = torch.cat([value[:, None], history[:, :-1]], -1)
         return torch.stack(paths, -1)
@@ -215,15 +216,16 @@ class AutoRegressive(ZooModel):
     def sample(self, n: int, burn_in: int = 200) -> torch.Tensor:
         """A simulated series of length n (after ``burn_in`` steps from zeros)."""
         check_positive_int(n, "n")
-        start = torch.zeros(self.config.order, dtype=self.alpha.dtype)
+        start = self.alpha.new_zeros(self.config.order)
         return self.forecast(start, burn_in + n, num_samples=1)[0, burn_in:]
 
     def pointwise_log_likelihood(self, draws: dict, y: torch.Tensor) -> dict[str, np.ndarray]:
         """log p(y_t | past, draw s) for ArviZ, shape (S, T - p)."""
-        alpha = torch.as_tensor(np.array(draws["alpha"]), dtype=y.dtype).reshape(-1)
-        beta = torch.as_tensor(np.array(draws["beta"]), dtype=y.dtype).reshape(len(alpha), -1)
-        sigma = torch.as_tensor(np.array(draws["sigma"]), dtype=y.dtype).reshape(-1)
-        return {"y": self._step_log_probs(y, alpha, beta, sigma).numpy()}
+        like = dict(dtype=y.dtype, device=y.device)
+        alpha = torch.as_tensor(np.array(draws["alpha"]), **like).reshape(-1)
+        beta = torch.as_tensor(np.array(draws["beta"]), **like).reshape(len(alpha), -1)
+        sigma = torch.as_tensor(np.array(draws["sigma"]), **like).reshape(-1)
+        return {"y": self._step_log_probs(y, alpha, beta, sigma).cpu().numpy()}
 
 
 # -- hidden Markov models ---------------------------------------------------------------------
@@ -355,13 +357,13 @@ class HiddenMarkov(ZooModel):
     def model(self, y) -> None:
         _pyro, _dist = pyro_torch, pyro_dist
         K = self.config.num_states
-        concentration = torch.full((K, K), self.config.concentration, dtype=y.dtype)
+        concentration = y.new_full((K, K), self.config.concentration)
         theta = _pyro.sample("theta", _dist.Dirichlet(concentration).to_event(1))
         mu = _pyro.sample("mu", _dist.ImproperUniform(_dist.constraints.ordered_vector, (), (K,)))
         _pyro.factor("mu_prior", self._mu_prior(mu))
         z = None
         for t in _pyro.markov(range(y.shape[0])):
-            probs = torch.full((K,), 1.0 / K, dtype=y.dtype) if z is None else theta[z]
+            probs = y.new_full((K,), 1.0 / K) if z is None else theta[z]
             z = _pyro.sample(f"z_{t}", _dist.Categorical(probs), infer={"enumerate": "parallel"})
             _pyro.sample(f"y_{t}", _dist.Normal(mu[z], self.config.scale), obs=y[t])
 
@@ -382,9 +384,9 @@ class HiddenMarkov(ZooModel):
         """States at evenly spaced quantiles of y, sticky transitions."""
         K = self.config.num_states
         with torch.no_grad():
-            q = torch.linspace(0.5 / K, 1 - 0.5 / K, K, dtype=y.dtype)
+            q = torch.linspace(0.5 / K, 1 - 0.5 / K, K, dtype=y.dtype, device=y.device)
             self.mu.copy_(torch.quantile(y, q))
-            self.theta.copy_(torch.full((K, K), 0.2 / max(K - 1, 1), dtype=y.dtype))
+            self.theta.fill_(0.2 / max(K - 1, 1))
             self.theta.fill_diagonal_(0.8)
 
     # -- exact computations ---------------------------------------------------------------
@@ -424,7 +426,7 @@ class HiddenMarkov(ZooModel):
             path = [int(best.argmax())]
             for pointer in reversed(pointers):
                 path.append(int(pointer[path[-1]]))
-            return torch.tensor(path[::-1])
+            return torch.tensor(path[::-1], device=y.device)
 
     def em_init(self, y) -> None:
         self.initialize(y)
@@ -435,7 +437,7 @@ class HiddenMarkov(ZooModel):
         K, T = self.config.num_states, len(y)
         log_emission, log_theta = self._log_emission(y), self.theta.log()
         log_alpha = _forward(log_emission, log_theta, torch) - math.log(K)
-        log_beta = [torch.zeros(K, dtype=y.dtype)]
+        log_beta = [y.new_zeros(K)]
         for t in range(T - 1, 0, -1):
             log_beta.append((log_theta + log_emission[t] + log_beta[-1]).logsumexp(-1))
         log_beta = torch.stack(log_beta[::-1])
@@ -457,7 +459,7 @@ class HiddenMarkov(ZooModel):
         precision = weight / self.config.scale**2
         total = gamma.T @ y / self.config.scale**2
         if self.config.mu_loc is not None:  # conjugate normal prior: the MAP mean
-            loc = torch.tensor(self.config.mu_loc, dtype=y.dtype)
+            loc = torch.tensor(self.config.mu_loc, dtype=y.dtype, device=y.device)
             precision = precision + 1 / self.config.mu_scale**2
             total = total + loc / self.config.mu_scale**2
         mu = total / precision
@@ -471,19 +473,19 @@ class HiddenMarkov(ZooModel):
         """A simulated series of length n from the fitted chain."""
         check_positive_int(n, "n")
         K = self.config.num_states
-        z = int(torch.randint(K, ()))
+        z = int(torch.randint(K, ()))  # a Python int: indexes on any device
         values = []
         for _ in range(n):
-            values.append(self.mu[z] + self.config.scale * torch.randn((), dtype=self.mu.dtype))
+            values.append(self.mu[z] + self.config.scale * self.mu.new_empty(()).normal_())
             z = int(torch.multinomial(self.theta[z], 1))
         return torch.stack(values)
 
     def pointwise_log_likelihood(self, draws: dict, y: torch.Tensor) -> dict[str, np.ndarray]:
         """log p(y_t | y_<t, draw s) (one-step-ahead), shape (S, T): the chain couples
         the observations, so these are the sequential terms whose sum is log p(y)."""
-        theta = torch.as_tensor(np.array(draws["theta"]), dtype=y.dtype)
-        mu = torch.as_tensor(np.array(draws["mu"]), dtype=y.dtype)
+        theta = torch.as_tensor(np.array(draws["theta"]), dtype=y.dtype, device=y.device)
+        mu = torch.as_tensor(np.array(draws["mu"]), dtype=y.dtype, device=y.device)
         theta, mu = theta.reshape(-1, *theta.shape[-2:]), mu.reshape(-1, mu.shape[-1])
         with torch.no_grad():
             out = [self._step_log_probs(y, th, m) for th, m in zip(theta, mu)]
-        return {"y": torch.stack(out).numpy()}
+        return {"y": torch.stack(out).cpu().numpy()}

@@ -36,7 +36,7 @@ def plot_density_2d(
     points = np.tile(x.mean(0), (xx.size, 1))
     points[:, i], points[:, j] = xx.ravel(), yy.ravel()
     with torch.no_grad():
-        density = log_prob(torch.as_tensor(points)).exp().numpy().reshape(xx.shape)
+        density = log_prob(torch.as_tensor(points)).exp().cpu().numpy().reshape(xx.shape)
     ax.contour(xx, yy, density, levels=levels, cmap="viridis", linewidths=1)
     ax.scatter(x[:, i], x[:, j], s=6, c="k", alpha=0.5)
     if labels:
@@ -52,7 +52,7 @@ def plot_density_1d(log_prob, x, ax=None, bins: int = 40, label: str = "fitted d
     x = np.asarray(x, dtype=float).reshape(-1)
     (grid,) = _grid(x[:, None], size=400)
     with torch.no_grad():
-        density = log_prob(torch.as_tensor(grid[:, None])).exp().numpy()
+        density = log_prob(torch.as_tensor(grid[:, None])).exp().cpu().numpy()
     ax.hist(x, bins=bins, density=True, color="0.8", label="data")
     ax.plot(grid, density, label=label)
     ax.legend()
