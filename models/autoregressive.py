@@ -84,6 +84,7 @@ import torch
 from pyro.nn.auto_reg_nn import MaskedLinear
 from torch import nn
 
+from pyrogen.infer.fast_elbo import module
 from pyrogen.nn.autoregressive import (
     LIKELIHOODS,
     DistributionHead,
@@ -153,7 +154,7 @@ class _Autoregressive(NetworkModel):
         return flat
 
     def model(self, x, num_examples: int | None = None) -> None:
-        pyro.module(type(self).__name__.lower(), self, update_module_params=True)
+        module(type(self).__name__.lower(), self)
         flat = x.reshape(len(x), self.dim)
         with data_plate(x, num_examples):
             pyro.sample("x", self.conditionals(flat).to_event(1), obs=self._observed(flat))
@@ -468,8 +469,9 @@ class MADE(_Autoregressive):
             return super().sample(n)
         check_positive_int(n, "n")
         current = self.current
-        which = torch.randint(self.config.num_masks, (n,))
-        out = torch.empty(n, *self.config.data_shape, dtype=next(self.parameters()).dtype)
+        reference = next(self.parameters())
+        which = torch.randint(self.config.num_masks, (n,), device=reference.device)
+        out = reference.new_empty(n, *self.config.data_shape)
         for m in which.unique().tolist():
             self.use_mask(m)
             chosen = which == m

@@ -62,6 +62,7 @@ from pyroapi import pyro as api_pyro
 from torch import nn
 
 from pyrogen.distributions import FourierSeriesDensity, autocorrelation, relative_coefficients
+from pyrogen.infer.fast_elbo import module
 from pyrogen.validation import (
     as_data_tensor,
     check_choice,
@@ -90,7 +91,10 @@ def _as_1d(value, name: str = "x") -> torch.Tensor:
 
 def _robust_location_scale(x: torch.Tensor) -> tuple[float, float]:
     """Median, and the inter-quartile range (a floor of the sd when it is zero)."""
-    q1, median, q3 = torch.quantile(x.double(), torch.tensor([0.25, 0.5, 0.75]).double())
+    x = x.double()
+    q1, median, q3 = torch.quantile(
+        x, torch.tensor([0.25, 0.5, 0.75], dtype=x.dtype, device=x.device)
+    )
     spread = float(q3 - q1)
     if not spread > 0:
         spread = float(x.std()) if len(x) > 1 and float(x.std()) > 0 else 1.0
@@ -274,7 +278,7 @@ class FourierDensity(ZooModel):
 
     def model(self, x: torch.Tensor) -> None:
         """x with shape (n,)."""
-        pyro.module("fourier", self, update_module_params=True)
+        module("fourier", self)
         if self.prior is None:
             b = self.coefficients
         else:
@@ -328,7 +332,7 @@ class FourierDensity(ZooModel):
         with torch.no_grad():
             if self.prior is None or "coefficients" not in draws:
                 return {"obs": self.distribution().log_prob(x)[None].cpu().numpy()}
-            b = torch.as_tensor(np.array(draws["coefficients"]), dtype=x.dtype)
+            b = torch.as_tensor(np.array(draws["coefficients"]), dtype=x.dtype, device=x.device)
             return {"obs": self.distribution(b[:, None]).log_prob(x).cpu().numpy()}
 
 
@@ -453,7 +457,7 @@ class DeepFactorizedDensity(ZooModel):
         return nn.functional.logsigmoid(logit) + nn.functional.logsigmoid(-logit) + log_slope
 
     def model(self, x: torch.Tensor) -> None:
-        pyro.module("deep_factorized", self, update_module_params=True)
+        module("deep_factorized", self)
         with pyro.plate("data", x.shape[0]):
             pyro.sample("obs", _NetworkDensity(self, x.shape), obs=x)
 

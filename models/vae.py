@@ -79,6 +79,7 @@ from pyro import poutine
 from torch import nn
 from torch.nn import functional as F
 
+from pyrogen.infer.fast_elbo import module
 from pyrogen.nn.vae_nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 from pyrogen.validation import (
     check_choice,
@@ -315,10 +316,10 @@ class VAE(_Networks):
     def _register_generative(self) -> None:
         """The model's parameters: the decoder, a learned sd, and under the VampPrior
         the encoder and the pseudo-inputs (the prior is the encoder at them)."""
-        pyro.module("decoder", self.decoder, update_module_params=True)
+        module("decoder", self.decoder)
         self._register_scale()
         if self.config.prior == "vamp":
-            pyro.module("encoder", self.encoder, update_module_params=True)
+            module("encoder", self.encoder)
             pyro.param("raw_pseudo", self.raw_pseudo)
 
     def model(self, x, num_examples: int | None = None) -> None:
@@ -343,7 +344,7 @@ class VAE(_Networks):
                     self.raw_pseudo.copy_(start)
 
     def guide(self, x, num_examples: int | None = None) -> None:
-        pyro.module("encoder", self.encoder, update_module_params=True)
+        module("encoder", self.encoder)
         with data_plate(x, num_examples):
             loc, scale = self.encoder(self._corrupt(x))
             with self._kl_weight():
@@ -410,7 +411,7 @@ class VAE(_Networks):
         check_positive_int(num_samples, "num_samples", minimum=20)
         (x,) = self.prepare(x)
         with torch.no_grad():
-            log_w = self._log_weights(x, num_samples, num_samples).double().numpy()
+            log_w = self._log_weights(x, num_samples, num_samples).double().cpu().numpy()
         _, khat = az.psislw(log_w.T.copy())
         return torch.as_tensor(khat)
 
@@ -510,7 +511,7 @@ class HierarchicalVAE(VAE):
 
     def model(self, x, num_examples: int | None = None) -> None:
         self._register_generative()
-        pyro.module("bottom_prior", self.bottom_prior, update_module_params=True)
+        module("bottom_prior", self.bottom_prior)
         prior = self.latent_prior()
         with data_plate(x, num_examples):
             with self._kl_weight():
@@ -520,8 +521,8 @@ class HierarchicalVAE(VAE):
             pyro.sample("x", self._likelihood(self._decode_logits(z1, z2)), obs=x)
 
     def guide(self, x, num_examples: int | None = None) -> None:
-        pyro.module("encoder", self.encoder, update_module_params=True)
-        pyro.module("bottom_encoder", self.bottom_encoder, update_module_params=True)
+        module("encoder", self.encoder)
+        module("bottom_encoder", self.bottom_encoder)
         with data_plate(x, num_examples):
             seen = self._corrupt(x)
             loc, scale = self.encoder(seen)
@@ -598,8 +599,8 @@ class Autoencoder(_Networks):
         )
 
     def model(self, x, num_examples: int | None = None) -> None:
-        pyro.module("encoder", self.encoder, update_module_params=True)
-        pyro.module("decoder", self.decoder, update_module_params=True)
+        module("encoder", self.encoder)
+        module("decoder", self.decoder)
         self._register_scale()
         with data_plate(x, num_examples):
             z = self.encoder(self._corrupt(x))[0]

@@ -34,6 +34,7 @@ from pyro.infer.autoguide import (
 )
 from pyro.infer.util import torch_item
 
+from pyrogen.infer.fast_elbo import agrees_with_pyro, fast_twin
 from pyrogen.infer.init import init_from, trace_structure
 
 __all__ = [
@@ -314,11 +315,15 @@ class SVIEngine:
         kwargs=None,
         loss_scale: float = 1.0,
         batch_size: int | None = None,
+        fast: bool = True,
     ):
         self.model, self.guide, self.optim, self.elbo = model, guide, optim, elbo
         self.args, self.kwargs = args, kwargs or {}
         self.loss_scale = loss_scale
         self.traced = False  # a jit ELBO compiles on its first step
+        # Pyro's Trace_ELBO / TraceMeanField_ELBO computed without traces (the same
+        # number; checked against Pyro's at the first step, else Pyro's is kept)
+        self.fast = fast_twin(elbo) if fast else None
         self.batch_size = batch_size
         if batch_size is not None:
             self.num_examples = int(args[0].shape[0])
@@ -343,6 +348,10 @@ class SVIEngine:
         args, kwargs = self._batch()
         if self.traced:
             return self._step(args, kwargs) / self.loss_scale
+        if self.fast is not None and not agrees_with_pyro(
+            self.fast, self.elbo, self.model, self.guide, args, kwargs
+        ):
+            self.fast = None
         with quiet_jit_tracing():
             loss = self._step(args, kwargs) / self.loss_scale
         self.traced = True
@@ -351,9 +360,17 @@ class SVIEngine:
     def _step(self, args, kwargs) -> float:
         """``pyro.infer.SVI.step``, except that gradients are released (``grad = None``,
         as ``torch.optim.Optimizer.zero_grad`` does) instead of refilled with zeros."""
-        with poutine.trace(param_only=True) as capture:
-            loss = self.elbo.loss_and_grads(self.model, self.guide, *args, **kwargs)
-        params = [site["value"].unconstrained() for site in capture.trace.nodes.values()]
+        if self.fast is not None and self.traced:
+            # after a first validated step, the steps skip the distributions' argument
+            # checks (a non-finite loss still stops the loop); the data were checked
+            with pyro.validation_enabled(False):
+                loss, params = self.fast.loss_and_grads(self.model, self.guide, *args, **kwargs)
+        elif self.fast is not None:
+            loss, params = self.fast.loss_and_grads(self.model, self.guide, *args, **kwargs)
+        else:
+            with poutine.trace(param_only=True) as capture:
+                loss = self.elbo.loss_and_grads(self.model, self.guide, *args, **kwargs)
+            params = [site["value"].unconstrained() for site in capture.trace.nodes.values()]
         self.optim(params)
         for p in params:
             p.grad = None
