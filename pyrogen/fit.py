@@ -164,6 +164,7 @@ def fit(
     backend: Literal["auto", "pyro", "numpyro"] = "auto",
     target_accept: float = 0.8,
     jit: bool | None = None,
+    fast_elbo: bool = True,
     init: dict | None = None,
     progress: bool | None = None,
     checkpoint: str | os.PathLike | None = None,
@@ -200,6 +201,10 @@ def fit(
             (EM default 1e-3 on the mean log-likelihood, as scikit-learn).
         jit: compile the ELBO or the NUTS potential with ``torch.jit``. Default: on
             for NUTS, and for SVI on zoo models that declare ``jit_safe``.
+        fast_elbo: evaluate Pyro's ``Trace_ELBO`` / ``TraceMeanField_ELBO`` (one
+            particle) without building traces (:mod:`pyrogen.infer.fast_elbo`: the same
+            number, checked against Pyro's at the first step, else Pyro's is kept).
+            ``False`` keeps Pyro's own evaluation throughout.
         init: starting values of latent sites (site -> value) for NUTS chains and
             autoguides, over the model's own start.
         backend: NUTS under ``"pyro"`` or ``"numpyro"``; ``"auto"`` picks NumPyro for
@@ -369,6 +374,7 @@ def fit(
             kwargs,
             loss_scale=model.num_examples(*args) if is_zoo else 1.0,
             batch_size=batch_size,
+            fast=fast_elbo,
         )
         if num_epochs is not None:
             num_steps = num_epochs * math.ceil(model.num_examples(*args) / batch_size)

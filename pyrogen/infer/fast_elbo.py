@@ -154,7 +154,8 @@ class FastELBO:
                 elbo = elbo - _log_prob_sum(guide_site)
         if not torch.is_tensor(elbo):
             raise UnsupportedModel("the model has no sample sites")
-        return -elbo, list(params.values())
+        # one tensor may come under two names (a PyroModule's and pyro.module's)
+        return -elbo, list({id(p): p for p in params.values()}.values())
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
         return self.differentiable_loss_and_params(model, guide, *args, **kwargs)[0]

@@ -164,7 +164,7 @@ class SharedAdam(pyro.optim.PyroOptim):
             self.pending = None
         ids = frozenset(map(id, params))
         if ids != self.last_ids:  # the same tensors as last step need no bookkeeping
-            names = sorted(store.param_name(p) for p in params)
+            names = sorted({store.param_name(p) for p in params})
             new = [n for n in names if n not in self.known]
             if new:
                 self._add_group(new)

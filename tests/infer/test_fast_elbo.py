@@ -9,7 +9,7 @@ import pytest
 import torch
 from pyro import poutine
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
-from pyro.infer.autoguide import AutoNormal
+from pyro.infer.autoguide import AutoIAFNormal, AutoNormal
 
 import pyrogen
 from pyrogen.infer.fast_elbo import FastELBO, UnsupportedModel, fast_twin
@@ -82,7 +82,8 @@ def test_equals_pyro_on_the_zoo(name, mean_field):
 @pytest.mark.parametrize("mean_field", [True, False])
 def test_equals_pyro_with_constrained_params_and_auxiliary_sites(mean_field):
     y = torch.randn(15, generator=torch.Generator().manual_seed(1)) + 1.0
-    for guide in (AutoNormal(_conjugate_model), _auxiliary_guide):
+    iaf = AutoIAFNormal(_conjugate_model, num_transforms=1, hidden_dim=[6])
+    for guide in (AutoNormal(_conjugate_model), iaf, _auxiliary_guide):
         pyro.clear_param_store()
         guide(y)  # create the guide's parameters
         pyro_elbo = TraceMeanField_ELBO() if mean_field else Trace_ELBO()
@@ -92,6 +93,13 @@ def test_equals_pyro_with_constrained_params_and_auxiliary_sites(mean_field):
         torch.testing.assert_close(loss_f, loss_p, rtol=1e-12, atol=1e-10)
         for gp, gf in zip(grads_p, grads_f):
             torch.testing.assert_close(gf, gp, rtol=1e-10, atol=1e-10)
+        # the parameters Pyro's SVI would step, each once (an IAF's weights come
+        # under two site names)
+        _, params = FastELBO(mean_field).differentiable_loss_and_params(_conjugate_model, guide, y)
+        with poutine.trace(param_only=True) as capture:
+            pyro_elbo.differentiable_loss(_conjugate_model, guide, y)
+        expected = {id(site["value"].unconstrained()) for site in capture.trace.nodes.values()}
+        assert len(params) == len({id(p) for p in params}) and {id(p) for p in params} == expected
     # a mean-field KL really replaced the Monte Carlo term: the two estimators differ
     pyro.set_rng_seed(3)
     kl_loss = FastELBO(True).differentiable_loss(_conjugate_model, guide, y).detach()
