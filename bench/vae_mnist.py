@@ -55,6 +55,9 @@ def train_mnist(options, data) -> dict:
         vae = VAE((784,), latent_dim=options.latent, **common)
     else:  # two stochastic layers of --latent units each
         vae = HierarchicalVAE((784,), options.latent, options.latent, **common)
+    if options.init:  # continue from a saved model (an earlier run's --save)
+        saved = type(vae).load(options.init)
+        vae.load_state_dict(saved.state_dict())
     steps_per_epoch = math.ceil(len(train) / options.batch_size)
     best = {"elbo": -math.inf, "epoch": 0, "state": copy.deepcopy(vae.state_dict())}
     history = []
@@ -137,6 +140,7 @@ def train_mnist(options, data) -> dict:
         "mnist_layers": options.layers,
         "mnist_published_nll": published,
         "mnist_device": str(options.device or "cpu"),
+        "mnist_init": options.init,
         **ratio,
     }
 
@@ -199,6 +203,7 @@ def main(argv=None):
     parser.add_argument("--device", default=None, help="e.g. cuda (the MNIST fit)")
     parser.add_argument("--no-digits", action="store_true", help="MNIST only")
     parser.add_argument("--save", default=None, help="write the chosen MNIST model here")
+    parser.add_argument("--init", default=None, help="start from this saved model (--save)")
     options = parser.parse_args(argv)
     if options.threads:
         torch.set_num_threads(options.threads)

@@ -10,11 +10,11 @@ import torch
 from pyro import poutine
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 from pyro.infer.autoguide import AutoIAFNormal, AutoNormal
+from pyrogen.models import NADE, VAE, HierarchicalVAE
 
 import pyrogen
 from pyrogen.infer.fast_elbo import FastELBO, UnsupportedModel, fast_twin
-from pyrogen.infer.svi import SVIEngine, SharedAdam
-from pyrogen.models import NADE, VAE, HierarchicalVAE
+from pyrogen.infer.svi import SharedAdam, SVIEngine
 
 
 def _binary(n, d, seed=0):
