@@ -182,14 +182,10 @@ def fast_twin(elbo) -> FastELBO | None:
 def agrees_with_pyro(fast: FastELBO, pyro_elbo, model, guide, args, kwargs) -> bool:
     """Whether ``fast`` gives Pyro's ELBO at the same draws: both are evaluated from the
     same random state (restored afterwards, so the run's draws are unchanged)."""
-    devices = [a.device for a in args if isinstance(a, torch.Tensor) and a.is_cuda]
-    with torch.random.fork_rng(devices=devices[:1]):
-        state = torch.get_rng_state()
-        cuda = [torch.cuda.get_rng_state(d) for d in devices[:1]]
+    devices = [a.device for a in args if isinstance(a, torch.Tensor) and a.is_cuda][:1]
+    with torch.random.fork_rng(devices=devices):  # restores the state on exit
         expected = pyro_elbo.differentiable_loss(model, guide, *args, **kwargs)
-        torch.set_rng_state(state)
-        for d, s in zip(devices[:1], cuda):
-            torch.cuda.set_rng_state(s, d)
+    with torch.random.fork_rng(devices=devices):
         try:
             got = fast.differentiable_loss(model, guide, *args, **kwargs)
         except UnsupportedModel:

@@ -7,6 +7,7 @@ The loop around it (progress, checkpoints, early stopping) is ``run_loop``.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -360,13 +361,12 @@ class SVIEngine:
     def _step(self, args, kwargs) -> float:
         """``pyro.infer.SVI.step``, except that gradients are released (``grad = None``,
         as ``torch.optim.Optimizer.zero_grad`` does) instead of refilled with zeros."""
-        if self.fast is not None and self.traced:
+        if self.fast is not None:
             # after a first validated step, the steps skip the distributions' argument
             # checks (a non-finite loss still stops the loop); the data were checked
-            with pyro.validation_enabled(False):
+            checks = pyro.validation_enabled(False) if self.traced else contextlib.nullcontext()
+            with checks:
                 loss, params = self.fast.loss_and_grads(self.model, self.guide, *args, **kwargs)
-        elif self.fast is not None:
-            loss, params = self.fast.loss_and_grads(self.model, self.guide, *args, **kwargs)
         else:
             with poutine.trace(param_only=True) as capture:
                 loss = self.elbo.loss_and_grads(self.model, self.guide, *args, **kwargs)
