@@ -254,6 +254,8 @@ def fit(
         if num_steps is not None:
             raise ValueError("num_epochs: give num_steps or num_epochs, not both")
 
+    if not isinstance(fast_elbo, bool):
+        raise TypeError(f"fast_elbo: expected True or False, got {fast_elbo!r}")
     is_zoo = isinstance(model, ZooModel)
     if is_zoo:
         if device is not None:

@@ -200,3 +200,9 @@ def test_a_fit_through_pyrogen_converges():
                       lr=0.02, progress=False)  # fmt: skip
     first, last = sum(fit.losses[:6]) / 6, sum(fit.losses[-6:]) / 6
     assert last < first - 0.5
+
+
+def test_fit_names_a_bad_fast_elbo_argument():
+    with pytest.raises(TypeError, match="fast_elbo: expected True or False"):
+        pyrogen.fit(VAE((12,), latent_dim=2), _binary(20, 12), method="svi", fast_elbo="no",
+                    num_steps=2, progress=False)  # fmt: skip
