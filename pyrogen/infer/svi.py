@@ -8,6 +8,7 @@ The loop around it (progress, checkpoints, early stopping) is ``run_loop``.
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -174,6 +175,15 @@ class SharedAdam(pyro.optim.PyroOptim):
         for name in self.untouched:  # as Pyro's Adam: untouched parameters stay put
             self._param(name).grad = None
         self.optimizer.step()
+
+    def set_lr(self, lr: float) -> None:
+        """Change the learning rate of every parameter, present and to come (e.g. a
+        decay schedule applied between epochs)."""
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"lr: must be a positive finite number, got {lr!r}")
+        self.pt_optim_args["lr"] = lr
+        for group in self.optimizer.param_groups if self.optimizer is not None else ():
+            group["lr"] = lr
 
     def _param(self, name: str) -> torch.Tensor:
         return pyro.get_param_store()[name].unconstrained()
