@@ -49,10 +49,10 @@ PUBLISHED = {(1, "standard"): 88.56, (1, "vamp"): 85.57, (2, "vamp"): 83.19}
 
 
 def train_mnist(options, data) -> dict:
-    from pyrogen.infer.svi import SharedAdam
     from pyrogen.models import VAE, HierarchicalVAE
 
     import pyrogen
+    from pyrogen.infer.svi import SharedAdam
 
     train, valid, test = data
     torch.manual_seed(options.seed)
