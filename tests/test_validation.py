@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from pyrogen.validation import as_data_tensor, check_choice, check_positive_int
+from pyrogen.validation import as_data_tensor, as_examples, check_choice, check_positive_int
 
 
 @pytest.mark.parametrize(
@@ -58,3 +58,22 @@ def test_auroc_is_the_mann_whitney_probability():
         auroc([1.0], [])
     with pytest.raises(ValueError, match="inlier_scores: contains NaN"):
         auroc([np.nan], [1.0])
+
+
+@pytest.mark.parametrize("where", [0, 1_500_000, 3 * 2**20 - 1])
+@pytest.mark.parametrize("bad", [0.5, -1.0, 2.0, float("nan"), float("inf")])
+def test_one_bad_value_anywhere_in_a_large_binary_set_is_found(where, bad):
+    # more elements than one chunk of the check: the first, a middle and the last one
+    x = torch.zeros(3 * 2**20 // 784 + 1, 784)
+    x.view(-1)[: 3 * 2**20 : 7] = 1.0
+    like = torch.zeros(1)
+    assert as_examples(x, (784,), like, binary=True) is not None
+    x.view(-1)[where] = bad
+    message = "NaN|infinite" if not np.isfinite(bad) else "binary"
+    with pytest.raises(ValueError, match=message):
+        as_examples(x, (784,), like, binary=True)
+    classes = torch.zeros(3 * 2**20 // 784 + 1, 784)
+    assert as_examples(classes, (784,), like, num_classes=3) is not None
+    classes.view(-1)[where] = bad if bad != 2.0 else 3.0
+    with pytest.raises(ValueError, match="NaN|infinite" if not np.isfinite(bad) else "classes"):
+        as_examples(classes, (784,), like, num_classes=3)

@@ -140,17 +140,26 @@ def make_elbo(
     )
 
 
+def _fusable(params) -> bool:
+    """Whether torch's fused Adam kernel takes these parameters (floating point, on the
+    CPU or a CUDA device)."""
+    return all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+
+
 class SharedAdam(pyro.optim.PyroOptim):
     """Adam with one ``torch.optim.Adam`` over every parameter, not one per parameter.
 
     ``pyro.optim.Adam`` builds a separate torch optimizer for each parameter and steps
     them one by one; for a network with many parameter tensors that Python loop is a
     large part of a small step. Adam's update is elementwise, so one optimizer over
-    all of them (torch's multi-tensor ``foreach`` kernels) takes the same steps.
+    all of them takes the same steps; it runs torch's fused kernel (one pass over
+    each tensor instead of one per arithmetic operation) where the parameters allow,
+    else the multi-tensor ``foreach`` one (``fused=False`` keeps ``foreach``).
     Parameters met later (e.g. created lazily by a guide) join as new groups."""
 
-    def __init__(self, lr: float, **options):
-        super().__init__(torch.optim.Adam, {"lr": lr, "foreach": True, **options})
+    def __init__(self, lr: float, fused: bool = True, **options):
+        super().__init__(torch.optim.Adam, {"lr": lr, **options})
+        self.fused = fused
         self.optimizer: torch.optim.Optimizer | None = None
         self.groups: list[list[str]] = []  # parameter names per group, for checkpoints
         self.known: set[str] = set()
@@ -191,11 +200,26 @@ class SharedAdam(pyro.optim.PyroOptim):
     def _add_group(self, names: list[str]) -> None:
         group = {"params": [self._param(n) for n in names]}
         if self.optimizer is None:
-            self.optimizer = torch.optim.Adam([group], **self.pt_optim_args)
+            fused = self.fused and _fusable(group["params"])
+            kernel = {"fused": True} if fused else {"foreach": True}
+            self.optimizer = torch.optim.Adam([group], **{**kernel, **self.pt_optim_args})
         else:
+            if self.optimizer.defaults.get("fused") and not _fusable(group["params"]):
+                self._unfuse()
             self.optimizer.add_param_group(group)
         self.groups.append(list(names))
         self.known.update(names)
+
+    def _unfuse(self) -> None:
+        """The same optimizer, state included, on the foreach kernel (a parameter the
+        fused kernel does not take has come)."""
+        state = self.optimizer.state_dict()
+        groups = [{"params": g["params"]} for g in self.optimizer.param_groups]
+        options = {k: v for k, v in self.pt_optim_args.items() if k != "fused"}
+        self.optimizer = torch.optim.Adam(groups, **{"foreach": True, **options})
+        self.optimizer.load_state_dict(state)
+        for group in self.optimizer.param_groups:
+            group["fused"], group["foreach"] = None, True
 
     def _build(self, groups: list[list[str]]) -> None:
         self.optimizer, self.groups, self.known = None, [], set()

@@ -64,3 +64,27 @@ def test_set_lr_changes_the_steps_from_then_on():
 def test_set_lr_refuses_a_bad_rate(lr):
     with pytest.raises(ValueError, match="lr"):
         SharedAdam(0.01).set_lr(lr)
+
+
+def test_fused_kernel_where_the_parameters_allow_and_foreach_after_one_it_cannot_take():
+    pyro.clear_param_store()
+    real = pyro.param("real", torch.ones(4)).unconstrained()
+    adam = SharedAdam(0.1)
+    real.grad = torch.ones(4)
+    adam([real])
+    assert adam.optimizer.param_groups[0]["fused"]
+    moved = real.detach().clone()
+    # a complex parameter: the fused kernel refuses it, so the optimizer moves to the
+    # foreach kernel and keeps the first parameter's moments
+    z = pyro.param("z", torch.ones(2, dtype=torch.complex64)).unconstrained()
+    real.grad, z.grad = torch.ones(4), torch.ones(2, dtype=torch.complex64)
+    adam([real, z])
+    assert not any(g["fused"] for g in adam.optimizer.param_groups)
+    step = adam.optimizer.state[real]["step"]
+    assert float(step) == 2.0  # the first step's state was carried over
+    assert torch.all(real.detach() < moved)
+    assert torch.all(z.detach().real < 1)
+    unfused = SharedAdam(0.1, fused=False)
+    real.grad = torch.ones(4)
+    unfused([real])
+    assert not unfused.optimizer.param_groups[0]["fused"]
