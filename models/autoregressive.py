@@ -537,7 +537,7 @@ class _SequenceModel(_Autoregressive):
             state, previous = start(n), None
             for t in range(self.dim):
                 features, state = step(state, self.inputs.step(previous, n), t)
-                previous = x[:, t] = self.head(features).sample()
+                previous = x[:, t] = self.head.sample(features)
         return x.reshape(n, *self.config.data_shape)
 
 

@@ -262,6 +262,20 @@ class DistributionHead(nn.Module):
             return dist.Categorical(logits=out)
         return normal_mixture(out, self.components)
 
+    def sample(self, features: torch.Tensor) -> torch.Tensor:
+        """One draw of each conditional, as ``self(features).sample()`` draws it (the
+        same random numbers, so the same values), without building a distribution
+        object for Bernoulli and categorical conditionals: a sampler calls this once
+        per position."""
+        if self.likelihood == "normal_mixture":
+            return self(features).sample()
+        out = self.linear(features)
+        if self.likelihood == "bernoulli":
+            return torch.bernoulli(torch.sigmoid(out[..., 0]))
+        probs = F.softmax(out, -1)
+        draws = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, True)
+        return draws.reshape(probs.shape[:-1])
+
 
 def normal_mixture(params: torch.Tensor, components: int) -> dist.MixtureSameFamily:
     """A mixture of ``components`` Gaussians from params (..., 3K): weight logits,

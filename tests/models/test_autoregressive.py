@@ -404,3 +404,35 @@ def test_sequence_models_name_bad_arguments():
         WaveNet((4,)).log_prob(np.full((2, 4), 0.5))
     with pytest.raises(ValueError, match=r"x: expected shape \(N, 4\)"):
         TransformerDecoder((4,), dim=8, heads=2).log_prob(np.zeros((2, 5)))
+
+
+@pytest.mark.parametrize(
+    "likelihood, extra",
+    [("bernoulli", {}), ("categorical", {"num_classes": 5}), ("normal_mixture", {"components": 3})],
+)
+def test_head_sample_draws_what_the_distribution_draws(likelihood, extra):
+    """The samplers' per-position draw skips the distribution object but takes the
+    same random numbers: the same values as ``head(features).sample()``."""
+    from pyrogen.nn.autoregressive import DistributionHead
+
+    torch.manual_seed(0)
+    head = DistributionHead(6, likelihood, **extra)
+    features = torch.randn(4000, 6)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        direct = head.sample(features)
+        torch.manual_seed(1)
+        through = head(features).sample()
+    assert direct.shape == through.shape == (4000,)
+    assert torch.equal(direct, through)
+    assert direct.dtype == through.dtype
+    if likelihood != "normal_mixture":  # and the frequencies follow the probabilities
+        with torch.no_grad():
+            probs = head(features).mean if likelihood == "bernoulli" else None
+        if probs is not None:
+            assert abs(float(direct.mean() - probs.mean())) < 4 * 0.5 / 4000**0.5
+        else:
+            with torch.no_grad():
+                expected = head(features).probs.mean(0)
+            observed = torch.bincount(direct, minlength=5).double() / 4000
+            assert torch.allclose(observed, expected.double(), atol=0.03)
