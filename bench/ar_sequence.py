@@ -24,6 +24,7 @@ quality against simple baselines, speed against hand-written PyTorch.
 
     python bench/ar_sequence.py --quick            # under a minute
     python bench/ar_sequence.py --max-minutes 15   # per language model
+    python bench/ar_sequence.py --speed-only       # the timings alone (untrained weights)
 
 The last line printed is one JSON object of the figures; ratios are named *_ratio.
 """
@@ -211,6 +212,11 @@ def main(argv=None):
     parser.add_argument("--layers", type=int, default=4, help="transformer blocks")
     parser.add_argument("--sample-n", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--speed-only",
+        action="store_true",
+        help="only the training and sampling timings (untrained weights; no quality figures)",
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     options = parser.parse_args(argv)
@@ -228,7 +234,8 @@ def main(argv=None):
         text = pyrogen.data.characters(options.length)
         train, text.valid, text.test = text.train[:600], text.valid[:50], text.test[:50]
     size = len(text.alphabet)
-    figures = {"quick": options.quick, "threads": torch.get_num_threads()}
+    figures = {"quick": options.quick, "speed_only": options.speed_only}
+    figures["threads"] = torch.get_num_threads()
     figures["test_characters"] = int(text.test.size)
     figures["bigram_test_bpc"] = ngram_bits(train, text.test, 2, size)
     figures["trigram_test_bpc"] = ngram_bits(train, text.test, 3, size)
@@ -239,21 +246,23 @@ def main(argv=None):
     transformer = TransformerDecoder(
         (options.length,), dim=options.dim, layers=options.layers, **options_by_model
     )
-    for name, model in (("lstm", lstm), ("transformer", transformer)):
-        figures.update(fit_language_model(name, model, options, text, train))
-        figures[f"{name}_bpc_vs_trigram_ratio"] = (
-            figures[f"{name}_test_bpc"] / figures["trigram_test_bpc"]
-        )
+    # the timings below do not depend on the weights: --speed-only skips the training
+    if not options.speed_only:
+        for name, model in (("lstm", lstm), ("transformer", transformer)):
+            figures.update(fit_language_model(name, model, options, text, train))
+            figures[f"{name}_bpc_vs_trigram_ratio"] = (
+                figures[f"{name}_test_bpc"] / figures["trigram_test_bpc"]
+            )
+            print(
+                f"{name}: test {figures[f'{name}_test_bpc']:.3f} bits/char; bigram "
+                f"{figures['bigram_test_bpc']:.3f}, trigram {figures['trigram_test_bpc']:.3f}, "
+                f"lzma {figures['lzma_test_bpc']:.3f}"
+            )
+        figures.update(sunspots(options))
         print(
-            f"{name}: test {figures[f'{name}_test_bpc']:.3f} bits/char; bigram "
-            f"{figures['bigram_test_bpc']:.3f}, trigram {figures['trigram_test_bpc']:.3f}, "
-            f"lzma {figures['lzma_test_bpc']:.3f}"
+            f"sunspots 1920-2008, one-step-ahead log density per year: WaveNet "
+            f"{figures['sunspots_wavenet_nats']:.3f}, AR(9) {figures['sunspots_ar9_nats']:.3f}"
         )
-    figures.update(sunspots(options))
-    print(
-        f"sunspots 1920-2008, one-step-ahead log density per year: WaveNet "
-        f"{figures['sunspots_wavenet_nats']:.3f}, AR(9) {figures['sunspots_ar9_nats']:.3f}"
-    )
     x = torch.as_tensor(train[: 20 * options.batch_size], dtype=torch.float32)
     for name, model in (("lstm", lstm), ("transformer", transformer)):
         figures.update(train_speed(name, model, x, options))
