@@ -38,6 +38,7 @@ from pyro.distributions.util import scale_and_mask
 from pyro.params.param_store import param_with_module_name
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.runtime import _PYRO_STACK
+from pyro.poutine.subsample_messenger import _Subsample
 from torch.distributions import kl_divergence
 
 __all__ = ["FastELBO", "UnsupportedModel", "agrees_with_pyro", "fast_twin", "module"]
@@ -96,7 +97,7 @@ class _Record(Messenger):
             msg["value"], msg["done"], msg["infer"] = guide_site["value"], True, guide_site["infer"]
 
     def _pyro_post_sample(self, msg) -> None:
-        if type(msg["fn"]).__name__ == "_Subsample":
+        if isinstance(msg["fn"], _Subsample):  # a plate's index draw, not a model site
             return
         if msg["infer"].get("enumerate"):
             raise UnsupportedModel(f"site {msg['name']!r} is enumerated")

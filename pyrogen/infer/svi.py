@@ -8,7 +8,6 @@ The loop around it (progress, checkpoints, early stopping) is ``run_loop``.
 from __future__ import annotations
 
 import contextlib
-import math
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -38,6 +37,7 @@ from pyro.infer.util import torch_item
 
 from pyrogen.infer.fast_elbo import agrees_with_pyro, fast_twin
 from pyrogen.infer.init import init_from, trace_structure
+from pyrogen.validation import check_positive_number
 
 __all__ = [
     "ModelStructure",
@@ -188,8 +188,7 @@ class SharedAdam(pyro.optim.PyroOptim):
     def set_lr(self, lr: float) -> None:
         """Change the learning rate of every parameter, present and to come (e.g. a
         decay schedule applied between epochs)."""
-        if not (math.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr: must be a positive finite number, got {lr!r}")
+        lr = check_positive_number(lr, "lr")
         self.pt_optim_args["lr"] = lr
         for group in self.optimizer.param_groups if self.optimizer is not None else ():
             group["lr"] = lr
