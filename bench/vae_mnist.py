@@ -66,7 +66,7 @@ def train_mnist(options, data) -> dict:
         vae.load_state_dict(saved.state_dict())
     steps_per_epoch = math.ceil(len(train) / options.batch_size)
     optim = SharedAdam(options.lr)
-    best = {"elbo": -math.inf, "epoch": 0, "state": copy.deepcopy(vae.state_dict())}
+    best = {"score": -math.inf, "epoch": 0, "state": copy.deepcopy(vae.state_dict())}
     history = []
     began = time.perf_counter()
     stale = 0
@@ -85,19 +85,19 @@ def train_mnist(options, data) -> dict:
             return False
         vae.eval()
         if options.select_k > 1:  # the importance-weighted bound with select_k draws
-            valid_elbo = float(vae.log_prob(valid, num_samples=options.select_k).mean())
+            score = float(vae.log_prob(valid, num_samples=options.select_k).mean())
         else:
-            valid_elbo = float(vae.elbo(valid).mean())
+            score = float(vae.elbo(valid).mean())
         vae.train()
-        history.append((epoch, loss, valid_elbo))
+        history.append((epoch, loss, score))
         print(
             f"epoch {epoch:4d}  {minutes:6.1f} min  train loss {loss:8.2f}  "
             f"valid {'ELBO' if options.select_k == 1 else f'IW-{options.select_k}'} "
-            f"{valid_elbo:8.2f}",
+            f"{score:8.2f}",
             flush=True,
         )
-        if valid_elbo > best["elbo"] and vae.config.beta == 1.0:
-            best.update(elbo=valid_elbo, epoch=epoch, state=copy.deepcopy(vae.state_dict()))
+        if score > best["score"] and vae.config.beta == 1.0:
+            best.update(score=score, epoch=epoch, state=copy.deepcopy(vae.state_dict()))
             stale = 0
         elif vae.config.beta == 1.0:
             stale += 1
@@ -148,7 +148,8 @@ def train_mnist(options, data) -> dict:
         "mnist_lr": options.lr,
         "mnist_lr_decay": options.lr_decay,
         "mnist_select_k": options.select_k,
-        "mnist_valid_elbo": best["elbo"],
+        # the selection score on valid: the ELBO, or the select_k-draw bound
+        ("mnist_valid_elbo" if options.select_k == 1 else "mnist_valid_iw_bound"): best["score"],
         "mnist_test_elbo": float(test_elbo),
         "mnist_test_nll": nll,
         "mnist_test_nll_se": float(test_ll.std() / math.sqrt(len(test_ll))),
@@ -236,6 +237,9 @@ def main(argv=None):
     parser.add_argument("--save", default=None, help="write the chosen MNIST model here")
     parser.add_argument("--init", default=None, help="start from this saved model (--save)")
     options = parser.parse_args(argv)
+    for flag in ("particles", "select_k"):
+        if getattr(options, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')}: must be at least 1")
     if options.threads:
         torch.set_num_threads(options.threads)
     import pyrogen
