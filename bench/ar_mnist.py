@@ -41,7 +41,7 @@ def _models(options):
     from pyrogen.models import FVSBN, MADE, NADE, PixelCNN
 
     return {
-        "fvsbn": lambda: FVSBN((784,)),
+        "fvsbn": lambda: FVSBN((784,), prior_scale=options.fvsbn_prior_scale),
         "nade": lambda: NADE((784,), hidden=options.nade_hidden),
         "made": lambda: MADE((784,), hidden=(options.made_hidden,)),
         "pixelcnn": lambda: PixelCNN(
@@ -52,18 +52,23 @@ def _models(options):
 
 def fit_and_score(name, make, options, data) -> dict:
     import pyrogen
+    from pyrogen.infer.svi import SharedAdam
 
     train, valid, test = data
     torch.manual_seed(options.seed)
     model = make()
     steps_per_epoch = math.ceil(len(train) / options.batch_size)
     best = {"ll": -math.inf, "epoch": 0, "state": None}
+    optim = SharedAdam(options.lr, weight_decay=options.weight_decay)
     began = time.perf_counter()
+    stale = 0
 
     def callback(step: int, loss: float) -> bool:
+        nonlocal stale
         if step % steps_per_epoch:
             return False
         epoch = step // steps_per_epoch
+        optim.set_lr(options.lr * options.lr_decay**epoch)
         minutes = (time.perf_counter() - began) / 60
         out_of_time = options.max_minutes is not None and minutes > options.max_minutes
         if epoch % options.eval_every and epoch != options.epochs and not out_of_time:
@@ -72,13 +77,16 @@ def fit_and_score(name, make, options, data) -> dict:
         print(f"{name} epoch {epoch:4d}  {minutes:6.1f} min  valid log-lik {ll:8.2f}", flush=True)
         if ll > best["ll"]:
             best.update(ll=ll, epoch=epoch, state=copy.deepcopy(model.state_dict()))
-        return out_of_time
+            stale = 0
+        else:
+            stale += 1
+        return out_of_time or stale >= options.patience
 
     fit = pyrogen.fit(
         model,
         train,
         method="mle",
-        lr=options.lr,
+        optim=optim,
         batch_size=options.batch_size,
         num_epochs=options.epochs,
         callback=callback,
@@ -90,8 +98,10 @@ def fit_and_score(name, make, options, data) -> dict:
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     nll = -float(model.log_prob(test).mean())
+    train_nll = -float(model.log_prob(train[:10000]).mean())  # beside test: the overfit
     return {
         f"{name}_test_nll": nll,
+        f"{name}_train_nll": train_nll,
         f"{name}_paper_nll": PAPER[name],
         f"{name}_nll_vs_paper_ratio": nll / PAPER[name],
         f"{name}_best_epoch": best["epoch"],
@@ -178,6 +188,16 @@ def main(argv=None):
     parser.add_argument("--eval-every", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr-decay", type=float, default=1.0, help="per epoch")
+    parser.add_argument(
+        "--weight-decay", type=float, default=0.0, help="Adam's L2 penalty on the gradient"
+    )
+    parser.add_argument(
+        "--patience", type=int, default=10**9, help="checks without gain before stopping"
+    )
+    parser.add_argument(
+        "--fvsbn-prior-scale", type=float, default=None, help="sd of FVSBN's weight prior"
+    )
     parser.add_argument("--nade-hidden", type=int, default=500)
     parser.add_argument("--made-hidden", type=int, default=500)
     parser.add_argument("--pixelcnn-channels", type=int, default=64)

@@ -96,6 +96,51 @@ def test_fvsbn_is_the_chain_rule_written_out():
     assert float(model.bits_per_dim(x)[0]) == pytest.approx(-float(expected) / 3 / np.log(2))
 
 
+def test_fvsbn_prior_fit_is_the_l2_penalized_logistic_regressions():
+    """With a Gaussian prior on the weights, the fit is the posterior mode: for each
+    pixel the logistic regression on the pixels before it with the penalty
+    ||w||^2 / (2 s^2) and a free intercept, which scikit-learn computes independently
+    (LogisticRegression with C = s^2)."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(400, 1))
+    x = (rng.normal(size=(400, 4)) + 1.5 * z > 0.3).astype(np.float64)
+    s = 0.3
+    model = FVSBN((4,), prior_scale=s).double()
+    pyrogen.fit(model, x, method="mle", num_steps=1500, lr=0.05, progress=False)
+    w = (model.weight * model.mask).detach().numpy()
+    b = model.bias.detach().numpy()
+    assert b[0] == pytest.approx(np.log(x[:, 0].mean() / (1 - x[:, 0].mean())), abs=2e-3)
+    for d in range(1, 4):
+        reference = LogisticRegression(C=s**2, tol=1e-10, max_iter=10_000)
+        reference.fit(x[:, :d], x[:, d])
+        np.testing.assert_allclose(w[d, :d], reference.coef_[0], atol=2e-3)
+        assert b[d] == pytest.approx(reference.intercept_[0], abs=2e-3)
+        # and the prior shrinks the weights: the unpenalized fit's are larger
+        unpenalized = LogisticRegression(C=np.inf, tol=1e-10, max_iter=10_000)
+        unpenalized.fit(x[:, :d], x[:, d])
+        assert np.abs(w[d, :d]).sum() < 0.9 * np.abs(unpenalized.coef_[0]).sum()
+
+
+def test_fvsbn_prior_counts_once_per_data_set_however_minibatched():
+    """The model's log joint on a minibatch of B standing for N examples is
+    (N / B) * sum of the batch's log-likelihoods + log p(W), the prior unscaled."""
+    import pyro
+    from pyro import poutine
+
+    pyro.clear_param_store()
+    model = _randomized(FVSBN((5,), prior_scale=0.8), scale=0.7)
+    (x,) = model.prepare((torch.rand(6, 5, generator=torch.Generator().manual_seed(2)) < 0.5).float())
+    trace = poutine.trace(model.model).get_trace(x, num_examples=30)
+    expected = 30 / 6 * model.log_prob(x).sum()
+    w = (model.weight * model.mask).detach()
+    log_prior = torch.distributions.Normal(0.0, 0.8).log_prob(w[model.mask.bool()]).sum()
+    torch.testing.assert_close(trace.log_prob_sum(), expected + log_prior)
+    torch.testing.assert_close(model.log_prior(), log_prior)
+    assert FVSBN((5,)).log_prior() == 0
+
+
 def test_made_orderings_are_respected():
     """Output d's logit does not change when any input at or after d in its ordering
     changes (checked by the Jacobian of every mask set)."""
@@ -166,6 +211,9 @@ def test_bad_input_names_the_argument():
         MADE((4,), num_masks=0)
     with pytest.raises(ValueError, match="data_shape"):
         FVSBN((0,))
+    for bad in (0.0, -1.0, float("nan"), float("inf"), "1"):
+        with pytest.raises(ValueError, match="prior_scale"):
+            FVSBN((4,), prior_scale=bad)
 
 
 def test_rnade_density_integrates_to_one_and_its_draws_match_it():
