@@ -131,7 +131,8 @@ def test_fvsbn_prior_counts_once_per_data_set_however_minibatched():
 
     pyro.clear_param_store()
     model = _randomized(FVSBN((5,), prior_scale=0.8), scale=0.7)
-    (x,) = model.prepare((torch.rand(6, 5, generator=torch.Generator().manual_seed(2)) < 0.5).float())
+    coins = torch.rand(6, 5, generator=torch.Generator().manual_seed(2))
+    (x,) = model.prepare((coins < 0.5).float())
     trace = poutine.trace(model.model).get_trace(x, num_examples=30)
     expected = 30 / 6 * model.log_prob(x).sum()
     w = (model.weight * model.mask).detach()
