@@ -119,6 +119,7 @@ __all__ = [
 class FVSBNConfig:
     data_shape: list[int]
     prior_scale: float | None = None
+    prior: str = "normal"
 
 
 @dataclass
@@ -226,19 +227,23 @@ class FVSBN(_Autoregressive):
     r"""Fully visible sigmoid belief network: a logistic regression per dimension on
     the dimensions before it. Parameters: D(D+1)/2.
 
-    ``prior_scale`` = s puts a Gaussian prior on the D(D-1)/2 weights,
-    :math:`W_{dj} \sim \mathcal N(0, s^2)` (the biases keep a flat prior), as a
-    factor of the model outside the data plate, so a fit (``method="mle"``, which
-    maximizes the model's joint density over its parameters) is the posterior mode:
-    L2-penalized logistic regressions, the penalty :math:`\lVert W\rVert^2 / 2s^2`
-    counted once for the whole data set however it is minibatched. With 784 pixels
-    and 50,000 images the unpenalized fit overfits (see ``bench/ar_mnist.py``)."""
+    ``prior_scale`` = s puts a prior on the D(D-1)/2 weights, Gaussian
+    :math:`W_{dj} \sim \mathcal N(0, s^2)` (``prior="normal"``) or Laplace
+    :math:`W_{dj} \sim \mathrm{Laplace}(0, s)` (``prior="laplace"``; the biases keep
+    a flat prior), as a factor of the model outside the data plate, so a fit
+    (``method="mle"``, which maximizes the model's joint density over its parameters)
+    is the posterior mode: L2-penalized logistic regressions, penalty
+    :math:`\lVert W\rVert_2^2 / 2s^2`, or L1-penalized ones,
+    :math:`\lVert W\rVert_1 / s`, counted once for the whole data set however it is
+    minibatched. With 784 pixels and 50,000 images the unpenalized fit overfits (see
+    ``bench/ar_mnist.py``)."""
 
-    def __init__(self, data_shape, prior_scale: float | None = None):
+    def __init__(self, data_shape, prior_scale: float | None = None, prior: str = "normal"):
         super().__init__()
         if prior_scale is not None:
             prior_scale = check_positive_number(prior_scale, "prior_scale")
-        self._setup(FVSBNConfig(check_data_shape(data_shape), prior_scale))
+        check_choice(prior, "prior", ("normal", "laplace"))
+        self._setup(FVSBNConfig(check_data_shape(data_shape), prior_scale, prior))
         self.weight = nn.Parameter(torch.zeros(self.dim, self.dim))
         self.bias = nn.Parameter(torch.zeros(self.dim))
         self.register_buffer("mask", torch.ones(self.dim, self.dim).tril(-1))
@@ -253,6 +258,8 @@ class FVSBN(_Autoregressive):
             return self.weight.new_zeros(())
         w = self.weight * self.mask
         count = self.dim * (self.dim - 1) / 2
+        if self.config.prior == "laplace":
+            return -w.abs().sum() / s - count * math.log(2 * s)
         return -0.5 * (w**2).sum() / s**2 - count * (math.log(s) + 0.5 * math.log(2 * math.pi))
 
     def model(self, x, num_examples: int | None = None) -> None:

@@ -123,20 +123,22 @@ def test_fvsbn_prior_fit_is_the_l2_penalized_logistic_regressions():
         assert np.abs(w[d, :d]).sum() < 0.9 * np.abs(unpenalized.coef_[0]).sum()
 
 
-def test_fvsbn_prior_counts_once_per_data_set_however_minibatched():
+@pytest.mark.parametrize("prior", ["normal", "laplace"])
+def test_fvsbn_prior_counts_once_per_data_set_however_minibatched(prior):
     """The model's log joint on a minibatch of B standing for N examples is
     (N / B) * sum of the batch's log-likelihoods + log p(W), the prior unscaled."""
     import pyro
     from pyro import poutine
 
     pyro.clear_param_store()
-    model = _randomized(FVSBN((5,), prior_scale=0.8), scale=0.7)
+    model = _randomized(FVSBN((5,), prior_scale=0.8, prior=prior), scale=0.7)
     coins = torch.rand(6, 5, generator=torch.Generator().manual_seed(2))
     (x,) = model.prepare((coins < 0.5).float())
     trace = poutine.trace(model.model).get_trace(x, num_examples=30)
     expected = 30 / 6 * model.log_prob(x).sum()
     w = (model.weight * model.mask).detach()
-    log_prior = torch.distributions.Normal(0.0, 0.8).log_prob(w[model.mask.bool()]).sum()
+    density = torch.distributions.Normal if prior == "normal" else torch.distributions.Laplace
+    log_prior = density(0.0, 0.8).log_prob(w[model.mask.bool()]).sum()
     torch.testing.assert_close(trace.log_prob_sum(), expected + log_prior)
     torch.testing.assert_close(model.log_prior(), log_prior)
     assert FVSBN((5,)).log_prior() == 0
@@ -215,6 +217,8 @@ def test_bad_input_names_the_argument():
     for bad in (0.0, -1.0, float("nan"), float("inf"), "1"):
         with pytest.raises(ValueError, match="prior_scale"):
             FVSBN((4,), prior_scale=bad)
+    with pytest.raises(ValueError, match="prior: must be one of 'normal', 'laplace'"):
+        FVSBN((4,), prior_scale=1.0, prior="cauchy")
 
 
 def test_rnade_density_integrates_to_one_and_its_draws_match_it():
