@@ -1,4 +1,4 @@
-"""Autoregressive binary models on binarized MNIST: test NLL against the papers, and
+r"""Autoregressive binary models on binarized MNIST: test NLL against the papers, and
 training and sampling speed against hand-written PyTorch.
 
 1. Quality. FVSBN, NADE (500 hidden units), MADE (one hidden layer of 500, one
