@@ -134,6 +134,7 @@ class MADEConfig:
     hidden: list[int] = field(default_factory=lambda: [500])
     num_masks: int = 1
     seed: int = 0  # draws the orderings and hidden degrees of masks 2..num_masks
+    direct: bool = False  # direct input-to-output connections
 
 
 class _Autoregressive(NetworkModel):
@@ -417,17 +418,26 @@ class RNADE(_Autoregressive):
 class MADE(_Autoregressive):
     """Masked autoencoder for distribution estimation: ReLU MLP with ``hidden`` widths
     (default one layer of 500) and ``num_masks`` mask sets (orderings and hidden-unit
-    degrees) shared by one set of weights; the first is the natural order."""
+    degrees) shared by one set of weights; the first is the natural order.
+    ``direct=True`` adds masked direct connections from the inputs to the outputs
+    (output d reads every input before it in the ordering: an FVSBN term beside the
+    network, the ``direct_input_connect="Output"`` of Germain et al.'s MNIST runs, which
+    also used hidden layers of 8000 units)."""
 
-    def __init__(self, data_shape, hidden=(500,), num_masks: int = 1, seed: int = 0):
+    def __init__(
+        self, data_shape, hidden=(500,), num_masks: int = 1, seed: int = 0, direct: bool = False
+    ):
         super().__init__()
+        if not isinstance(direct, bool):
+            raise TypeError(f"direct: expected True or False, got {direct!r}")
         hidden = [int(h) for h in hidden]
         if not hidden:
             raise ValueError("hidden: MADE needs at least one hidden layer")
         for h in hidden:
             check_positive_int(h, "hidden")
         check_positive_int(num_masks, "num_masks")
-        self._setup(MADEConfig(check_data_shape(data_shape), hidden, int(num_masks), int(seed)))
+        config = MADEConfig(check_data_shape(data_shape), hidden, int(num_masks), int(seed), direct)
+        self._setup(config)
         sizes = [self.dim, *self.config.hidden, self.dim]
         masks = self._draw_masks()
         self.layers = nn.ModuleList(
@@ -436,6 +446,13 @@ class MADE(_Autoregressive):
         for i in range(len(self.layers)):  # every mask set, stacked: (num_masks, out, in)
             self.register_buffer(f"masks_{i}", torch.stack([m[0][i] for m in masks]))
         self.register_buffer("orders", torch.stack([m[1] for m in masks]))
+        if direct:  # output d reads input j iff j comes before d in the ordering
+            positions = [torch.empty_like(order).scatter_(0, order, torch.arange(self.dim))
+                         for _, order in masks]  # fmt: skip
+            direct_masks = torch.stack([(p[:, None] > p[None, :]) for p in positions])
+            self.register_buffer("direct_masks", direct_masks.to(torch.get_default_dtype()))
+            self.direct = MaskedLinear(self.dim, self.dim, self.direct_masks[0], bias=False)
+            nn.init.zeros_(self.direct.weight)
         self.current = 0
 
     def _draw_masks(self) -> list[tuple[list[torch.Tensor], torch.Tensor]]:
@@ -470,6 +487,8 @@ class MADE(_Autoregressive):
         """Switch the layers to mask set ``index``."""
         for i, layer in enumerate(self.layers):
             layer.mask = getattr(self, f"masks_{i}")[index].to(layer.weight.dtype)
+        if self.config.direct:
+            self.direct.mask = self.direct_masks[index].to(self.direct.weight.dtype)
         self.current = index
 
     def _order(self) -> torch.Tensor:
@@ -481,7 +500,7 @@ class MADE(_Autoregressive):
             h = layer(h)
             if i < len(self.layers) - 1:
                 h = torch.relu(h)
-        return h
+        return h + self.direct(x) if self.config.direct else h
 
     def model(self, x, num_examples: int | None = None) -> None:
         if self.training and self.config.num_masks > 1:  # one mask set per pass

@@ -40,6 +40,8 @@ MODELS = {
     "made": lambda: MADE((10,), hidden=(16, 16)),
     "made-3-masks": lambda: MADE((10,), hidden=(16, 16), num_masks=3),
     "made-image": lambda: MADE((2, 5), hidden=(12,)),
+    "made-direct": lambda: MADE((10,), hidden=(16,), direct=True),
+    "made-direct-3-masks": lambda: MADE((10,), hidden=(16, 16), num_masks=3, direct=True),
     "pixelcnn": lambda: PixelCNN((2, 5), channels=8, layers=3, first_kernel=3, kernel=3),
     "pixelcnn-basic": lambda: PixelCNN((2, 5), channels=8, layers=3, first_kernel=3, gated=False),
     "wavenet": lambda: WaveNet((10,), channels=8),
@@ -142,6 +144,28 @@ def test_fvsbn_prior_counts_once_per_data_set_however_minibatched(prior):
     torch.testing.assert_close(trace.log_prob_sum(), expected + log_prior)
     torch.testing.assert_close(model.log_prior(), log_prior)
     assert FVSBN((5,)).log_prior() == 0
+
+
+def test_made_direct_connections_are_an_fvsbn_term():
+    """With the network's output layer at zero, a MADE with direct connections is the
+    FVSBN with the same weights: in the natural order and, for a shuffled order, in
+    that order."""
+    made = _randomized(MADE((5,), hidden=(4,), num_masks=2, seed=1, direct=True))
+    with torch.no_grad():
+        made.layers[-1].weight.zero_()
+        made.layers[-1].bias.zero_()
+    x = _all_binary(5)
+    fvsbn = FVSBN((5,)).eval()
+    for m in range(2):
+        made.use_mask(m)
+        order = made.orders[m]
+        with torch.no_grad():  # FVSBN over the reordered dimensions
+            fvsbn.weight.copy_(made.direct.weight[order][:, order])
+        expected = fvsbn.log_prob(x[:, order])
+        torch.testing.assert_close(made.conditionals(x).log_prob(x).sum(-1), expected.to(x.dtype))
+    assert "direct" not in dict(MADE((5,), hidden=(4,)).named_children())
+    with pytest.raises(TypeError, match="direct: expected True or False"):
+        MADE((5,), direct="yes")
 
 
 def test_made_orderings_are_respected():
