@@ -447,9 +447,8 @@ class MADE(_Autoregressive):
             self.register_buffer(f"masks_{i}", torch.stack([m[0][i] for m in masks]))
         self.register_buffer("orders", torch.stack([m[1] for m in masks]))
         if direct:  # output d reads input j iff j comes before d in the ordering
-            positions = [torch.empty_like(order).scatter_(0, order, torch.arange(self.dim))
-                         for _, order in masks]  # fmt: skip
-            direct_masks = torch.stack([(p[:, None] > p[None, :]) for p in positions])
+            positions = self.orders.argsort(-1)  # each dimension's place in each ordering
+            direct_masks = positions[:, :, None] > positions[:, None, :]
             self.register_buffer("direct_masks", direct_masks.to(torch.get_default_dtype()))
             self.direct = MaskedLinear(self.dim, self.dim, self.direct_masks[0], bias=False)
             nn.init.zeros_(self.direct.weight)
