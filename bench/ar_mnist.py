@@ -225,6 +225,12 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     options = parser.parse_args(argv)
+    if not options.lr_decay > 0:
+        parser.error(f"--lr-decay: must be positive, got {options.lr_decay}")
+    if not options.weight_decay >= 0:
+        parser.error(f"--weight-decay: must be at least 0, got {options.weight_decay}")
+    if options.patience < 1:
+        parser.error(f"--patience: must be at least 1, got {options.patience}")
     if options.threads:
         torch.set_num_threads(options.threads)
     import pyrogen
