@@ -20,7 +20,8 @@ quality against simple baselines, speed against hand-written PyTorch.
    carries the state (``lstm_sample_time_ratio``), the transformer with its key/value
    cache against recomputing the prefix (``transformer_cache_speedup_ratio``, above 1:
    the cache is faster) and Fast WaveNet against recomputing the prefix
-   (``wavenet_fast_speedup_ratio``).
+   (``wavenet_fast_speedup_ratio``). Each pair is timed in ``--repeats`` interleaved
+   rounds (the order alternating) and compared by medians.
 
     python bench/ar_sequence.py --quick            # under a minute
     python bench/ar_sequence.py --max-minutes 15   # per language model
@@ -129,14 +130,19 @@ def sunspots(options) -> dict:
     }
 
 
-def _median_time(run, repeats):
-    run()  # warm-up
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - began)
-    return float(np.median(times))
+def _median_times(first, second, repeats) -> tuple[float, float]:
+    """Median seconds of two runs over ``repeats`` interleaved rounds (after one warm-up
+    of each), the order alternating from round to round, so that this machine's drift
+    over a minute falls on both alike."""
+    first(), second()  # warm-up
+    times = ([], [])
+    for r in range(repeats):
+        order = (0, 1) if r % 2 == 0 else (1, 0)
+        for i in order:
+            began = time.perf_counter()
+            (first, second)[i]()
+            times[i].append(time.perf_counter() - began)
+    return float(np.median(times[0])), float(np.median(times[1]))
 
 
 def train_speed(name, template, x, options) -> dict:
@@ -161,8 +167,7 @@ def train_speed(name, template, x, options) -> dict:
         pyrogen.fit(copy.deepcopy(template), x, method="mle", lr=options.lr,
                     batch_size=options.batch_size, num_epochs=1, progress=False)  # fmt: skip
 
-    ours = _median_time(through_pyrogen, options.repeats)
-    theirs = _median_time(by_hand, options.repeats)
+    ours, theirs = _median_times(through_pyrogen, by_hand, options.repeats)
     return {
         f"{name}_train_seconds": ours,
         f"{name}_train_torch_seconds": theirs,
@@ -183,17 +188,18 @@ def sample_speed(models, options) -> dict:
                 inputs = lstm.inputs.embed(torch.multinomial(probs, 1)[:, 0])
 
     figures = {"sample_n": n}
-    ours = _median_time(lambda: lstm.sample(n), options.repeats)
-    theirs = _median_time(lstm_by_hand, options.repeats)
+    ours, theirs = _median_times(lambda: lstm.sample(n), lstm_by_hand, options.repeats)
     figures.update(lstm_sample_seconds=ours, lstm_sample_torch_seconds=theirs)
     figures["lstm_sample_time_ratio"] = ours / theirs
-    cached = _median_time(lambda: transformer.sample(n), options.repeats)
-    uncached = _median_time(lambda: transformer.sample(n, cache=False), options.repeats)
+    cached, uncached = _median_times(
+        lambda: transformer.sample(n), lambda: transformer.sample(n, cache=False), options.repeats
+    )
     figures.update(transformer_sample_cached_seconds=cached)
     figures.update(transformer_sample_uncached_seconds=uncached)
     figures["transformer_cache_speedup_ratio"] = uncached / cached
-    fast = _median_time(lambda: wavenet.sample(n), options.repeats)
-    slow = _median_time(lambda: wavenet.sample(n, cache=False), options.repeats)
+    fast, slow = _median_times(
+        lambda: wavenet.sample(n), lambda: wavenet.sample(n, cache=False), options.repeats
+    )
     figures.update(wavenet_sample_fast_seconds=fast, wavenet_sample_recompute_seconds=slow)
     figures["wavenet_fast_speedup_ratio"] = slow / fast
     return figures

@@ -347,8 +347,10 @@ def fit(
         )
     else:
         pyro.clear_param_store()
-        # a minibatch model's structure shows on one batch (no trace over all N examples)
-        probe = select_examples(args, slice(0, batch_size)) if batch_size is not None else args
+        # a minibatch model's structure shows on a couple of examples (no trace over all N)
+        probe = (
+            select_examples(args, slice(0, min(batch_size, 2))) if batch_size is not None else args
+        )
         structure = model_structure(model_fn, probe, kwargs)
         if method == "mle" or (not structure.continuous and guide is None):
             # nothing latent to approximate: MAP and SVI reduce to maximum likelihood

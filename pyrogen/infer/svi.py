@@ -382,10 +382,13 @@ class SVIEngine:
         args, kwargs = self._batch()
         if self.traced:
             return self._step(args, kwargs) / self.loss_scale
-        if self.fast is not None and not agrees_with_pyro(
-            self.fast, self.elbo, self.model, self.guide, args, kwargs
-        ):
-            self.fast = None
+        if self.fast is not None:
+            # the two ELBOs' agreement is a property of the model's sites, plates and
+            # scales, not of the batch's size: a minibatch's first two examples (still
+            # scaled to N) show it at a fraction of a full batch's cost
+            check = select_examples(args, slice(0, 2)) if self.batch_size is not None else args
+            if not agrees_with_pyro(self.fast, self.elbo, self.model, self.guide, check, kwargs):
+                self.fast = None
         with quiet_jit_tracing():
             loss = self._step(args, kwargs) / self.loss_scale
         self.traced = True

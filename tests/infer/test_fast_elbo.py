@@ -2,6 +2,7 @@
 draws, and the SVI engine takes the same steps with it as with Pyro's."""
 
 import copy
+import math
 
 import pyro
 import pyro.distributions as dist
@@ -171,6 +172,46 @@ def test_the_engine_falls_back_to_pyro_where_the_fast_elbo_does_not_apply():
     assert engine.fast is not None
     assert all(torch.isfinite(torch.tensor(engine.update())) for _ in range(3))
     assert engine.fast is None  # the first step found it unsupported
+
+
+def test_a_minibatch_engine_checks_the_fast_elbo_on_two_examples_and_falls_back(monkeypatch):
+    """Under minibatches the first step compares the two ELBOs on the batch's first two
+    examples, still scaled to N; a model on which they differ there (a factor that
+    only Pyro's trace sees) runs on Pyro's ELBO, one on which they agree on the fast one."""
+    import pyrogen.infer.svi as svi_module
+    from pyrogen.zoo import data_plate
+
+    def model(y, num_examples=None, odd=False):
+        p = pyro.sample("p", dist.Beta(2.0, 2.0))
+        if odd:
+            traced = any(isinstance(h, poutine.trace_messenger.TraceMessenger)
+                         for h in poutine.runtime._PYRO_STACK)  # fmt: skip
+            pyro.factor("odd", torch.tensor(1.0 if traced else 0.0))
+        with data_plate(y, num_examples):
+            pyro.sample("y", dist.Bernoulli(p), obs=y)
+
+    def guide(y, num_examples=None, odd=False):
+        a = pyro.param("a", torch.tensor(2.0), constraint=dist.constraints.positive)
+        pyro.sample("p", dist.Beta(a, 2.0))
+
+    seen = []
+    check = svi_module.agrees_with_pyro
+
+    def spy(fast, elbo, model, guide, args, kwargs):
+        seen.append((args[0].shape[0], kwargs["num_examples"]))
+        return check(fast, elbo, model, guide, args, kwargs)
+
+    monkeypatch.setattr(svi_module, "agrees_with_pyro", spy)
+    y = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0])
+    for odd in (False, True):
+        pyro.clear_param_store()
+        seen.clear()
+        engine = SVIEngine(
+            model, guide, SharedAdam(0.01), Trace_ELBO(), (y,), {"odd": odd}, batch_size=4
+        )
+        assert all(math.isfinite(engine.update()) for _ in range(3))
+        assert seen == [(2, 8)]  # one check, on two examples standing for all eight
+        assert (engine.fast is None) == odd
 
 
 def test_networks_still_show_their_parameters_to_other_handlers():
