@@ -363,10 +363,20 @@ class VAE(_Networks):
         q = dist.Normal(loc, scale).to_event(1)
         return log_px, prior.log_prob(z), q.log_prob(z)
 
-    def _log_weights(self, x, num_samples: int, chunk: int, generator=None) -> torch.Tensor:
+    def _numbers_per_draw(self) -> int:
+        """About how many numbers one draw for one example holds at once in
+        :meth:`_draw`: the decoder's output and hidden layers, and under the VampPrior
+        the K x d terms of log p(z) (K pseudo-inputs' components at each draw)."""
+        config = self.config
+        numbers = math.prod(config.data_shape) + sum(config.hidden)
+        if config.prior == "vamp":
+            numbers += config.num_pseudo * config.latent_dim
+        return numbers
+
+    def _log_weights(self, x, prior, num_samples: int, chunk: int, generator=None):
         """log p(x, z_k) - log q(z_k | x) for z_k ~ q, shape (num_samples, N), drawn
         ``chunk`` at a time."""
-        encoded, prior = self.encoder(x), self.latent_prior()
+        encoded = self.encoder(x)
         out = []
         for start in range(0, num_samples, chunk):
             count = min(chunk, num_samples - start)
@@ -374,32 +384,42 @@ class VAE(_Networks):
             out.append(log_px + log_pz - log_qz)
         return torch.cat(out)
 
+    def _weight_blocks(self, x, num_samples: int, batch_size=None, generator=None):
+        """The log-weights of :meth:`_log_weights` for x ``batch_size`` examples at a
+        time, each block (num_samples, batch), drawn in chunks so that no chunk holds
+        more than about 4M numbers (2**22; see :meth:`_numbers_per_draw`). p(z) is
+        built once (the VampPrior encodes its pseudo-inputs once, not per block)."""
+        budget = max(1, 2**22 // self._numbers_per_draw())  # example-draws per chunk
+        batch_size = batch_size or max(1, min(len(x), budget // min(num_samples, 500)))
+        chunk = max(1, min(num_samples, budget // batch_size))
+        prior = self.latent_prior()
+        for start in range(0, len(x), batch_size):
+            batch = x[start : start + batch_size]
+            yield self._log_weights(batch, prior, num_samples, chunk, generator)
+
     def log_prob(
         self, x, num_samples: int = 5000, batch_size: int | None = None, seed: int | None = 0
     ) -> torch.Tensor:
         """The importance-sampled log p(x) per example (nats), with ``num_samples`` draws
         of the encoder as proposal (the IWAE estimator). Examples go ``batch_size`` at a
-        time and draws in chunks, so that no decoder output exceeds about 4M numbers.
-        The draws come from their own generator seeded with ``seed`` (None: the global
-        one), so by default the same model gives the same estimate."""
+        time and draws in chunks, so that memory stays bounded whatever N and
+        ``num_samples`` (about 4M numbers per chunk, the VampPrior's components
+        counted). The draws come from their own generator seeded with ``seed`` (None:
+        the global one), so by default the same model gives the same estimate."""
         check_positive_int(num_samples, "num_samples")
+        if batch_size is not None:
+            check_positive_int(batch_size, "batch_size")
         (x,) = self.prepare(x)
         generator = None
         if seed is not None:
             generator = torch.Generator(device=x.device).manual_seed(seed)
         was_training = self.training
         self.eval()
-        per_example = math.prod(self.config.data_shape)
-        budget = 2**22 // per_example  # decoder outputs per chunk
-        batch_size = batch_size or max(1, min(len(x), budget // min(num_samples, 500)))
-        chunk = max(1, min(num_samples, budget // batch_size))
-        out = []
         with torch.no_grad():
-            for start in range(0, len(x), batch_size):
-                log_w = self._log_weights(
-                    x[start : start + batch_size], num_samples, chunk, generator
-                )
-                out.append(log_w.logsumexp(0) - math.log(num_samples))
+            out = [
+                log_w.logsumexp(0) - math.log(num_samples)
+                for log_w in self._weight_blocks(x, num_samples, batch_size, generator)
+            ]
         self.train(was_training)
         return torch.cat(out)
 
@@ -411,15 +431,16 @@ class VAE(_Networks):
         check_positive_int(num_samples, "num_samples", minimum=20)
         (x,) = self.prepare(x)
         with torch.no_grad():
-            log_w = self._log_weights(x, num_samples, num_samples).double().cpu().numpy()
-        _, khat = az.psislw(log_w.T.copy())
+            log_w = torch.cat(list(self._weight_blocks(x, num_samples)), dim=1)
+        _, khat = az.psislw(log_w.double().cpu().numpy().T.copy())
         return torch.as_tensor(khat)
 
     def elbo(self, x, num_samples: int = 1) -> torch.Tensor:
         """The ELBO per example (beta = 1), a Monte Carlo mean over ``num_samples``."""
+        check_positive_int(num_samples, "num_samples")
         (x,) = self.prepare(x)
         with torch.no_grad():
-            return self._log_weights(x, num_samples, num_samples).mean(0)
+            return torch.cat([w.mean(0) for w in self._weight_blocks(x, num_samples)])
 
     def _closed_form_kl(self, encoded, prior) -> torch.Tensor | None:
         """KL(q(z | x) || p(z)) per example where it has a closed form (standard prior)."""
@@ -432,11 +453,18 @@ class VAE(_Networks):
         (reconstruction, one draw) and KL(q || p), in closed form where there is one
         (one layer, standard prior), else from the same draw."""
         (x,) = self.prepare(x)
+        batch_size = max(1, 2**22 // self._numbers_per_draw())
+        reconstruction, kls = [], []
         with torch.no_grad():
-            encoded, prior = self.encoder(x), self.latent_prior()
-            log_px, log_pz, log_qz = (t[0] for t in self._draw(x, encoded, prior, 1))
-            kl = self._closed_form_kl(encoded, prior)
-        return {"reconstruction": log_px, "kl": log_qz - log_pz if kl is None else kl}
+            prior = self.latent_prior()
+            for start in range(0, len(x), batch_size):
+                batch = x[start : start + batch_size]
+                encoded = self.encoder(batch)
+                log_px, log_pz, log_qz = (t[0] for t in self._draw(batch, encoded, prior, 1))
+                kl = self._closed_form_kl(encoded, prior)
+                reconstruction.append(log_px)
+                kls.append(log_qz - log_pz if kl is None else kl)
+        return {"reconstruction": torch.cat(reconstruction), "kl": torch.cat(kls)}
 
     def sample(self, n: int, mean: bool = False) -> torch.Tensor:
         """n draws x ~ p(x) (z from the prior); ``mean=True`` gives the decoder's mean
@@ -499,6 +527,12 @@ class HierarchicalVAE(VAE):
         self.bottom_encoder = MLPEncoder((size + latent_dim,), bottom_dim, hidden)
         self.bottom_prior = MLPEncoder((latent_dim,), bottom_dim, hidden)
         self.decoder = MLPDecoder(self.config.data_shape, bottom_dim + latent_dim, hidden)
+
+    def _numbers_per_draw(self) -> int:
+        """:meth:`VAE._numbers_per_draw`, plus q(z1 | x, z2)'s input (x beside each draw
+        of z2) and the two bottom networks' hidden layers."""
+        size = math.prod(self.config.data_shape)
+        return super()._numbers_per_draw() + size + 2 * sum(self.config.hidden)
 
     def _bottom_q(self, x, z2) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z1 | x, z2): x's leading dimensions broadcast against z2's draws."""

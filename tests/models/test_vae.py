@@ -286,3 +286,54 @@ def test_vae_bad_input_names_the_argument():
         pyrogen.fit(lambda x: None, np.zeros((5, 4)), batch_size=2)
     with pytest.raises(ValueError, match="num_samples"):
         vae.log_prob(np.zeros((2, 4)), num_samples=0)
+
+
+@pytest.mark.parametrize("model", ["vamp", "hvae"])
+def test_evaluation_draws_in_chunks_that_count_the_vamp_prior(model, monkeypatch):
+    """log_prob, elbo, elbo_terms and psis_khat never draw more than about 2**22 numbers
+    at once, counting the VampPrior's K x d component terms (20,000 per draw with
+    K = 500 and d = 40: the bench's 500 test digits x 1000 draws at once asked for 40
+    GB), and the blocks still cover every example and draw."""
+    torch.manual_seed(0)
+    options = dict(hidden=(16,), prior="vamp", num_pseudo=500)
+    if model == "vamp":
+        vae = VAE((784,), latent_dim=40, **options)
+    else:
+        vae = HierarchicalVAE((784,), 40, 8, **options)
+    per_draw = vae._numbers_per_draw()
+    assert per_draw >= 500 * 40 + 784
+    x = torch.bernoulli(torch.full((30, 784), 0.3))
+    held, prior_builds = [], []
+    draw, latent_prior = vae._draw, vae.latent_prior
+
+    def spy_draw(x, encoded, prior, count, generator=None):
+        held.append(count * len(x) * per_draw)
+        return draw(x, encoded, prior, count, generator)
+
+    def spy_prior():
+        prior_builds.append(1)
+        return latent_prior()
+
+    monkeypatch.setattr(vae, "_draw", spy_draw)
+    monkeypatch.setattr(vae, "latent_prior", spy_prior)
+    assert vae.psis_khat(x, num_samples=100).shape == (30,)
+    assert vae.log_prob(x, num_samples=100).shape == (30,)
+    assert vae.elbo(x, num_samples=3).shape == (30,)
+    terms = vae.elbo_terms(x)
+    assert terms["kl"].shape == terms["reconstruction"].shape == (30,)
+    assert len(held) > 4 and max(held) <= 2**22
+    assert len(prior_builds) == 4  # once per call, not once per block of examples
+
+
+def test_elbo_terms_in_blocks_equal_the_closed_form_over_all_examples():
+    torch.manual_seed(1)
+    vae = VAE((784,), latent_dim=5, hidden=(8,))
+    x = torch.bernoulli(torch.full((6000, 784), 0.2))
+    assert len(x) > 2**22 // vae._numbers_per_draw()  # more than one block
+    kl = vae.elbo_terms(x)["kl"]
+    with torch.no_grad():
+        loc, scale = vae.encoder(x)
+    expected = torch.distributions.kl_divergence(
+        torch.distributions.Normal(loc, scale), torch.distributions.Normal(0.0, 1.0)
+    ).sum(-1)
+    torch.testing.assert_close(kl, expected)
