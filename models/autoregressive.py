@@ -83,6 +83,7 @@ import pyro.distributions as dist
 import torch
 from pyro.nn.auto_reg_nn import MaskedLinear
 from torch import nn
+from torch.nn import functional as F
 
 from pyrogen.infer.fast_elbo import module
 from pyrogen.nn.autoregressive import (
@@ -171,9 +172,9 @@ class _Autoregressive(NetworkModel):
 
     def log_prob(self, x) -> torch.Tensor:
         """Exact log p(x) per example (nats; a density for real-valued data)."""
-        (x,) = self.prepare(x)
+        (x,) = self.prepare(x)  # checked here: the distributions need not check again
         flat = x.reshape(len(x), self.dim)
-        with torch.no_grad():
+        with torch.no_grad(), pyro.validation_enabled(False):
             return self.conditionals(flat).log_prob(self._observed(flat)).sum(-1)
 
     def anomaly_score(self, x) -> torch.Tensor:
@@ -195,12 +196,13 @@ class _Autoregressive(NetworkModel):
         x = reference.new_zeros(n, self.dim)
         with torch.no_grad():
             for d in self._order().tolist():
-                x[:, d] = self._conditional(x, d).sample()
+                x[:, d] = torch.bernoulli(torch.sigmoid(self._logit(x, d)))
         return x.reshape(n, *self.config.data_shape)
 
-    def _conditional(self, x: torch.Tensor, d: int) -> dist.TorchDistribution:
-        """p(x_d | x's earlier dimensions) (the later ones are 0 in x)."""
-        return dist.Bernoulli(logits=self.logits(x)[:, d])
+    def _logit(self, x: torch.Tensor, d: int) -> torch.Tensor:
+        """The logit of p(x_d = 1 | x's earlier dimensions) (the later ones are 0 in x),
+        (N,); drawn as ``Bernoulli(logits=...).sample()`` draws it."""
+        return self.logits(x)[:, d]
 
 
 def _running_hidden(x: torch.Tensor, W: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -268,8 +270,8 @@ class FVSBN(_Autoregressive):
         if self.config.prior_scale is not None:
             pyro.factor("weight_prior", self.log_prior())
 
-    def _conditional(self, x, d):
-        return dist.Bernoulli(logits=x @ (self.weight[d] * self.mask[d]) + self.bias[d])
+    def _logit(self, x, d):
+        return x @ (self.weight[d] * self.mask[d]) + self.bias[d]
 
 
 @register("nade")
@@ -355,16 +357,36 @@ class PixelCNN(_Autoregressive):
         self.out = nn.Conv2d(channels, 1, 1)
 
     def logits(self, x):
-        image = x.reshape(len(x), 1, *self.config.data_shape)  # (N, 1, H, W)
+        return self.image_logits(x.reshape(len(x), *self.config.data_shape)).reshape(len(x), -1)
+
+    def image_logits(self, image: torch.Tensor) -> torch.Tensor:
+        """The logits of images (N, h, W) of any number of rows h: every layer is causal
+        in rows (a pixel's logit reads only the rows above and its own row's left
+        part), so the first h rows' logits need only the first h rows."""
+        image = image[:, None]  # (N, 1, h, W)
         if self.config.gated:
             v = h = image
             for layer in self.stack:
                 v, h = layer(v, h)
-            return self.out(h).reshape(len(x), self.dim)
+            return self.out(h)[:, 0]
         h = self.first(image)
         for block in self.blocks:
             h = h + block(torch.relu(h))
-        return self.out(torch.relu(h)).reshape(len(x), self.dim)
+        return self.out(torch.relu(h))[:, 0]
+
+    def sample(self, n: int) -> torch.Tensor:
+        """n exact draws in raster order; pixel (i, j) is drawn from a pass over rows
+        0..i only (see :meth:`image_logits`): about half the work of a pass over the
+        whole image per pixel, the same draws."""
+        check_positive_int(n, "n")
+        height, width = self.config.data_shape
+        x = next(self.parameters()).new_zeros(n, height, width)
+        with torch.no_grad():
+            for i in range(height):
+                for j in range(width):
+                    logits = self.image_logits(x[:, : i + 1])[:, i, j]
+                    x[:, i, j] = torch.bernoulli(torch.sigmoid(logits))
+        return x
 
 
 @dataclass
@@ -518,11 +540,36 @@ class MADE(_Autoregressive):
         self.use_mask(current)
         return torch.stack(per_mask).logsumexp(0) - math.log(self.config.num_masks)
 
+    def _sample_current(self, n: int) -> torch.Tensor:
+        """n flat draws under the current mask set. The first layer's pre-activation is
+        carried along the ordering (after x_d is drawn, a += W1[:, d] x_d, as NADE's),
+        later hidden layers are recomputed from it and only output d's row of the last
+        layer is read: O(D (H1 + sum_i H_i H_(i+1) + H_last)) per draw instead of a
+        whole pass, O(D^2 H), per dimension. The same draws as the generic sampler."""
+        (w_in, b_in), *middle, (w_out, b_out) = [
+            (layer.weight * layer.mask, layer.bias) for layer in self.layers
+        ]
+        direct = self.direct.weight * self.direct.mask if self.config.direct else None
+        x = w_in.new_zeros(n, self.dim)
+        a = b_in.expand(n, -1).clone()
+        for d in self._order().tolist():
+            h = torch.relu(a)
+            for weight, bias in middle:
+                h = torch.relu(F.linear(h, weight, bias))
+            logit = h @ w_out[d] + b_out[d]
+            if direct is not None:
+                logit = logit + x @ direct[d]
+            x[:, d] = torch.bernoulli(torch.sigmoid(logit))
+            a += x[:, d : d + 1] * w_in[:, d]
+        return x
+
     def sample(self, n: int) -> torch.Tensor:
-        """Exact draws of the ensemble: a mask set per draw, then its conditionals."""
-        if self.config.num_masks == 1:
-            return super().sample(n)
+        """Exact draws of the ensemble: a mask set per draw, then its conditionals (see
+        :meth:`_sample_current` for the cost)."""
         check_positive_int(n, "n")
+        if self.config.num_masks == 1:
+            with torch.no_grad():
+                return self._sample_current(n).reshape(n, *self.config.data_shape)
         current = self.current
         reference = next(self.parameters())
         which = torch.randint(self.config.num_masks, (n,), device=reference.device)
@@ -530,7 +577,9 @@ class MADE(_Autoregressive):
         for m in which.unique().tolist():
             self.use_mask(m)
             chosen = which == m
-            out[chosen] = super().sample(int(chosen.sum()))
+            with torch.no_grad():
+                draws = self._sample_current(int(chosen.sum()))
+            out[chosen] = draws.reshape(-1, *self.config.data_shape)
         self.use_mask(current)
         return out
 
