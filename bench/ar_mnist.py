@@ -21,9 +21,21 @@ training and sampling speed against hand-written PyTorch.
    loop of the same network, optimizer and batches (``nade_train_time_ratio``), and
    drawing 100 images sequentially with ``NADE.sample`` against a hand-written
    sampler that keeps the running pre-activation (O(DH) per image instead of
-   re-running the teacher-forced pass per pixel: ``nade_sample_time_ratio``).
+   re-running the teacher-forced pass per pixel: ``nade_sample_time_ratio``). Then,
+   for FVSBN, NADE, MADE and the gated PixelCNN (untrained weights), the
+   teacher-forced log-likelihood throughput of ``log_prob`` on 1000 test images
+   (images/s) against the same network written out in plain PyTorch from the model's
+   weights (``*_loglik_time_ratio``; the two log-likelihoods must agree), and the time
+   to draw ``--sample-images`` images with ``sample`` against the sampler such code
+   usually has, a pass of the whole network per pixel (``*_sample_time_ratio``;
+   FVSBN's reads its one row of weights per pixel). pyrogen's MADE carries the first
+   layer's pre-activation along the ordering and its PixelCNN passes over the rows
+   down to the pixel's only. The timed PixelCNN is ``--speed-pixelcnn`` 16 3
+   (channels, layers): the 64-channel, 7-layer one takes seconds per pass over 100
+   images on 2 CPU cores, so 784 passes would take most of an hour.
 
     python bench/ar_mnist.py --quick             # under a minute
+    python bench/ar_mnist.py --speed-only --repeats 5 --threads 1   # the timings alone
     python bench/ar_mnist.py --max-minutes 20    # per model
     python bench/ar_mnist.py --models fvsbn --no-speed --epochs 100 --eval-every 4 \
         --lr 1e-2 --lr-decay 0.95 --fvsbn-prior laplace --fvsbn-prior-scale 0.2
@@ -47,6 +59,7 @@ import copy
 import json
 import math
 import time
+from functools import partial
 
 import numpy as np
 import torch
@@ -214,6 +227,148 @@ def nade_speed(options, train) -> dict:
     }
 
 
+def _hand_logits(name, model):
+    """The model's network written out in plain PyTorch from its weights: flat (N, 784)
+    binary images to the 784 conditional logits (the gated PixelCNN only). Masks are
+    applied at each call, as a masked layer's forward does."""
+    if name == "fvsbn":
+        return lambda x: F.linear(x, model.weight * model.mask, model.bias)
+    if name == "nade":
+
+        def nade(x):
+            contributions = x[:, :, None] * model.W.T
+            h = torch.sigmoid(model.c + contributions.cumsum(1) - contributions)
+            return (h * model.V).sum(-1) + model.b
+
+        return nade
+    if name == "made":
+
+        def made(x):
+            weights = [(layer.weight * layer.mask, layer.bias) for layer in model.layers]
+            direct = model.direct.weight * model.direct.mask if model.config.direct else None
+            h = x
+            for i, (weight, bias) in enumerate(weights):
+                h = F.linear(h, weight, bias)
+                h = torch.relu(h) if i < len(weights) - 1 else h
+            return h if direct is None else h + F.linear(x, direct)
+
+        return made
+
+    def gated(a):
+        a, b = a.chunk(2, 1)
+        return torch.tanh(a) * torch.sigmoid(b)
+
+    def conv(module, x):
+        return F.conv2d(x, module.weight, module.bias)
+
+    def pixelcnn(x):
+        v = h = x.reshape(len(x), 1, 28, 28)
+        for layer in model.stack:
+            k = layer.half
+            v_pre = conv(layer.vertical, F.pad(v, (k, k, k, 0)))
+            h_pre = conv(layer.horizontal, F.pad(h, (k, 0, 0, 0)))
+            if layer.first:  # the pixel itself and its row are not seen
+                v_pre = F.pad(v_pre, (0, 0, 1, 0))[:, :, :-1]
+                h_pre = F.pad(h_pre, (1, 0))[..., :-1]
+            h_out = conv(
+                layer.horizontal_out, gated(h_pre + conv(layer.vertical_to_horizontal, v_pre))
+            )
+            v, h = gated(v_pre), h_out if layer.first else h + h_out
+        out = conv(model.out[3], torch.relu(conv(model.out[1], torch.relu(h))))
+        return out.reshape(len(x), -1)
+
+    return pixelcnn
+
+
+def _loglik_by_hand(logits, x):
+    with torch.no_grad():
+        return -F.binary_cross_entropy_with_logits(logits(x), x, reduction="none").sum(-1)
+
+
+def _sample_by_hand(name, model, logits, n):
+    """n draws in raster order: a pass of the whole network per pixel (FVSBN: its one
+    row of weights per pixel), the way such a sampler is usually written."""
+    x = torch.zeros(n, 784)
+    with torch.no_grad():
+        for d in range(784):
+            if name == "fvsbn":
+                logit = x @ (model.weight[d] * model.mask[d]) + model.bias[d]
+            else:
+                logit = logits(x)[:, d]
+            x[:, d] = torch.bernoulli(torch.sigmoid(logit))
+    return x
+
+
+def ar_speed(options, test) -> dict:
+    """Teacher-forced log-likelihood throughput (images/s) of each model's ``log_prob``
+    and the time to draw ``--sample-images`` images with its ``sample``, against the
+    same network written out in plain PyTorch (:func:`_hand_logits`) in the same run,
+    with the same (untrained) weights; the two log-likelihoods must agree. NADE's
+    sampler is timed by :func:`nade_speed`. The PixelCNN here is ``--speed-pixelcnn``
+    (channels, layers): on 2 CPU cores one pass of the 64-channel, 7-layer one over
+    100 images takes seconds, so 784 passes take most of an hour."""
+    from pyrogen.models import MADE, PixelCNN
+
+    makers = _models(options)
+    channels, layers = options.speed_pixelcnn
+    makers["pixelcnn"] = lambda: PixelCNN((28, 28), channels=channels, layers=layers)
+    hidden, direct = (options.made_hidden,), options.made_direct
+    makers["made"] = lambda: MADE((784,), hidden=hidden, direct=direct)  # one mask
+    x = test[: 100 if options.quick else 1000]
+    n = 3 if options.quick else options.sample_images
+    figures = {"loglik_images": len(x), "sample_images": n}
+    for name in ("fvsbn", "nade", "made", "pixelcnn"):
+        torch.manual_seed(options.seed)
+        model = makers[name]().eval()
+        with torch.no_grad():  # untrained weights, not zeros (FVSBN and NADE start at 0)
+            for parameter in model.parameters():
+                parameter.add_(0.05 * torch.randn_like(parameter))
+        hand = _hand_logits(name, model)
+
+        ours, theirs = model.log_prob(x), _loglik_by_hand(hand, x)  # also the warm-up
+        assert torch.allclose(ours, theirs, atol=1e-3, rtol=1e-5), name
+        times = {"pyrogen": [], "torch": []}
+        for _ in range(options.repeats):  # interleaved
+            for side, run in (
+                ("pyrogen", model.log_prob),
+                ("torch", partial(_loglik_by_hand, hand)),
+            ):
+                began = time.perf_counter()
+                run(x)
+                times[side].append(time.perf_counter() - began)
+        seconds = {side: float(np.median(t)) for side, t in times.items()}
+        figures[f"{name}_loglik_images_per_s"] = len(x) / seconds["pyrogen"]
+        figures[f"{name}_loglik_torch_images_per_s"] = len(x) / seconds["torch"]
+        figures[f"{name}_loglik_time_ratio"] = seconds["pyrogen"] / seconds["torch"]
+        figures[f"{name}_loglik_max_abs_difference"] = float((ours - theirs).abs().max())
+        if name == "nade":
+            print(
+                f"nade: log-likelihood {figures['nade_loglik_images_per_s']:.0f} images/s, "
+                f"PyTorch {figures['nade_loglik_torch_images_per_s']:.0f} (time ratio "
+                f"{figures['nade_loglik_time_ratio']:.3f})"
+            )
+            continue
+        began = time.perf_counter()
+        model.sample(n)
+        figures[f"{name}_sample_seconds"] = time.perf_counter() - began
+        began = time.perf_counter()
+        _sample_by_hand(name, model, hand, n)
+        figures[f"{name}_sample_torch_seconds"] = time.perf_counter() - began
+        figures[f"{name}_sample_time_ratio"] = (
+            figures[f"{name}_sample_seconds"] / figures[f"{name}_sample_torch_seconds"]
+        )
+        print(
+            f"{name}: log-likelihood {figures[f'{name}_loglik_images_per_s']:.0f} images/s, "
+            f"PyTorch {figures[f'{name}_loglik_torch_images_per_s']:.0f} (time ratio "
+            f"{figures[f'{name}_loglik_time_ratio']:.3f}); sampling {n}: "
+            f"{figures[f'{name}_sample_seconds']:.2f} s, PyTorch "
+            f"{figures[f'{name}_sample_torch_seconds']:.2f} s",
+            flush=True,
+        )
+    figures["speed_pixelcnn"] = [channels, layers]
+    return figures
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small run, under a minute")
@@ -248,7 +403,19 @@ def main(argv=None):
     parser.add_argument("--pixelcnn-channels", type=int, default=64)
     parser.add_argument("--pixelcnn-layers", type=int, default=7)
     parser.add_argument("--device", default=None, help="e.g. cuda (the models' fits)")
-    parser.add_argument("--no-speed", action="store_true", help="skip the NADE timings")
+    parser.add_argument("--no-speed", action="store_true", help="skip the timings")
+    parser.add_argument("--speed-only", action="store_true", help="only the timings")
+    parser.add_argument(
+        "--sample-images", type=int, default=100, help="images drawn in the sampling timings"
+    )
+    parser.add_argument(
+        "--speed-pixelcnn",
+        type=int,
+        nargs=2,
+        default=(16, 3),
+        metavar=("CHANNELS", "LAYERS"),
+        help="the PixelCNN of the timings",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -261,6 +428,12 @@ def main(argv=None):
         parser.error(f"--patience: must be at least 1, got {options.patience}")
     if options.made_masks < 1:
         parser.error(f"--made-masks: must be at least 1, got {options.made_masks}")
+    if options.speed_only and options.no_speed:
+        parser.error("--speed-only and --no-speed: choose one")
+    if options.sample_images < 1:
+        parser.error(f"--sample-images: must be at least 1, got {options.sample_images}")
+    if min(options.speed_pixelcnn) < 1:
+        parser.error(f"--speed-pixelcnn: must be positive, got {options.speed_pixelcnn}")
     if options.threads:
         torch.set_num_threads(options.threads)
     import pyrogen
@@ -272,7 +445,7 @@ def main(argv=None):
         options.nade_hidden, options.made_hidden, options.pixelcnn_channels = 100, 200, 16
     figures = {"quick": options.quick, "threads": torch.get_num_threads()}
     makers = _models(options)
-    for name in options.models:
+    for name in [] if options.speed_only else options.models:
         figures.update(fit_and_score(name, makers[name], options, splits))
         print(
             f"{name}: test NLL {figures[f'{name}_test_nll']:.2f} "
@@ -291,6 +464,7 @@ def main(argv=None):
         f"sampling {f['nade_sample_images']} images: pyrogen {f['nade_sample_seconds']:.2f} s, "
         f"hand-written {f['nade_sample_torch_seconds']:.2f} s"
     )
+    figures.update(ar_speed(options, splits[2]))
     print(json.dumps(figures))
 
 
