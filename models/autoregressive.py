@@ -170,12 +170,25 @@ class _Autoregressive(NetworkModel):
 
     guide = None
 
+    def _numbers_per_example(self) -> int:
+        """About how many numbers one example holds in the teacher-forced pass's largest
+        tensors, for :meth:`log_prob`'s chunking."""
+        return 4 * self.dim
+
     def log_prob(self, x) -> torch.Tensor:
-        """Exact log p(x) per example (nats; a density for real-valued data)."""
+        """Exact log p(x) per example (nats; a density for real-valued data). Examples
+        go in chunks of about 2**24 numbers of the pass's largest tensors (NADE's hidden
+        states alone are N x D x H), so memory stays bounded whatever N."""
         (x,) = self.prepare(x)  # checked here: the distributions need not check again
         flat = x.reshape(len(x), self.dim)
+        batch = max(1, 2**24 // self._numbers_per_example())
         with torch.no_grad(), pyro.validation_enabled(False):
-            return self.conditionals(flat).log_prob(self._observed(flat)).sum(-1)
+            return torch.cat(
+                [
+                    self.conditionals(part).log_prob(self._observed(part)).sum(-1)
+                    for part in flat.split(batch)
+                ]
+            )
 
     def anomaly_score(self, x) -> torch.Tensor:
         """-log p(x) per example (nats): high where the model finds x unlikely, the
@@ -292,6 +305,9 @@ class NADE(_Autoregressive):
     def logits(self, x):
         return (_running_hidden(x, self.W, self.c) * self.V).sum(-1) + self.b
 
+    def _numbers_per_example(self) -> int:
+        return self.dim * self.config.hidden  # the (D, H) hidden states
+
     def sample(self, n: int) -> torch.Tensor:
         """n exact draws in O(DH) each (the pre-activation carried along)."""
         check_positive_int(n, "n")
@@ -374,6 +390,9 @@ class PixelCNN(_Autoregressive):
             h = h + block(torch.relu(h))
         return self.out(torch.relu(h))[:, 0]
 
+    def _numbers_per_example(self) -> int:
+        return 4 * self.config.channels * self.dim  # both stacks' gate pre-activations
+
     def sample(self, n: int) -> torch.Tensor:
         """n exact draws in raster order; pixel (i, j) is drawn from a pass over rows
         0..i only (see :meth:`image_logits`): about half the work of a pass over the
@@ -421,6 +440,10 @@ class RNADE(_Autoregressive):
         """The conditionals' mixtures from hidden states h (..., H) of dimensions d."""
         out = torch.einsum("...dh,dkh->...dk", h, self.V[d]) + self.b[d]
         return normal_mixture(out, self.config.components)
+
+    def _numbers_per_example(self) -> int:
+        config = self.config
+        return self.dim * (config.hidden + 3 * config.components)
 
     def conditionals(self, x: torch.Tensor) -> dist.MixtureSameFamily:
         """p(x_d | x_<d) for every d of flat x (N, D): batch shape (N, D)."""
@@ -475,6 +498,9 @@ class MADE(_Autoregressive):
             self.direct = MaskedLinear(self.dim, self.dim, self.direct_masks[0], bias=False)
             nn.init.zeros_(self.direct.weight)
         self.current = 0
+
+    def _numbers_per_example(self) -> int:
+        return sum(self.config.hidden) + 4 * self.dim
 
     def _draw_masks(self) -> list[tuple[list[torch.Tensor], torch.Tensor]]:
         """(layer masks, ordering) per mask set: degrees as in Germain et al. (2015)."""
@@ -606,6 +632,12 @@ class _SequenceModel(_Autoregressive):
         self.data_classes = classes
         self.inputs = ShiftedInput(input_width, classes)
         self.head = DistributionHead(feature_width, config.likelihood, classes, config.components)
+        self.feature_width = feature_width
+
+    def _numbers_per_example(self) -> int:
+        """Per position: the layers' widest activations (4 F: an LSTM's gates, a
+        transformer's MLP, WaveNet's gate and outputs) and the head's parameters."""
+        return self.dim * (4 * self.feature_width + self.head.linear.out_features)
 
     def features(self, inputs: torch.Tensor) -> torch.Tensor:
         """(N, T, E) shifted inputs -> (N, T, F) features, causal in T."""
