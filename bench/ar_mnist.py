@@ -165,7 +165,7 @@ def nade_speed(options, train) -> dict:
 
     import pyrogen
 
-    steps = 20 if options.quick else 100
+    steps = 20 if options.quick else options.nade_steps
     x = train[: steps * options.batch_size]
     torch.manual_seed(0)
     template = NADE((784,), hidden=options.nade_hidden)
@@ -406,6 +406,9 @@ def main(argv=None):
     parser.add_argument("--no-speed", action="store_true", help="skip the timings")
     parser.add_argument("--speed-only", action="store_true", help="only the timings")
     parser.add_argument(
+        "--nade-steps", type=int, default=100, help="NADE training steps timed per side"
+    )
+    parser.add_argument(
         "--sample-images", type=int, default=100, help="images drawn in the sampling timings"
     )
     parser.add_argument(
@@ -430,6 +433,8 @@ def main(argv=None):
         parser.error(f"--made-masks: must be at least 1, got {options.made_masks}")
     if options.speed_only and options.no_speed:
         parser.error("--speed-only and --no-speed: choose one")
+    if options.nade_steps < 1:
+        parser.error(f"--nade-steps: must be at least 1, got {options.nade_steps}")
     if options.sample_images < 1:
         parser.error(f"--sample-images: must be at least 1, got {options.sample_images}")
     if min(options.speed_pixelcnn) < 1:
