@@ -36,6 +36,7 @@ training and sampling speed against hand-written PyTorch.
 
     python bench/ar_mnist.py --quick             # under a minute
     python bench/ar_mnist.py --speed-only --repeats 5 --threads 1   # the timings alone
+    python bench/ar_mnist.py --speed-only --repeats 5 --threads 1 --nade-steps 20   # shorter
     python bench/ar_mnist.py --max-minutes 20    # per model
     python bench/ar_mnist.py --models fvsbn --no-speed --epochs 100 --eval-every 4 \
         --lr 1e-2 --lr-decay 0.95 --fvsbn-prior laplace --fvsbn-prior-scale 0.2
