@@ -393,19 +393,13 @@ class PixelCNN(_Autoregressive):
     def _numbers_per_example(self) -> int:
         return 4 * self.config.channels * self.dim  # both stacks' gate pre-activations
 
-    def sample(self, n: int) -> torch.Tensor:
-        """n exact draws in raster order; pixel (i, j) is drawn from a pass over rows
-        0..i only (see :meth:`image_logits`): about half the work of a pass over the
-        whole image per pixel, the same draws."""
-        check_positive_int(n, "n")
+    def _logit(self, x, d):
+        """Pixel (i, j) = divmod(d, W) from a pass over rows 0..i only (see
+        :meth:`image_logits`): the sampler does about half the work of a pass over the
+        whole image per pixel, and draws the same."""
         height, width = self.config.data_shape
-        x = next(self.parameters()).new_zeros(n, height, width)
-        with torch.no_grad():
-            for i in range(height):
-                for j in range(width):
-                    logits = self.image_logits(x[:, : i + 1])[:, i, j]
-                    x[:, i, j] = torch.bernoulli(torch.sigmoid(logits))
-        return x
+        i, j = divmod(d, width)
+        return self.image_logits(x.reshape(len(x), height, width)[:, : i + 1])[:, i, j]
 
 
 @dataclass
@@ -632,12 +626,12 @@ class _SequenceModel(_Autoregressive):
         self.data_classes = classes
         self.inputs = ShiftedInput(input_width, classes)
         self.head = DistributionHead(feature_width, config.likelihood, classes, config.components)
-        self.feature_width = feature_width
 
     def _numbers_per_example(self) -> int:
         """Per position: the layers' widest activations (4 F: an LSTM's gates, a
         transformer's MLP, WaveNet's gate and outputs) and the head's parameters."""
-        return self.dim * (4 * self.feature_width + self.head.linear.out_features)
+        linear = self.head.linear
+        return self.dim * (4 * linear.in_features + linear.out_features)
 
     def features(self, inputs: torch.Tensor) -> torch.Tensor:
         """(N, T, E) shifted inputs -> (N, T, F) features, causal in T."""

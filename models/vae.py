@@ -373,6 +373,11 @@ class VAE(_Networks):
             numbers += config.num_pseudo * config.latent_dim
         return numbers
 
+    def _draws_per_chunk(self) -> int:
+        """How many example-draws one chunk of the evaluation holds: about 2**22 numbers
+        (see :meth:`_numbers_per_draw`)."""
+        return max(1, 2**22 // self._numbers_per_draw())
+
     def _log_weights(self, x, prior, num_samples: int, chunk: int, generator=None):
         """log p(x, z_k) - log q(z_k | x) for z_k ~ q, shape (num_samples, N), drawn
         ``chunk`` at a time."""
@@ -389,7 +394,7 @@ class VAE(_Networks):
         time, each block (num_samples, batch), drawn in chunks so that no chunk holds
         more than about 4M numbers (2**22; see :meth:`_numbers_per_draw`). p(z) is
         built once (the VampPrior encodes its pseudo-inputs once, not per block)."""
-        budget = max(1, 2**22 // self._numbers_per_draw())  # example-draws per chunk
+        budget = self._draws_per_chunk()  # example-draws per chunk
         batch_size = batch_size or max(1, min(len(x), budget // min(num_samples, 500)))
         chunk = max(1, min(num_samples, budget // batch_size))
         prior = self.latent_prior()
@@ -453,7 +458,7 @@ class VAE(_Networks):
         (reconstruction, one draw) and KL(q || p), in closed form where there is one
         (one layer, standard prior), else from the same draw."""
         (x,) = self.prepare(x)
-        batch_size = max(1, 2**22 // self._numbers_per_draw())
+        batch_size = self._draws_per_chunk()  # one draw per example
         reconstruction, kls = [], []
         with torch.no_grad():
             prior = self.latent_prior()
