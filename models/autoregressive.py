@@ -379,6 +379,12 @@ class PixelCNN(_Autoregressive):
         """The logits of images (N, h, W) of any number of rows h: every layer is causal
         in rows (a pixel's logit reads only the rows above and its own row's left
         part), so the first h rows' logits need only the first h rows."""
+        height, width = self.config.data_shape
+        if image.dim() != 3 or image.shape[2] != width or not 1 <= image.shape[1] <= height:
+            raise ValueError(
+                f"image: expected shape (N, h, {width}) with 1 <= h <= {height}, "
+                f"got {tuple(image.shape)}"
+            )
         image = image[:, None]  # (N, 1, h, W)
         if self.config.gated:
             v = h = image

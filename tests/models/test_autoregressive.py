@@ -249,6 +249,9 @@ def test_pixelcnn_rows_need_only_the_rows_above_and_sampling_reads_no_more(gated
             generic[:, d] = torch.bernoulli(torch.sigmoid(model.logits(generic)[:, d]))
     assert torch.equal(cropped.reshape(300, 30), generic)
     assert 0.05 < float(cropped.mean()) < 0.95 and cropped.dtype == torch.float64
+    for bad in (x[:, :, :5], x[:, :0], x.reshape(7, 30), torch.zeros(7, 6, 6)):
+        with pytest.raises(ValueError, match="image: expected shape"):
+            model.image_logits(bad)
 
 
 @pytest.mark.parametrize(
