@@ -265,7 +265,7 @@ class FVSBN(_Autoregressive):
         self.register_buffer("mask", torch.ones(self.dim, self.dim).tril(-1))
 
     def logits(self, x):
-        return x @ (self.weight * self.mask).T + self.bias
+        return F.linear(x, self.weight * self.mask, self.bias)
 
     def log_prior(self) -> torch.Tensor:
         """log p(W) under ``prior_scale`` (0 without one): the weights the mask keeps."""

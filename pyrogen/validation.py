@@ -115,14 +115,23 @@ def check_data_shape(data_shape) -> list[int]:
     return shape
 
 
-def _holds(x: torch.Tensor, test, chunk: int = 1 << 20) -> bool:
-    """Whether the elementwise ``test`` holds everywhere in ``x``, evaluated a chunk of
-    elements at a time (the temporaries stay in cache: about twice as fast as one pass
-    over a large data set)."""
+def _within(x: torch.Tensor, measure, low: float, high: float, chunk: int = 1 << 22) -> bool:
+    """Whether ``measure(part)`` lies in [low, high] everywhere in ``x`` (False at NaN),
+    a chunk of elements at a time (bounded temporaries). Only arithmetic and a min/max
+    reduction: both vectorize, where comparisons yielding a bool tensor do not (on one
+    CPU thread ``(x == 0) | (x == 1)`` took ten times as long over 784,000 pixels)."""
     for part in x.reshape(-1).split(chunk):
-        if not bool(test(part).all()):
+        lo, hi = torch.aminmax(measure(part))
+        if not (low <= lo.item() and hi.item() <= high):  # NaN fails both
             return False
     return True
+
+
+def _binary_defect(part: torch.Tensor) -> torch.Tensor:
+    """x - x * x: exactly 0 at 0 and 1, nonzero at every other float (x * x rounds to
+    a float other than x, and subtracting distinct floats never gives 0 under gradual
+    underflow), NaN at NaN and infinities."""
+    return torch.addcmul(part, part, part, value=-1)
 
 
 def as_examples(
@@ -146,11 +155,12 @@ def as_examples(
         raise ValueError(
             f"{name}: expected shape (N, {', '.join(map(str, shape))}), got {tuple(x.shape)}"
         )
-    if binary and not _holds(x, lambda part: (part == 0) | (part == 1)):
+    if binary and not _within(x, _binary_defect, 0.0, 0.0):
         check_finite_values(x, name)
         raise ValueError(f"{name}: expected binary data (0 or 1)")
-    if num_classes is not None and not _holds(
-        x, lambda part: (part >= 0) & (part < num_classes) & (part == part.round())
+    if num_classes is not None and not (
+        _within(x, lambda part: part, 0.0, num_classes - 1)
+        and _within(x, lambda part: part - part.round(), 0.0, 0.0)
     ):
         check_finite_values(x, name)
         raise ValueError(f"{name}: expected integer classes in [0, {num_classes})")

@@ -60,20 +60,57 @@ def test_auroc_is_the_mann_whitney_probability():
         auroc([np.nan], [1.0])
 
 
-@pytest.mark.parametrize("where", [0, 1_500_000, 3 * 2**20 - 1])
+_SIZE = 3 * 2**21  # one and a half chunks of the check
+
+
+@pytest.mark.parametrize("where", [0, 2**22 + 5, _SIZE - 1])
 @pytest.mark.parametrize("bad", [0.5, -1.0, 2.0, float("nan"), float("inf")])
 def test_one_bad_value_anywhere_in_a_large_binary_set_is_found(where, bad):
-    # more elements than one chunk of the check: the first, a middle and the last one
-    x = torch.zeros(3 * 2**20 // 784 + 1, 784)
-    x.view(-1)[: 3 * 2**20 : 7] = 1.0
+    # more elements than one chunk of the check: the first, one in the second chunk
+    # and the last one
+    x = torch.zeros(_SIZE // 784 + 1, 784)
+    x.view(-1)[:_SIZE:7] = 1.0
     like = torch.zeros(1)
     assert as_examples(x, (784,), like, binary=True) is not None
     x.view(-1)[where] = bad
     message = "NaN|infinite" if not np.isfinite(bad) else "binary"
     with pytest.raises(ValueError, match=message):
         as_examples(x, (784,), like, binary=True)
-    classes = torch.zeros(3 * 2**20 // 784 + 1, 784)
+    classes = torch.zeros(_SIZE // 784 + 1, 784)
     assert as_examples(classes, (784,), like, num_classes=3) is not None
     classes.view(-1)[where] = bad if bad != 2.0 else 3.0
     with pytest.raises(ValueError, match="NaN|infinite" if not np.isfinite(bad) else "classes"):
         as_examples(classes, (784,), like, num_classes=3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_binary_check_refuses_every_float_next_to_0_and_1(dtype):
+    # the check is arithmetic (x - x * x == 0), not a comparison: the floats nearest to
+    # 0 and 1, the smallest subnormal and huge values must all still be refused
+    info = torch.finfo(dtype)
+    like = torch.zeros(1, dtype=dtype)
+    zero, one = torch.zeros((), dtype=dtype), torch.ones((), dtype=dtype)
+    near = [
+        torch.nextafter(zero, one),
+        torch.nextafter(zero, -one),
+        torch.nextafter(one, zero),
+        torch.nextafter(one, 2 * one),
+        torch.tensor(info.tiny, dtype=dtype),
+        torch.tensor(info.max, dtype=dtype),
+        torch.tensor(-info.max, dtype=dtype),
+        torch.tensor(float("-inf"), dtype=dtype),
+    ]
+    base = torch.tensor([[0.0, 1.0, -0.0, 1.0]], dtype=dtype)
+    assert as_examples(base, (4,), like, binary=True).tolist() == [[0.0, 1.0, 0.0, 1.0]]
+    for value in near:
+        x = base.clone()
+        x[0, 2] = value
+        with pytest.raises(ValueError, match="binary|infinite"):
+            as_examples(x, (4,), like, binary=True)
+    classes = torch.tensor([[0.0, 2.0, 1.0, 2.0]], dtype=dtype)
+    assert as_examples(classes, (4,), like, num_classes=3) is not None
+    for value in [torch.nextafter(2 * one, 3 * one), torch.nextafter(2 * one, one), 0.5 * one]:
+        x = classes.clone()
+        x[0, 0] = value
+        with pytest.raises(ValueError, match="classes"):
+            as_examples(x, (4,), like, num_classes=3)
