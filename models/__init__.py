@@ -5,6 +5,7 @@ from pyrogen.models.autoregressive import (
     MADE,
     NADE,
     RNADE,
+    DeepNADE,
     PixelCNN,
     RNNDecoder,
     TransformerDecoder,
@@ -34,6 +35,7 @@ from pyrogen.models.vae import VAE, Autoencoder, HierarchicalVAE
 
 __all__ = [
     "FVSBN",
+    "DeepNADE",
     "MADE",
     "NADE",
     "PixelCNN",

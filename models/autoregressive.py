@@ -27,6 +27,18 @@ loop (minibatches with ``batch_size``). ``sample(n)`` draws the D conditionals i
   sharing the weights; ``log_prob`` is then the ensemble
   :math:`\log \frac1M \sum_m p_m(x)` (a proper mixture, the EoNADE idea of Uria et al.
   2014), whose training objective :math:`\mathbb E_m \log p_m(x)` is a lower bound of it.
+- **DeepNADE** (Uria, Murray and Larochelle 2014): one ReLU MLP that reads the
+  observed part of x and which dimensions are observed, :math:`[x \odot m, m]`, and
+  gives :math:`p(x_j \mid x_S)` for every unobserved j at once, for any observed set
+  S; an ordering o then defines :math:`p_o(x) = \prod_d p(x_{o_d} \mid x_{o_{<d}})`.
+  It is trained order-agnostically, for all D! orderings at once: each example draws
+  :math:`d \sim U\{1..D\}` and an ordering, and the site x counts the D - d + 1
+  unobserved dimensions with weight D / (D - d + 1), an unbiased estimate of
+  :math:`\log p_o(x)` whose mean over orderings is a lower bound of the ensemble's
+  :math:`\log \frac1M \sum_m p_{o_m}(x)` (EoNADE). ``log_prob`` and ``sample`` use
+  ``num_orderings`` fixed orderings; the first layer's pre-activation is a running
+  sum along the ordering (NADE's trick), so the D conditionals of an ordering cost
+  one pass of the upper layers per dimension, O(D H^2), not D whole passes.
 
 - **PixelCNN** (van den Oord et al. 2016a, b): images in raster order. ``gated=True``
   (the default) stacks gated layers with a vertical stack that sees every row above
@@ -81,6 +93,7 @@ from dataclasses import dataclass, field
 import pyro
 import pyro.distributions as dist
 import torch
+from pyro import poutine
 from pyro.nn.auto_reg_nn import MaskedLinear
 from torch import nn
 from torch.nn import functional as F
@@ -108,6 +121,7 @@ __all__ = [
     "FVSBN",
     "NADE",
     "MADE",
+    "DeepNADE",
     "RNADE",
     "PixelCNN",
     "WaveNet",
@@ -136,6 +150,14 @@ class MADEConfig:
     num_masks: int = 1
     seed: int = 0  # draws the orderings and hidden degrees of masks 2..num_masks
     direct: bool = False  # direct input-to-output connections
+
+
+@dataclass
+class DeepNADEConfig:
+    data_shape: list[int]
+    hidden: list[int] = field(default_factory=lambda: [500, 500])
+    num_orderings: int = 1
+    seed: int = 0  # draws orderings 2..num_orderings (the first is the data's order)
 
 
 class _Autoregressive(NetworkModel):
@@ -608,6 +630,141 @@ class MADE(_Autoregressive):
             out[chosen] = draws.reshape(-1, *self.config.data_shape)
         self.use_mask(current)
         return out
+
+
+@register("deepnade")
+class DeepNADE(_Autoregressive):
+    r"""Order-agnostic deep NADE (Uria, Murray and Larochelle 2014): a ReLU MLP with
+    ``hidden`` widths (default two layers of 500) from :math:`[x \odot m, m]` (2D
+    inputs: the observed values and the observation mask) to D logits, trained for
+    every ordering at once; ``log_prob`` is the ensemble over ``num_orderings`` fixed
+    orderings (the first is the data's order, the others drawn with ``seed``):
+    :math:`\log \frac1M \sum_m p_{o_m}(x)` (EoNADE). See the module docstring.
+
+    In training mode the model draws, per example, how many dimensions are observed,
+    k ~ U{0..D-1}, and which (a uniformly random k-subset S: the first k of a random
+    ordering), and observes x on the other D - k dimensions with weight D / (D - k):
+    in expectation over S, :math:`\mathbb E_o \log p_o(x)` (Uria et al. 2014, eq. 9).
+    In evaluation mode it is the teacher-forced likelihood of the current ordering.
+    """
+
+    def __init__(self, data_shape, hidden=(500, 500), num_orderings: int = 1, seed: int = 0):
+        super().__init__()
+        hidden = [int(h) for h in hidden]
+        if not hidden:
+            raise ValueError("hidden: DeepNADE needs at least one hidden layer")
+        for h in hidden:
+            check_positive_int(h, "hidden")
+        check_positive_int(num_orderings, "num_orderings")
+        config = DeepNADEConfig(check_data_shape(data_shape), hidden, int(num_orderings), int(seed))
+        self._setup(config)
+        sizes = [2 * self.dim, *hidden, self.dim]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        generator = torch.Generator().manual_seed(config.seed)
+        orders = [torch.arange(self.dim)]
+        orders += [torch.randperm(self.dim, generator=generator) for _ in range(num_orderings - 1)]
+        self.register_buffer("orders", torch.stack(orders))
+        self.current = 0
+
+    def use_ordering(self, index: int) -> None:
+        """Evaluate and sample under ordering ``index`` (of ``num_orderings``)."""
+        if not 0 <= index < self.config.num_orderings:
+            raise ValueError(f"index: must be in [0, {self.config.num_orderings}), got {index}")
+        self.current = int(index)
+
+    def _order(self) -> torch.Tensor:
+        return self.orders[self.current]
+
+    def network(self, x: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+        """The D logits of p(x_j = 1 | x_S) for flat x (N, D) observed where
+        ``observed`` (N, D) is 1: the values elsewhere are not read."""
+        h = torch.cat([x * observed, observed], -1)
+        for layer in self.layers[:-1]:
+            h = torch.relu(layer(h))
+        return self.layers[-1](h)
+
+    def _upper(self, a: torch.Tensor) -> torch.Tensor:
+        """The hidden layers above the first from its pre-activation a (..., H1)."""
+        h = torch.relu(a)
+        for layer in self.layers[1:-1]:
+            h = torch.relu(layer(h))
+        return h
+
+    def logits(self, x):
+        """The D conditional logits of the current ordering, in data order. The first
+        layer's pre-activation before step t is b + sum_{s<t} (W_x[:, o_s] x_{o_s} +
+        W_m[:, o_s]): an exclusive running sum along the ordering."""
+        order = self._order()
+        first, last = self.layers[0], self.layers[-1]
+        w_x, w_m = first.weight[:, : self.dim], first.weight[:, self.dim :]
+        steps = x[:, order, None] * w_x.T[order] + w_m.T[order]  # (N, D, H1), step t's
+        a = first.bias + steps.cumsum(1) - steps
+        h = self._upper(a)  # (N, D, H_last): the state before each step
+        in_order = (h * last.weight[order]).sum(-1) + last.bias[order]
+        return in_order.new_empty(in_order.shape).index_copy_(1, order, in_order)
+
+    def _numbers_per_example(self) -> int:
+        return self.dim * (2 * sum(self.config.hidden) + 4)
+
+    def _random_observed(self, x: torch.Tensor) -> torch.Tensor:
+        """Per example a uniformly random subset of k ~ U{0..D-1} dimensions, as 0/1:
+        the first k of a uniformly random ordering."""
+        n = len(x)
+        k = torch.randint(self.dim, (n, 1), device=x.device)
+        u = torch.rand(n, self.dim, device=x.device)
+        threshold = u.sort(-1).values.gather(1, k)  # the (k+1)-th smallest
+        return (u < threshold).to(x.dtype)
+
+    def model(self, x, num_examples: int | None = None) -> None:
+        if not self.training:  # the current ordering's exact likelihood
+            return super().model(x, num_examples)
+        module("deepnade", self)
+        flat = x.reshape(len(x), self.dim)
+        observed = self._random_observed(flat)
+        logits = self.network(flat, observed)
+        weight = self.dim / (self.dim - observed.sum(-1))  # D / (D - k)
+        likelihood = dist.Bernoulli(logits=logits, validate_args=False)
+        with data_plate(x, num_examples), poutine.scale(scale=weight):
+            pyro.sample("x", likelihood.mask(observed == 0).to_event(1), obs=flat)
+
+    def log_prob(self, x) -> torch.Tensor:
+        """Exact log p(x) of the ensemble (1/M) sum_m p_{o_m}(x) over the orderings."""
+        current = self.current
+        per_ordering = []
+        for m in range(self.config.num_orderings):
+            self.use_ordering(m)
+            per_ordering.append(super().log_prob(x))
+        self.use_ordering(current)
+        return torch.stack(per_ordering).logsumexp(0) - math.log(self.config.num_orderings)
+
+    def _sample_current(self, n: int) -> torch.Tensor:
+        """n flat draws in the current ordering: the first layer's pre-activation is
+        carried along (a += W_x[:, o_t] x_{o_t} + W_m[:, o_t]), the upper layers are
+        computed once per step and only output o_t's row is read."""
+        first, last = self.layers[0], self.layers[-1]
+        w_x, w_m = first.weight[:, : self.dim], first.weight[:, self.dim :]
+        x = first.weight.new_zeros(n, self.dim)
+        a = first.bias.expand(n, -1).clone()
+        for d in self._order().tolist():
+            logit = self._upper(a) @ last.weight[d] + last.bias[d]
+            x[:, d] = torch.bernoulli(torch.sigmoid(logit))
+            a += x[:, d : d + 1] * w_x[:, d] + w_m[:, d]
+        return x
+
+    def sample(self, n: int) -> torch.Tensor:
+        """Exact draws of the ensemble: an ordering per draw, then its conditionals."""
+        check_positive_int(n, "n")
+        current = self.current
+        reference = next(self.parameters())
+        which = torch.randint(self.config.num_orderings, (n,), device=reference.device)
+        out = reference.new_empty(n, self.dim)
+        with torch.no_grad():
+            for m in which.unique().tolist():
+                self.use_ordering(m)
+                chosen = which == m
+                out[chosen] = self._sample_current(int(chosen.sum()))
+        self.use_ordering(current)
+        return out.reshape(n, *self.config.data_shape)
 
 
 # -- sequence models: shifted inputs, one causal pass, a head per position ---------------

@@ -3,8 +3,10 @@ vectors can be enumerated, so normalization (no mask leaks the future), sampling
 the chain rule are checked exactly."""
 
 import itertools
+import math
 
 import numpy as np
+import pyro
 import pytest
 import torch
 from pyrogen.models import (
@@ -12,6 +14,7 @@ from pyrogen.models import (
     MADE,
     NADE,
     RNADE,
+    DeepNADE,
     PixelCNN,
     RNNDecoder,
     TransformerDecoder,
@@ -43,6 +46,8 @@ MODELS = {
     "made-image": lambda: MADE((2, 5), hidden=(12,)),
     "made-direct": lambda: MADE((10,), hidden=(16,), direct=True),
     "made-direct-3-masks": lambda: MADE((10,), hidden=(16, 16), num_masks=3, direct=True),
+    "deepnade": lambda: DeepNADE((10,), hidden=(16, 12)),
+    "deepnade-3-orderings": lambda: DeepNADE((2, 5), hidden=(16,), num_orderings=3),
     "pixelcnn": lambda: PixelCNN((2, 5), channels=8, layers=3, first_kernel=3, kernel=3),
     "pixelcnn-basic": lambda: PixelCNN((2, 5), channels=8, layers=3, first_kernel=3, gated=False),
     "wavenet": lambda: WaveNet((10,), channels=8),
@@ -53,7 +58,9 @@ MODELS = {
 }
 
 
-@pytest.mark.parametrize("name", ["nade", "made-3-masks", "pixelcnn", "lstm", "transformer"])
+@pytest.mark.parametrize(
+    "name", ["nade", "made-3-masks", "deepnade-3-orderings", "pixelcnn", "lstm", "transformer"]
+)
 def test_log_prob_in_chunks_equals_one_pass_and_bounds_each_chunk(name, monkeypatch):
     """log_prob takes examples in chunks of at most 2**24 numbers of the pass's largest
     tensors (NADE's (N, D, H) hidden states for 10,000 MNIST digits would be 15.7 GB at
@@ -64,7 +71,7 @@ def test_log_prob_in_chunks_equals_one_pass_and_bounds_each_chunk(name, monkeypa
         flat = x.reshape(len(x), -1)
         conditionals = model.conditionals(flat)
         one_pass = conditionals.log_prob(model._observed(flat)).sum(-1)
-    if name == "made-3-masks":  # the ensemble: one pass per mask set
+    if name in ("made-3-masks", "deepnade-3-orderings"):  # ensembles: a pass per member
         one_pass = model.log_prob(x)
     monkeypatch.setattr(model, "_numbers_per_example", lambda: 2**24 // 100)  # 100 a chunk
     seen = []
@@ -76,7 +83,8 @@ def test_log_prob_in_chunks_equals_one_pass_and_bounds_each_chunk(name, monkeypa
 
     monkeypatch.setattr(model, "conditionals", spy)
     chunked = model.log_prob(x)
-    assert max(seen) == 100 and sum(seen) == 1024 * getattr(model.config, "num_masks", 1)
+    members = getattr(model.config, "num_masks", getattr(model.config, "num_orderings", 1))
+    assert max(seen) == 100 and sum(seen) == 1024 * members
     torch.testing.assert_close(chunked, one_pass, atol=1e-5, rtol=1e-6)
     big = NADE((784,), hidden=500)
     assert 2**24 // big._numbers_per_example() < 50  # digits per chunk, not all of them
@@ -101,13 +109,15 @@ def test_a_leaking_mask_is_caught():
     assert abs(total - 1.0) > 0.01
 
 
-@pytest.mark.parametrize("name", ["fvsbn", "nade", "made-3-masks"])
+@pytest.mark.parametrize("name", ["fvsbn", "nade", "made-3-masks", "deepnade-3-orderings"])
 def test_samples_follow_the_model(name):
-    model = _randomized(MODELS[name]())
     torch.manual_seed(2)
-    small = {"fvsbn": FVSBN((4,)), "nade": NADE((4,), hidden=5)}.get(name)
-    if small is None:
-        small = MADE((4,), hidden=(8,), num_masks=3)
+    small = {
+        "fvsbn": lambda: FVSBN((4,)),
+        "nade": lambda: NADE((4,), hidden=5),
+        "made-3-masks": lambda: MADE((4,), hidden=(8,), num_masks=3),
+        "deepnade-3-orderings": lambda: DeepNADE((4,), hidden=(8, 6), num_orderings=3),
+    }[name]()
     model = _randomized(small, scale=1.0)
     draws = model.sample(40000)
     codes = (draws * torch.tensor([8.0, 4.0, 2.0, 1.0])).sum(-1).long()
@@ -285,7 +295,13 @@ def test_training_on_mnist_raises_the_likelihood(reference_data):
     # between pixels reaches at best
     p = x.mean(0).clamp(1e-3, 1 - 1e-3)
     independent = float((test * p.log() + (1 - test) * (1 - p).log()).sum(-1).mean())
-    for model in (NADE((784,), hidden=50), MADE((784,), hidden=(200,), num_masks=2)):
+    torch.manual_seed(0)
+    models = (
+        NADE((784,), hidden=50),
+        DeepNADE((784,), hidden=(100,)),
+        MADE((784,), hidden=(200,), num_masks=2),  # the anomaly scores' model below
+    )
+    for model in models:
         before = float(model.log_prob(test).mean())
         fit = pyrogen.fit(model, x, method="mle", batch_size=100, num_epochs=10, lr=1e-2)
         after = float(model.log_prob(test).mean())
@@ -319,6 +335,12 @@ def test_bad_input_names_the_argument():
         MADE((4,), hidden=())
     with pytest.raises(ValueError, match="num_masks"):
         MADE((4,), num_masks=0)
+    with pytest.raises(ValueError, match="hidden"):
+        DeepNADE((4,), hidden=())
+    with pytest.raises(ValueError, match="num_orderings"):
+        DeepNADE((4,), num_orderings=0)
+    with pytest.raises(ValueError, match=r"index: must be in \[0, 2\)"):
+        DeepNADE((4,), hidden=(3,), num_orderings=2).use_ordering(2)
     with pytest.raises(ValueError, match="data_shape"):
         FVSBN((0,))
     for bad in (0.0, -1.0, float("nan"), float("inf"), "1"):
@@ -596,3 +618,98 @@ def test_head_sample_draws_what_the_distribution_draws(likelihood, extra):
                 expected = head(features).probs.mean(0)
             observed = torch.bincount(direct, minlength=5).double() / 4000
             assert torch.allclose(observed, expected.double(), atol=0.03)
+
+
+def _deepnade_by_passes(model, x, order):
+    """log p_o(x) of a DeepNADE written out: one pass of the whole network per step,
+    the observed set growing along the ordering (float64)."""
+    observed = torch.zeros_like(x)
+    total = torch.zeros(len(x), dtype=x.dtype)
+    for d in order.tolist():
+        logit = model.network(x, observed)[:, d]
+        total += torch.distributions.Bernoulli(logits=logit).log_prob(x[:, d])
+        observed[:, d] = 1.0
+    return total
+
+
+def test_deepnade_running_sum_gives_the_conditionals_of_a_pass_per_step():
+    """logits() carries the first layer along the ordering; under every ordering its
+    log-likelihood is that of D whole passes with the observed set growing."""
+    model = _randomized(DeepNADE((10,), hidden=(16, 12), num_orderings=3), scale=0.7).double()
+    x = _all_binary(10).double()[::7]
+    for m in range(3):
+        model.use_ordering(m)
+        fast = torch.distributions.Bernoulli(logits=model.logits(x)).log_prob(x).sum(-1)
+        torch.testing.assert_close(fast, _deepnade_by_passes(model, x, model.orders[m]))
+    assert not torch.equal(model.orders[1], model.orders[2])
+    assert torch.equal(model.orders[0], torch.arange(10))
+
+
+def test_deepnade_training_site_averages_to_the_mean_log_likelihood_over_orderings(monkeypatch):
+    """The training site, weighted D / (D - k) on the D - k unobserved dimensions of a
+    random observed set S (k = |S| ~ U{0..D-1}, S uniform given k), is an unbiased
+    estimate of E_o log p_o(x) over all D! orderings: summed over every S with its
+    probability 1 / (D C(D, k)) it equals the mean over the 24 orderings of D = 4."""
+    model = _randomized(DeepNADE((4,), hidden=(8, 6)), scale=1.0).double().train()
+    x = torch.tensor([[1.0, 0.0, 1.0, 1.0]], dtype=torch.float64)
+    orderings = [torch.tensor(o) for o in itertools.permutations(range(4))]
+    target = torch.stack([_deepnade_by_passes(model, x, o) for o in orderings]).mean()
+    subsets = _all_binary(4).double()[:-1]  # every S but the full set
+    probability = torch.tensor(
+        [1 / (4 * math.comb(4, int(k))) for k in subsets.sum(-1)], dtype=torch.float64
+    )
+    assert float(probability.sum()) == pytest.approx(1.0)
+    monkeypatch.setattr(model, "_random_observed", lambda flat: subsets)
+    trace = pyro.poutine.trace(model.model).get_trace(x.expand(len(subsets), 4))
+    site = trace.nodes["x"]
+    weighted = site["fn"].log_prob(site["value"]) * site["scale"]  # (15,)
+    torch.testing.assert_close((probability * weighted).sum(), target)
+    # a wrong weight (none: the plain masked likelihood) misses it
+    plain = site["fn"].log_prob(site["value"]).detach()
+    assert abs(float((probability * plain).sum() - target.detach())) > 0.5
+
+
+def test_deepnade_draws_observed_sets_of_uniform_size_and_uniform_given_the_size():
+    model = DeepNADE((4,), hidden=(3,))
+    torch.manual_seed(0)
+    observed = model._random_observed(torch.zeros(60000, 4))
+    codes = (observed * torch.tensor([8.0, 4.0, 2.0, 1.0])).sum(-1).long()
+    frequency = torch.bincount(codes, minlength=16).double() / len(codes)
+    sizes = _all_binary(4).sum(-1)
+    expected = torch.tensor([1 / (4 * math.comb(4, int(k))) if k < 4 else 0.0 for k in sizes])
+    assert float((frequency - expected.double()).abs().max()) < 0.006  # 4 sd at 1/4
+
+
+def test_deepnade_sampler_draws_what_a_pass_per_step_draws():
+    """The sampler (first layer carried along, one output row per step) draws, under
+    every ordering and from the same seed, exactly what whole passes draw (float64)."""
+    model = _randomized(DeepNADE((10,), hidden=(16, 12), num_orderings=2), scale=0.7).double()
+    for m in range(2):
+        model.use_ordering(m)
+        torch.manual_seed(5)
+        with torch.no_grad():
+            fast = model._sample_current(300)
+        torch.manual_seed(5)
+        x = torch.zeros(300, 10, dtype=torch.float64)
+        observed = torch.zeros_like(x)
+        with torch.no_grad():
+            for d in model.orders[m].tolist():
+                x[:, d] = torch.bernoulli(torch.sigmoid(model.network(x, observed)[:, d]))
+                observed[:, d] = 1.0
+        assert torch.equal(fast, x)
+        assert 0.05 < float(fast.mean()) < 0.95
+    model.use_ordering(1)
+    assert model.sample(9).shape == (9, 10) and model.current == 1
+
+
+def test_deepnade_fast_elbo_is_pyros_and_fit_trains_it():
+    from pyrogen.infer.fast_elbo import FastELBO, agrees_with_pyro
+
+    model = _randomized(DeepNADE((6,), hidden=(8,)), scale=0.5).double().train()
+    x = (torch.rand(30, 6, generator=torch.Generator().manual_seed(0)) < 0.4).double()
+    empty = lambda *args, **kwargs: None  # noqa: E731
+    assert agrees_with_pyro(FastELBO(), pyro.infer.Trace_ELBO(), model.model, empty, (x,), {})
+    eval_before = float(model.eval().log_prob(x).mean())
+    fit = pyrogen.fit(model.train(), x, method="mle", num_steps=300, lr=0.03, progress=False)
+    assert np.isfinite(fit.losses).all()
+    assert float(model.log_prob(x).mean()) > eval_before + 0.5
