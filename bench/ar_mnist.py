@@ -1,22 +1,22 @@
 r"""Autoregressive binary models on binarized MNIST: test NLL against the papers, and
 training and sampling speed against hand-written PyTorch.
 
-1. Quality. FVSBN, NADE (500 hidden units), MADE (one hidden layer of 500, one
-   mask), PixelCNN and DeepNADE (below) fitted by ``pyrogen.fit(model, x, method="mle", batch_size=100, ...)`` on
-   ``train``, the epoch kept by the log-likelihood on ``valid`` (checked every
-   ``--eval-every`` epochs, at most ``--max-minutes`` per model), reported as the
-   exact test NLL in nats (± its standard error over the test images) beside the
-   papers' figures on the same split: FVSBN 97.45
-   and NADE 88.86 (Larochelle and Murray 2011), MADE 88.40 (one hidden layer, one
-   mask; Germain et al. 2015, Table 6, whose MNIST runs used hidden layers of 8000
-   units and direct input-to-output connections: ``--made-hidden 8000 --made-direct``),
-   PixelCNN 81.30 (van den Oord et al. 2016a; the default here is a 7-layer,
-   64-channel gated PixelCNN: ``--pixelcnn-layers 20 --pixelcnn-channels 32`` is the
-   deeper, narrower one that beats that figure).
-   ``*_nll_vs_paper_ratio`` is ours over theirs (above 1: worse). The train NLL (first
-   10,000 training images) is printed beside it: the gap is the overfit. FVSBN's
-   weights can take a prior (``--fvsbn-prior laplace --fvsbn-prior-scale 0.2``: the
-   fit is then the posterior mode, L1-penalized logistic regressions).
+1. Quality. FVSBN, NADE (500 hidden units), MADE (one hidden layer of 500, one mask),
+   PixelCNN and DeepNADE (below) fitted by ``pyrogen.fit(model, x, method="mle",
+   batch_size=100, ...)`` on ``train``, the epoch kept by the log-likelihood on
+   ``valid`` (checked every ``--eval-every`` epochs, at most ``--max-minutes`` per
+   model), reported as the exact test NLL in nats (± its standard error over the test
+   images) beside the papers' figures on the same split: FVSBN 97.45 and NADE 88.86
+   (Larochelle and Murray 2011), MADE 88.40 (one hidden layer, one mask; Germain et al.
+   2015, Table 6, whose MNIST runs used hidden layers of 8000 units and direct
+   input-to-output connections: ``--made-hidden 8000 --made-direct``), PixelCNN 81.30
+   (van den Oord et al. 2016a; the default here is a 7-layer, 64-channel gated PixelCNN:
+   ``--pixelcnn-layers 20 --pixelcnn-channels 32`` is the deeper, narrower one that
+   beats that figure). ``*_nll_vs_paper_ratio`` is ours over theirs (above 1: worse).
+   The train NLL (first 10,000 training images) is printed beside it: the gap is the
+   overfit. FVSBN's weights can take a prior (``--fvsbn-prior laplace
+   --fvsbn-prior-scale 0.2``: the fit is then the posterior mode, L1-penalized logistic
+   regressions).
 2. Speed. NADE's training step through pyrogen's engine against a hand-written PyTorch
    loop of the same network, optimizer and batches (``nade_train_time_ratio``), and
    drawing 100 images sequentially with ``NADE.sample`` against a hand-written
@@ -111,11 +111,9 @@ def _select_ll(model, valid) -> float:
     """The validation log-likelihood that selects the epoch: a DeepNADE's under its
     first ordering alone (its ensemble costs a pass per ordering), else log_prob's."""
     from pyrogen.models import DeepNADE
-    from pyrogen.models.autoregressive import _Autoregressive
 
     if isinstance(model, DeepNADE):
-        model.use_ordering(0)
-        return float(_Autoregressive.log_prob(model, valid).mean())
+        return float(model.ordering_log_probs(valid, [0]).mean())
     return float(model.log_prob(valid).mean())
 
 

@@ -727,15 +727,27 @@ class DeepNADE(_Autoregressive):
         with data_plate(x, num_examples), poutine.scale(scale=weight):
             pyro.sample("x", likelihood.mask(observed == 0).to_event(1), obs=flat)
 
+    def ordering_log_probs(self, x, orderings=None) -> torch.Tensor:
+        """Exact log p_o(x) under each of ``orderings`` (indices; default all M), (len,
+        N): one ordering's D conditionals cost D passes of the upper layers."""
+        count = self.config.num_orderings
+        orderings = list(range(count)) if orderings is None else list(orderings)
+        if not orderings or not all(isinstance(m, int) and 0 <= m < count for m in orderings):
+            raise ValueError(f"orderings: expected indices in [0, {count}), got {orderings}")
+        current = self.current
+        try:
+            per_ordering = []
+            for m in orderings:
+                self.use_ordering(m)
+                per_ordering.append(super().log_prob(x))
+        finally:
+            self.use_ordering(current)
+        return torch.stack(per_ordering)
+
     def log_prob(self, x) -> torch.Tensor:
         """Exact log p(x) of the ensemble (1/M) sum_m p_{o_m}(x) over the orderings."""
-        current = self.current
-        per_ordering = []
-        for m in range(self.config.num_orderings):
-            self.use_ordering(m)
-            per_ordering.append(super().log_prob(x))
-        self.use_ordering(current)
-        return torch.stack(per_ordering).logsumexp(0) - math.log(self.config.num_orderings)
+        per_ordering = self.ordering_log_probs(x)
+        return per_ordering.logsumexp(0) - math.log(self.config.num_orderings)
 
     def _sample_current(self, n: int) -> torch.Tensor:
         """n flat draws in the current ordering: the first layer's pre-activation is

@@ -5,7 +5,8 @@ pyrogen data                                 list the data sets
 pyrogen fit gmm [--data NAME|CSV] [--method em|map|svi|nuts] [--components K] [--out DIR]
 pyrogen fit fourier [--data NAME|CSV] [--columns C] [--frequencies N] [--method mle|map|nuts]
 pyrogen fit vae [--data binarized_mnist|digits] [--latent D] [--prior standard|vamp] [--epochs E]
-pyrogen fit fvsbn|nade|made|pixelcnn|wavenet|rnn|transformer [--data binarized_mnist|characters]
+pyrogen fit fvsbn|nade|made|deepnade|pixelcnn|wavenet|rnn|transformer
+            [--data binarized_mnist|characters]
 pyrogen crosscheck mixture-1d                Pyro NUTS vs NumPyro NUTS vs Stan's reference
 pyrogen compare-inference regression|ar      every guide against NUTS on one model
 """
@@ -368,7 +369,7 @@ def _fit_vae(args) -> dict:
     return metrics
 
 
-AUTOREGRESSIVE = ("fvsbn", "nade", "made", "pixelcnn", "wavenet", "rnn", "transformer")
+AUTOREGRESSIVE = ("fvsbn", "nade", "made", "deepnade", "pixelcnn", "wavenet", "rnn", "transformer")
 SEQUENCE_MODELS = ("wavenet", "rnn", "transformer")
 
 
@@ -381,7 +382,7 @@ def _autoregressive_model(args, shape, text):
         options = {"likelihood": "categorical", "num_classes": len(text.alphabet)}
     if args.hidden_given and args.model in ("nade", "rnn"):
         options["hidden"] = args.hidden[0]
-    if args.hidden_given and args.model == "made":
+    if args.hidden_given and args.model in ("made", "deepnade"):
         options["hidden"] = args.hidden
     if args.model == "pixelcnn":
         return cls((28, 28), **options)
@@ -575,7 +576,11 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", default=None, help="output folder (default runs/MODEL)")
     fit.add_argument("--latent", type=int, default=50, help="vae: latent dimension")
     fit.add_argument(
-        "--hidden", type=int, nargs="+", default=None, help="vae, made: layer widths; nade, rnn"
+        "--hidden",
+        type=int,
+        nargs="+",
+        default=None,
+        help="vae, made, deepnade: layer widths; nade, rnn",
     )
     fit.add_argument("--prior", default="standard", choices=["standard", "vamp"], help="vae")
     fit.add_argument("--epochs", type=int, default=10, help="vae, autoregressive: passes")

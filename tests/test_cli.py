@@ -220,6 +220,14 @@ def test_fit_autoregressive_models_on_mnist_and_characters(tmp_path, reference_d
     from pyrogen.models import MADE
 
     assert MADE.load(out / "model.pt").config.hidden == [30, 20]
+    out = tmp_path / "deepnade"
+    argv = ["fit", "deepnade", "--train-size", "300", "--epochs", "1", "--eval-size", "100"]
+    assert main([*argv, "--hidden", "30", "--samples", "2", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"] == "deepnade" and 100 < metrics["test_nll"] < 600
+    from pyrogen.models import DeepNADE
+
+    assert DeepNADE.load(out / "model.pt").config.hidden == [30]
     out = tmp_path / "transformer"
     argv = ["fit", "transformer", "--data", "characters", "--length", "32", "--train-size", "256"]
     assert main([*argv, "--epochs", "2", "--eval-size", "50", "--out", str(out)]) == 0

@@ -643,6 +643,14 @@ def test_deepnade_running_sum_gives_the_conditionals_of_a_pass_per_step():
         torch.testing.assert_close(fast, _deepnade_by_passes(model, x, model.orders[m]))
     assert not torch.equal(model.orders[1], model.orders[2])
     assert torch.equal(model.orders[0], torch.arange(10))
+    each = model.ordering_log_probs(x)  # (3, N), the ensemble's members
+    torch.testing.assert_close(each[1], _deepnade_by_passes(model, x, model.orders[1]))
+    torch.testing.assert_close(model.log_prob(x), each.logsumexp(0) - math.log(3))
+    torch.testing.assert_close(model.ordering_log_probs(x, [2, 0]), each[[2, 0]])
+    for bad in ([3], [], [-1], [0.5]):
+        with pytest.raises(ValueError, match=r"orderings: expected indices in \[0, 3\)"):
+            model.ordering_log_probs(x, bad)
+    assert model.current == 2  # left as it was
 
 
 def test_deepnade_training_site_averages_to_the_mean_log_likelihood_over_orderings(monkeypatch):
