@@ -260,6 +260,38 @@ def _sample_running(W: torch.Tensor, c: torch.Tensor, n: int, draw) -> torch.Ten
     return x
 
 
+def _hidden_widths(hidden, family: str) -> list[int]:
+    """At least one hidden layer, each of a positive width."""
+    hidden = [int(h) for h in hidden]
+    if not hidden:
+        raise ValueError(f"hidden: {family} needs at least one hidden layer")
+    for h in hidden:
+        check_positive_int(h, "hidden")
+    return hidden
+
+
+def _sample_members(model, n: int, members: int, use) -> torch.Tensor:
+    """n exact flat draws of an ensemble (1/M) sum_m p_m: a member per draw, uniformly,
+    then ``model._sample_current`` under it (``use(m)`` switches to member m; the
+    current member is restored)."""
+    if members == 1:
+        with torch.no_grad():
+            return model._sample_current(n)
+    current = model.current
+    reference = next(model.parameters())
+    which = torch.randint(members, (n,), device=reference.device)
+    out = reference.new_empty(n, model.dim)
+    try:
+        with torch.no_grad():
+            for m in which.unique().tolist():
+                use(m)
+                chosen = which == m
+                out[chosen] = model._sample_current(int(chosen.sum()))
+    finally:
+        use(current)
+    return out
+
+
 @register("fvsbn")
 class FVSBN(_Autoregressive):
     r"""Fully visible sigmoid belief network: a logistic regression per dimension on
@@ -497,11 +529,7 @@ class MADE(_Autoregressive):
         super().__init__()
         if not isinstance(direct, bool):
             raise TypeError(f"direct: expected True or False, got {direct!r}")
-        hidden = [int(h) for h in hidden]
-        if not hidden:
-            raise ValueError("hidden: MADE needs at least one hidden layer")
-        for h in hidden:
-            check_positive_int(h, "hidden")
+        hidden = _hidden_widths(hidden, "MADE")
         check_positive_int(num_masks, "num_masks")
         config = MADEConfig(check_data_shape(data_shape), hidden, int(num_masks), int(seed), direct)
         self._setup(config)
@@ -615,21 +643,8 @@ class MADE(_Autoregressive):
         """Exact draws of the ensemble: a mask set per draw, then its conditionals (see
         :meth:`_sample_current` for the cost)."""
         check_positive_int(n, "n")
-        if self.config.num_masks == 1:
-            with torch.no_grad():
-                return self._sample_current(n).reshape(n, *self.config.data_shape)
-        current = self.current
-        reference = next(self.parameters())
-        which = torch.randint(self.config.num_masks, (n,), device=reference.device)
-        out = reference.new_empty(n, *self.config.data_shape)
-        for m in which.unique().tolist():
-            self.use_mask(m)
-            chosen = which == m
-            with torch.no_grad():
-                draws = self._sample_current(int(chosen.sum()))
-            out[chosen] = draws.reshape(-1, *self.config.data_shape)
-        self.use_mask(current)
-        return out
+        draws = _sample_members(self, n, self.config.num_masks, self.use_mask)
+        return draws.reshape(n, *self.config.data_shape)
 
 
 @register("deepnade")
@@ -650,11 +665,7 @@ class DeepNADE(_Autoregressive):
 
     def __init__(self, data_shape, hidden=(500, 500), num_orderings: int = 1, seed: int = 0):
         super().__init__()
-        hidden = [int(h) for h in hidden]
-        if not hidden:
-            raise ValueError("hidden: DeepNADE needs at least one hidden layer")
-        for h in hidden:
-            check_positive_int(h, "hidden")
+        hidden = _hidden_widths(hidden, "DeepNADE")
         check_positive_int(num_orderings, "num_orderings")
         config = DeepNADEConfig(check_data_shape(data_shape), hidden, int(num_orderings), int(seed))
         self._setup(config)
@@ -766,17 +777,8 @@ class DeepNADE(_Autoregressive):
     def sample(self, n: int) -> torch.Tensor:
         """Exact draws of the ensemble: an ordering per draw, then its conditionals."""
         check_positive_int(n, "n")
-        current = self.current
-        reference = next(self.parameters())
-        which = torch.randint(self.config.num_orderings, (n,), device=reference.device)
-        out = reference.new_empty(n, self.dim)
-        with torch.no_grad():
-            for m in which.unique().tolist():
-                self.use_ordering(m)
-                chosen = which == m
-                out[chosen] = self._sample_current(int(chosen.sum()))
-        self.use_ordering(current)
-        return out.reshape(n, *self.config.data_shape)
+        draws = _sample_members(self, n, self.config.num_orderings, self.use_ordering)
+        return draws.reshape(n, *self.config.data_shape)
 
 
 # -- sequence models: shifted inputs, one causal pass, a head per position ---------------
