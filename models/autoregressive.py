@@ -270,6 +270,21 @@ def _hidden_widths(hidden, family: str) -> list[int]:
     return hidden
 
 
+def _member_log_probs(model, x, members, use) -> torch.Tensor:
+    """Each ensemble member's exact log p_m(x), (len(members), N): ``use(m)`` switches to
+    member m, whose teacher-forced log-likelihood is the generic one; the current member
+    is restored."""
+    current = model.current
+    try:
+        each = []
+        for m in members:
+            use(m)
+            each.append(_Autoregressive.log_prob(model, x))
+    finally:
+        use(current)
+    return torch.stack(each)
+
+
 def _sample_members(model, n: int, members: int, use) -> torch.Tensor:
     """n exact flat draws of an ensemble (1/M) sum_m p_m: a member per draw, uniformly,
     then ``model._sample_current`` under it (``use(m)`` switches to member m; the
@@ -608,13 +623,8 @@ class MADE(_Autoregressive):
         """Exact log p(x): with several masks, of the ensemble (1/M) sum_m p_m(x)."""
         if self.config.num_masks == 1:
             return super().log_prob(x)
-        current = self.current
-        per_mask = []
-        for m in range(self.config.num_masks):
-            self.use_mask(m)
-            per_mask.append(super().log_prob(x))
-        self.use_mask(current)
-        return torch.stack(per_mask).logsumexp(0) - math.log(self.config.num_masks)
+        each = _member_log_probs(self, x, range(self.config.num_masks), self.use_mask)
+        return each.logsumexp(0) - math.log(self.config.num_masks)
 
     def _sample_current(self, n: int) -> torch.Tensor:
         """n flat draws under the current mask set. The first layer's pre-activation is
@@ -745,15 +755,7 @@ class DeepNADE(_Autoregressive):
         orderings = list(range(count)) if orderings is None else list(orderings)
         if not orderings or not all(isinstance(m, int) and 0 <= m < count for m in orderings):
             raise ValueError(f"orderings: expected indices in [0, {count}), got {orderings}")
-        current = self.current
-        try:
-            per_ordering = []
-            for m in orderings:
-                self.use_ordering(m)
-                per_ordering.append(super().log_prob(x))
-        finally:
-            self.use_ordering(current)
-        return torch.stack(per_ordering)
+        return _member_log_probs(self, x, orderings, self.use_ordering)
 
     def log_prob(self, x) -> torch.Tensor:
         """Exact log p(x) of the ensemble (1/M) sum_m p_{o_m}(x) over the orderings."""
