@@ -103,25 +103,33 @@ def train_mnist(options, data) -> dict:
             stale += 1
         return out_of_time or stale >= options.patience
 
-    if options.warmup:
+    if options.warmup and options.epochs:
         vae.config.beta = 0.0
-    fit = pyrogen.fit(
-        vae,
-        train,
-        method="svi",
-        loss=options.loss,
-        num_particles=options.particles,
-        vectorize_particles=options.particles > 1,
-        optim=optim,
-        batch_size=options.batch_size,
-        num_epochs=options.epochs,
-        callback=callback,
-        progress=False,
-        seed=options.seed,
-        device=options.device,
-    )
+    fit = None
+    if options.epochs:  # --epochs 0 scores the --init model as it is
+        fit = pyrogen.fit(
+            vae,
+            train,
+            method="svi",
+            loss=options.loss,
+            num_particles=options.particles,
+            vectorize_particles=options.particles > 1,
+            optim=optim,
+            batch_size=options.batch_size,
+            num_epochs=options.epochs,
+            callback=callback,
+            progress=False,
+            seed=options.seed,
+            device=options.device,
+        )
     seconds = time.perf_counter() - began
     vae.config.beta = 1.0
+    if fit is None:  # the --init model's score on valid, as training would report it
+        vae.eval()
+        if options.select_k > 1:
+            best["score"] = float(vae.log_prob(valid, num_samples=options.select_k).mean())
+        else:
+            best["score"] = float(vae.elbo(valid).mean())
     if best["epoch"]:
         vae.load_state_dict(best["state"])
     vae.eval()
@@ -139,10 +147,12 @@ def train_mnist(options, data) -> dict:
         "mnist_prior": options.prior,
         "mnist_hidden": list(options.hidden),
         "mnist_latent": options.latent,
-        "mnist_epochs": fit.num_steps // steps_per_epoch,
+        "mnist_epochs": fit.num_steps // steps_per_epoch if fit else 0,
         "mnist_best_epoch": best["epoch"],
         "mnist_train_minutes": seconds / 60,
-        "mnist_seconds_per_epoch": seconds / max(1, fit.num_steps / steps_per_epoch),
+        "mnist_seconds_per_epoch": seconds / max(1, fit.num_steps / steps_per_epoch)
+        if fit
+        else None,
         "mnist_loss": options.loss,
         "mnist_particles": options.particles,
         "mnist_lr": options.lr,
@@ -208,7 +218,9 @@ def main(argv=None):
     parser.add_argument("--layers", type=int, choices=(1, 2), default=1, help="stochastic")
     parser.add_argument("--hidden", type=int, nargs="+", default=[300, 300])
     parser.add_argument("--latent", type=int, default=40)
-    parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument(
+        "--epochs", type=int, default=300, help="0: score the --init model, no training"
+    )
     parser.add_argument("--max-minutes", type=float, default=None)
     parser.add_argument("--warmup", type=int, default=0, help="KL warm-up epochs")
     parser.add_argument("--eval-every", type=int, default=5)
@@ -240,6 +252,8 @@ def main(argv=None):
     for flag in ("particles", "select_k"):
         if getattr(options, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')}: must be at least 1")
+    if options.epochs < 0 or (options.epochs == 0 and not options.init):
+        parser.error("--epochs: must be at least 1 (0 only with --init: score that model)")
     if options.threads:
         torch.set_num_threads(options.threads)
     import pyrogen

@@ -79,6 +79,7 @@ from pyro import poutine
 from torch import nn
 from torch.nn import functional as F
 
+from pyrogen.distributions import DiagonalNormalMixture
 from pyrogen.infer.fast_elbo import module
 from pyrogen.nn.vae_nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 from pyrogen.validation import (
@@ -309,9 +310,9 @@ class VAE(_Networks):
         d = self.config.latent_dim
         if self.config.prior == "standard":
             return dist.Normal(reference.new_zeros(d), reference.new_ones(d)).to_event(1)
-        loc, scale = self.encoder(self._pseudo_inputs())
-        mixing = dist.Categorical(logits=loc.new_zeros(self.config.num_pseudo))
-        return dist.MixtureSameFamily(mixing, dist.Normal(loc, scale).to_event(1))
+        # the mixture's log-density is one matrix product (MixtureSameFamily builds
+        # several (draws, K, d) tensors and took most of the evaluation's time)
+        return DiagonalNormalMixture(*self.encoder(self._pseudo_inputs()))
 
     def _register_generative(self) -> None:
         """The model's parameters: the decoder, a learned sd, and under the VampPrior
@@ -366,11 +367,12 @@ class VAE(_Networks):
     def _numbers_per_draw(self) -> int:
         """About how many numbers one draw for one example holds at once in
         :meth:`_draw`: the decoder's output and hidden layers, and under the VampPrior
-        the K x d terms of log p(z) (K pseudo-inputs' components at each draw)."""
+        the K component log-densities of log p(z) (float64, so counted twice, plus the
+        logsumexp's temporary)."""
         config = self.config
         numbers = math.prod(config.data_shape) + sum(config.hidden)
         if config.prior == "vamp":
-            numbers += config.num_pseudo * config.latent_dim
+            numbers += 3 * config.num_pseudo
         return numbers
 
     def _draws_per_chunk(self) -> int:
@@ -540,10 +542,16 @@ class HierarchicalVAE(VAE):
         return super()._numbers_per_draw() + size + 2 * sum(self.config.hidden)
 
     def _bottom_q(self, x, z2) -> tuple[torch.Tensor, torch.Tensor]:
-        """q(z1 | x, z2): x's leading dimensions broadcast against z2's draws."""
+        """q(z1 | x, z2): x's leading dimensions broadcast against z2's draws. The first
+        layer on [x, z2] is W_x x + W_z z2 + b, and W_x x + b is computed once per
+        example, not once per draw (most of that layer's cost under many draws)."""
         flat = x.reshape(*x.shape[: x.dim() - self.event_dims], -1)
-        flat = flat.expand(*z2.shape[:-1], flat.shape[-1])
-        return self.bottom_encoder(torch.cat([flat, z2], -1))
+        first = self.bottom_encoder.net[0]
+        size = flat.shape[-1]
+        pre = F.linear(flat, first.weight[:, :size], first.bias) + F.linear(
+            z2, first.weight[:, size:]
+        )
+        return self.bottom_encoder.from_first_layer(pre)
 
     def _decode_logits(self, z1, z2) -> torch.Tensor:
         return self.decoder(torch.cat([z1, z2], -1))

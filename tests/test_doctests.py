@@ -13,6 +13,7 @@ MODULES = [
         "pyrogen.models.mixture",
         "pyrogen.models.fourier",
         "pyrogen.distributions.fourier",
+        "pyrogen.distributions.mixture",
         "pyrogen.nn.fourier_head",
     )
 ]

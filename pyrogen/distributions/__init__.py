@@ -5,5 +5,11 @@ from pyrogen.distributions.fourier import (
     autocorrelation,
     relative_coefficients,
 )
+from pyrogen.distributions.mixture import DiagonalNormalMixture
 
-__all__ = ["FourierSeriesDensity", "autocorrelation", "relative_coefficients"]
+__all__ = [
+    "DiagonalNormalMixture",
+    "FourierSeriesDensity",
+    "autocorrelation",
+    "relative_coefficients",
+]

@@ -37,7 +37,12 @@ class MLPEncoder(nn.Module):
 
     def forward(self, x):
         flat = x.reshape(*x.shape[: x.dim() - len(self.data_shape)], -1)
-        loc, raw_scale = self.net(flat).chunk(2, -1)
+        return self.from_first_layer(self.net[0](flat))
+
+    def from_first_layer(self, pre):
+        """(loc, scale) from the first linear layer's output ``pre`` (for callers that
+        compute that layer in parts, e.g. an input shared by many draws)."""
+        loc, raw_scale = self.net[1:](pre).chunk(2, -1)
         return loc, F.softplus(raw_scale) + 1e-6
 
 
