@@ -7,11 +7,6 @@ import torch
 
 import pyrogen
 
-# under pytest-xdist, the workers split the cores between them instead of each taking all
-if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
-    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    torch.set_num_threads(max(1, (_cores or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
-
 
 @pytest.fixture(autouse=True)
 def _float64_and_seed():
