@@ -542,16 +542,10 @@ class HierarchicalVAE(VAE):
         return super()._numbers_per_draw() + size + 2 * sum(self.config.hidden)
 
     def _bottom_q(self, x, z2) -> tuple[torch.Tensor, torch.Tensor]:
-        """q(z1 | x, z2): x's leading dimensions broadcast against z2's draws. The first
-        layer on [x, z2] is W_x x + W_z z2 + b, and W_x x + b is computed once per
-        example, not once per draw (most of that layer's cost under many draws)."""
+        """q(z1 | x, z2): x's leading dimensions broadcast against z2's draws; x's part
+        of the first layer is computed once per example, not once per draw."""
         flat = x.reshape(*x.shape[: x.dim() - self.event_dims], -1)
-        first = self.bottom_encoder.net[0]
-        size = flat.shape[-1]
-        pre = F.linear(flat, first.weight[:, :size], first.bias) + F.linear(
-            z2, first.weight[:, size:]
-        )
-        return self.bottom_encoder.from_first_layer(pre)
+        return self.bottom_encoder.forward_pair(flat, z2)
 
     def _decode_logits(self, z1, z2) -> torch.Tensor:
         return self.decoder(torch.cat([z1, z2], -1))

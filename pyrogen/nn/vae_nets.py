@@ -37,11 +37,18 @@ class MLPEncoder(nn.Module):
 
     def forward(self, x):
         flat = x.reshape(*x.shape[: x.dim() - len(self.data_shape)], -1)
-        return self.from_first_layer(self.net[0](flat))
+        return self._from_first_layer(self.net[0](flat))
 
-    def from_first_layer(self, pre):
-        """(loc, scale) from the first linear layer's output ``pre`` (for callers that
-        compute that layer in parts, e.g. an input shared by many draws)."""
+    def forward_pair(self, shared, varying):
+        """The encoder of the flat input [shared, varying] (sizes summing to the data
+        size), with ``shared`` broadcast against ``varying``'s leading dimensions: the
+        first layer is W_s shared + W_v varying + b, so the shared part is computed once,
+        not once per row of ``varying`` (e.g. x beside many draws of a latent)."""
+        first, size = self.net[0], shared.shape[-1]
+        pre = F.linear(shared, first.weight[:, :size], first.bias)
+        return self._from_first_layer(pre + F.linear(varying, first.weight[:, size:]))
+
+    def _from_first_layer(self, pre):
         loc, raw_scale = self.net[1:](pre).chunk(2, -1)
         return loc, F.softplus(raw_scale) + 1e-6
 

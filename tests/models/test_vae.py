@@ -341,3 +341,18 @@ def test_elbo_terms_in_blocks_equal_the_closed_form_over_all_examples():
         torch.distributions.Normal(loc, scale), torch.distributions.Normal(0.0, 1.0)
     ).sum(-1)
     torch.testing.assert_close(kl, expected)
+
+
+def test_encoder_pair_input_equals_the_concatenated_input():
+    """MLPEncoder.forward_pair (x's part of the first layer once, draws broadcast
+    against it) is the encoder of [x, z] with x copied beside every draw."""
+    from pyrogen.nn.vae_nets import MLPEncoder
+
+    torch.manual_seed(0)
+    encoder = MLPEncoder((7,), 3, (11, 5))
+    x, z = torch.randn(4, 5), torch.randn(6, 4, 2)
+    pair = encoder.forward_pair(x, z)
+    joined = encoder(torch.cat([x.expand(6, 4, 5), z], -1))
+    for a, b in zip(pair, joined):
+        assert a.shape == (6, 4, 3)
+        torch.testing.assert_close(a, b)
