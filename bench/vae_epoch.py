@@ -221,11 +221,11 @@ def hvae_vamp(options, train, test, repeats) -> dict:
 
     def score_torch(vae):
         """In blocks of draws no bigger than pyrogen's (about 2**22 numbers)."""
+        chunk = max(1, 2**22 // (500 * 40 + 784 + 3 * 300))  # draws per block
         began = time.perf_counter()
         with torch.no_grad():
             log_prior = _vamp_prior_by_hand(vae)
             for example in test[:images].split(1):
-                chunk = max(1, 2**22 // (500 * 40 + 784 + 3 * 300))
                 log_w = torch.cat(
                     [
                         _hvae_log_weights(vae, example, log_prior, min(chunk, k - start))
