@@ -163,6 +163,7 @@ def fit(
     num_chains: int = 4,
     backend: Literal["auto", "pyro", "numpyro"] = "auto",
     target_accept: float = 0.8,
+    chain_method: Literal["auto", "parallel", "sequential", "vectorized"] = "auto",
     jit: bool | None = None,
     fast_elbo: bool = True,
     init: dict | None = None,
@@ -209,6 +210,10 @@ def fit(
             autoguides, over the model's own start.
         backend: NUTS under ``"pyro"`` or ``"numpyro"``; ``"auto"`` picks NumPyro for
             models written against ``pyroapi`` (faster for small models), else Pyro.
+        chain_method: how NumPyro runs several chains: ``"parallel"`` (one per
+            device), ``"sequential"`` or ``"vectorized"`` (all in one pass);
+            ``"auto"`` is parallel where there is a device per chain, else vectorized.
+            Pyro's chains run one after another.
         checkpoint: a file path; an existing checkpoint resumes the run.
 
     A zoo model's EM starts from its ``init`` every time; SVI, MAP and NUTS start
@@ -228,6 +233,7 @@ def fit(
     """
     check_choice(method, "method", METHODS)
     check_choice(backend, "backend", ("auto", "pyro", "numpyro"))
+    check_choice(chain_method, "chain_method", ("auto", "parallel", "sequential", "vectorized"))
     if num_steps is not None and max_steps is not None and num_steps != max_steps:
         raise ValueError("num_steps: give num_steps or max_steps (an alias), not both")
     num_steps = num_steps if num_steps is not None else max_steps
@@ -314,6 +320,7 @@ def fit(
             num_chains=num_chains,
             seed=seed,
             target_accept=target_accept,
+            chain_method=chain_method,
             jit=True if jit is None else jit,
             init_values=init_values,
             progress=bool(progress),

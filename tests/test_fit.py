@@ -92,6 +92,32 @@ def test_nuts_matches_the_conjugate_posterior(data, backend):
     assert 0.5 < result.sample_stats["acceptance_rate"].mean() <= 1.0
 
 
+@pytest.mark.parametrize("chain_method", ["sequential", "vectorized"])
+def test_numpyro_chain_methods_give_the_conjugate_posterior(data, chain_method):
+    mean, sd = posterior(data)
+    result = pyrogen.fit(
+        conjugate_normal,
+        data,
+        method="nuts",
+        backend="numpyro",
+        chain_method=chain_method,
+        num_warmup=300,
+        num_samples=600,
+        num_chains=3,
+        progress=False,
+    )
+    draws = result.samples["mu"]
+    assert draws.shape == (3, 600)
+    assert result.sample_stats["step_size"].shape == (3, 600)
+    import arviz as az
+
+    assert abs(draws.mean() - mean) < 4 * float(az.mcse(draws))
+    assert abs(draws.std() / sd - 1) < 0.1
+    assert not np.allclose(draws[0], draws[1])  # the chains are not copies of each other
+    with pytest.raises(ValueError, match="chain_method"):
+        pyrogen.fit(conjugate_normal, data, method="nuts", chain_method="threads")
+
+
 def test_auto_backend_prefers_numpyro_for_pyroapi_models(data):
     result = pyrogen.fit(
         conjugate_normal,
