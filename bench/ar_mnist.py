@@ -192,7 +192,7 @@ def nade_speed(options, train) -> dict:
 
     import pyrogen
 
-    steps = 20 if options.quick else options.nade_steps
+    steps = 5 if options.quick else options.nade_steps
     x = train[: steps * options.batch_size]
     torch.manual_seed(0)
     template = NADE((784,), hidden=options.nade_hidden)
@@ -343,7 +343,7 @@ def ar_speed(options, test) -> dict:
     hidden, direct = (options.made_hidden,), options.made_direct
     makers["made"] = lambda: MADE((784,), hidden=hidden, direct=direct)  # one mask
     x = test[: 100 if options.quick else 1000]
-    n = 3 if options.quick else options.sample_images
+    n = 2 if options.quick else options.sample_images
     figures = {"loglik_images": len(x), "sample_images": n}
     for name in ("fvsbn", "nade", "made", "pixelcnn"):
         torch.manual_seed(options.seed)
@@ -475,11 +475,13 @@ def main(argv=None):
         torch.set_num_threads(options.threads)
     import pyrogen
 
-    sizes = (3000, 500, 500) if options.quick else None
+    sizes = (1000, 200, 200) if options.quick else None
     splits = pyrogen.data.mnist_splits(sizes, seed=options.seed)
-    if options.quick:
+    if options.quick:  # a smoke run of every path: small networks, one epoch
         options.epochs, options.eval_every, options.repeats = 1, 1, 1
-        options.nade_hidden, options.made_hidden, options.pixelcnn_channels = 100, 200, 16
+        options.nade_hidden, options.made_hidden = 100, 200
+        options.pixelcnn_channels, options.pixelcnn_layers = 8, 3
+        options.speed_pixelcnn = [8, 2]
         options.deepnade_hidden, options.deepnade_orderings = [100], 2
     figures = {"quick": options.quick, "threads": torch.get_num_threads()}
     makers = _models(options)

@@ -140,7 +140,7 @@ def main() -> None:
     n, dim, k, iterations, repeats = 200_000, 8, 10, 100, 3
     sizes = [10_000, 100_000, 200_000, 1_000_000]
     if args.quick:
-        n, iterations, repeats, sizes = 50_000, 30, 2, [10_000, 50_000]
+        n, iterations, repeats, sizes = 20_000, 20, 2, [20_000]
     x, means = make_data(n, dim, k)
     print(
         f"N={n} D={dim} K={k} full covariances, {iterations} EM iterations, float64; "

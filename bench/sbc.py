@@ -15,7 +15,7 @@ also run by a hand-written NumPyro loop (prior draw, simulate, MCMC, rank; same
 warmup, draws and chains) and ``sbc_time_ratio`` is pyrogen's time over it.
 
     python bench/sbc.py            # 50 simulations per engine (about 15 minutes)
-    python bench/sbc.py --quick    # 2 simulations per engine, about a minute
+    python bench/sbc.py --quick    # 1 simulation per engine, short SVI: a smoke run
 
 The last line printed is one JSON object of the figures; ratios are named *_ratio.
 """
@@ -100,12 +100,12 @@ def run_plain_numpyro(X, num_simulations, num_warmup, num_samples):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="2 simulations per engine")
+    parser.add_argument("--quick", action="store_true", help="1 simulation each, 30 SVI steps")
     parser.add_argument("--simulations", type=int, default=None)
     options = parser.parse_args(argv)
     torch.set_default_dtype(torch.float64)
-    n = options.simulations or (2 if options.quick else 50)
-    svi_steps = 100 if options.quick else 600
+    n = options.simulations or (1 if options.quick else 50)
+    svi_steps = 30 if options.quick else 600
 
     from pyrogen.models import ar_model, bayesian_linear_regression, correlated_design
 
@@ -124,8 +124,9 @@ def main(argv=None):
 
     regression = (bayesian_linear_regression, (X,))
     # one untimed simulation each, so that neither side pays JAX's first-call start-up
-    run_pyrogen("warm-up", *regression, 1, method="nuts", fit_options=dict(NUTS_OPTIONS))
-    run_plain_numpyro(X, 1, NUTS_OPTIONS["num_warmup"], 4 * NUM_DRAWS)
+    if not options.quick:  # (a quick run's ratio is a smoke test, not a figure)
+        run_pyrogen("warm-up", *regression, 1, method="nuts", fit_options=dict(NUTS_OPTIONS))
+        run_plain_numpyro(X, 1, NUTS_OPTIONS["num_warmup"], 4 * NUM_DRAWS)
     figures["regression_nuts"] = run_pyrogen(
         "regression, NUTS", *regression, n, method="nuts", fit_options=dict(NUTS_OPTIONS)
     )

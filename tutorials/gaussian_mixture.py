@@ -156,8 +156,8 @@ nuts = pyrogen.fit(
     bayes,
     x,
     method="nuts",
-    num_warmup=100 if QUICK else 500,
-    num_samples=100 if QUICK else 500,
+    num_warmup=60 if QUICK else 500,
+    num_samples=60 if QUICK else 500,
     num_chains=2,
     progress=False,
 )
@@ -187,8 +187,8 @@ y = np.asarray(reference.data["y"])
 check = pyrogen.crosscheck(
     normal_mixture_1d,
     y,
-    num_warmup=150 if QUICK else 500,
-    num_samples=200 if QUICK else 1000,
+    num_warmup=100 if QUICK else 500,
+    num_samples=100 if QUICK else 1000,
     num_chains=2 if QUICK else 4,
 )
 print(check)

@@ -55,7 +55,7 @@ plt.show()
 # Carlo standard error.
 
 # %%
-draws = 300 if QUICK else 1000
+draws = 150 if QUICK else 1000
 model = AutoRegressive(5)
 numpyro_fit = pyrogen.fit(
     model, y, method="nuts", num_warmup=draws, num_samples=draws, num_chains=2 if QUICK else 4
@@ -67,8 +67,8 @@ pyro_fit = pyrogen.fit(
     order=5,
     method="nuts",
     backend="pyro",
-    num_warmup=100 if QUICK else 500,
-    num_samples=100 if QUICK else 1000,
+    num_warmup=50 if QUICK else 500,
+    num_samples=50 if QUICK else 1000,
     num_chains=1 if QUICK else 4,
 )
 print(pyrogen.compare_to_reference(pyro_fit.samples, reference, label="pyro"))

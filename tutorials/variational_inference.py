@@ -211,7 +211,7 @@ print(az.summary(idata["nuts"], kind="diagnostics"))
 # piles them at both ends (Talts et al., 2018).
 
 # %%
-simulations = 12 if QUICK else 200
+simulations = 5 if QUICK else 200
 calibrated = pyrogen.sbc(
     bayesian_linear_regression,
     X,
