@@ -32,7 +32,7 @@ def test_mean_field_vi_on_a_correlated_posterior_is_over_confident():
         X,
         observed="y",
         method="svi",
-        num_simulations=15,  # its tails hold about 70% of the ranks: 15 suffice
+        num_simulations=30,
         num_draws=39,
         fit_options=dict(
             guide="mean_field",
