@@ -17,7 +17,7 @@ from pyrogen.checkpoint import fingerprint as make_fingerprint
 from pyrogen.compat import uses_pyroapi
 from pyrogen.infer.em import EMEngine
 from pyrogen.infer.loop import run_loop
-from pyrogen.infer.mcmc import MCMCResult, run_nuts
+from pyrogen.infer.mcmc import CHAIN_METHODS, MCMCResult, run_nuts
 from pyrogen.infer.svi import (
     SVIEngine,
     make_elbo,
@@ -233,7 +233,7 @@ def fit(
     """
     check_choice(method, "method", METHODS)
     check_choice(backend, "backend", ("auto", "pyro", "numpyro"))
-    check_choice(chain_method, "chain_method", ("auto", "parallel", "sequential", "vectorized"))
+    check_choice(chain_method, "chain_method", CHAIN_METHODS)
     if num_steps is not None and max_steps is not None and num_steps != max_steps:
         raise ValueError("num_steps: give num_steps or max_steps (an alias), not both")
     num_steps = num_steps if num_steps is not None else max_steps

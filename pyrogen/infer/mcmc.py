@@ -19,7 +19,9 @@ from pyrogen.checkpoint import load_checkpoint, save_checkpoint
 from pyrogen.compat import backend as use_backend
 from pyrogen.infer.init import init_from
 
-__all__ = ["MCMCResult", "run_nuts"]
+__all__ = ["CHAIN_METHODS", "MCMCResult", "run_nuts"]
+
+CHAIN_METHODS = ("auto", "parallel", "sequential", "vectorized")  # NumPyro's, and auto
 
 
 @dataclass
