@@ -55,8 +55,13 @@ ReLU layers of 500) order-agnostically (a random ordering and observed prefix pe
 example and step; Uria, Murray and Larochelle 2014), selects the epoch on ``valid``
 under the data's ordering alone, and reports the test NLL of the ensemble over
 ``--deepnade-orderings`` orderings (default 8; each costs D passes of the upper layers
-per image) beside the single ordering's, against EoNADE with two hidden layers, 84.68
-(the issue's figure for the ensemble of orderings).
+per image) beside the single ordering's and the ensembles of the first 1, 2, 4, ...
+orderings, against 84.68, the issue's figure for "EoNADE, two hidden layers". Tables in
+the literature label 84.68 "EoNADE-5 2hl" (Raiko et al. 2014): NADE-k, whose every
+conditional is refined by five mean-field iterations, over 128 orderings; pyrogen has
+no NADE-k, so 84.68 is a stricter target than DeepNADE's own ensemble. On a CPU
+``--valid-size`` (valid images that select the epoch) and ``--train-scored`` (train
+images scored beside test) keep the D-passes-per-ordering scoring affordable.
 
 The last line printed is one JSON object of the figures; ratios are named *_ratio.
 """
@@ -122,6 +127,7 @@ def fit_and_score(name, make, options, data) -> dict:
     from pyrogen.infer.svi import SharedAdam
 
     train, valid, test = data
+    valid = valid[: options.valid_size]
     torch.manual_seed(options.seed)
     model = make()
     steps_per_epoch = math.ceil(len(train) / options.batch_size)
@@ -164,14 +170,21 @@ def fit_and_score(name, make, options, data) -> dict:
     seconds = time.perf_counter() - began
     if best["state"] is not None:
         model.load_state_dict(best["state"])
-    per_image = -model.log_prob(test)
+    extra = {}
+    if name == "deepnade":  # each ordering once: the ensemble of the first m, m = 1, 2, 4..
+        per_ordering = model.ordering_log_probs(test)
+        count = len(per_ordering)
+        sizes = sorted({*(2**i for i in range(count.bit_length())), count})
+        by_size = {m: per_ordering[:m].logsumexp(0) - math.log(m) for m in sizes}
+        per_image = -by_size[count]
+        extra["deepnade_test_nll_one_ordering"] = float(-per_ordering[0].mean())
+        extra["deepnade_test_nll_by_orderings"] = {m: float(-v.mean()) for m, v in by_size.items()}
+        extra["deepnade_orderings"] = count
+    else:
+        per_image = -model.log_prob(test)
     nll = float(per_image.mean())
     se = float(per_image.std() / math.sqrt(len(per_image)))  # over the test images
-    train_nll = -float(model.log_prob(train[:10000]).mean())  # beside test: the overfit
-    extra = {}
-    if name == "deepnade":  # the data's ordering alone, beside the ensemble
-        extra["deepnade_test_nll_one_ordering"] = -_select_ll(model, test)
-        extra["deepnade_orderings"] = model.config.num_orderings
+    train_nll = -float(model.log_prob(train[: options.train_scored]).mean())  # the overfit
     return {
         **extra,
         f"{name}_test_nll": nll,
@@ -430,6 +443,12 @@ def main(argv=None):
     parser.add_argument(
         "--deepnade-orderings", type=int, default=8, help="orderings of the test ensemble"
     )
+    parser.add_argument(
+        "--valid-size", type=int, default=None, help="valid images that select the epoch"
+    )
+    parser.add_argument(
+        "--train-scored", type=int, default=10000, help="train images scored beside test"
+    )
     parser.add_argument("--pixelcnn-channels", type=int, default=64)
     parser.add_argument("--pixelcnn-layers", type=int, default=7)
     parser.add_argument("--device", default=None, help="e.g. cuda (the models' fits)")
@@ -461,6 +480,10 @@ def main(argv=None):
         parser.error(f"--patience: must be at least 1, got {options.patience}")
     if options.deepnade_orderings < 1 or min(options.deepnade_hidden) < 1:
         parser.error("--deepnade-orderings and --deepnade-hidden: must be positive")
+    if options.valid_size is not None and options.valid_size < 1:
+        parser.error(f"--valid-size: must be at least 1, got {options.valid_size}")
+    if options.train_scored < 1:
+        parser.error(f"--train-scored: must be at least 1, got {options.train_scored}")
     if options.made_masks < 1:
         parser.error(f"--made-masks: must be at least 1, got {options.made_masks}")
     if options.speed_only and options.no_speed:

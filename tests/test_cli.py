@@ -106,7 +106,9 @@ def test_crosscheck_command(reference_data, capsys):
     )
     out = capsys.readouterr().out
     assert "Pyro NUTS against NumPyro NUTS" in out and "against Stan's reference draws" in out
-    assert code == 0, out
+    for parameter in ("mu[0]", "mu[1]", "sigma[0]", "sigma[1]", "theta"):
+        assert out.count(parameter) == 3, out  # Pyro against NumPyro, each against Stan
+    assert code == 0, out  # both NUTS backends agree, and each agrees with Stan
 
 
 def test_installed_entry_point():

@@ -10,6 +10,7 @@ from pyroapi import pyro as api_pyro
 
 import pyrogen
 from pyrogen.checkpoint import CheckpointError
+from pyrogen.infer.mcmc import run_nuts
 
 PRIOR_SD = 2.0
 
@@ -97,6 +98,8 @@ def test_nuts_matches_the_conjugate_posterior(data, backend, chain_method):
     assert 0.5 < result.sample_stats["acceptance_rate"].mean() <= 1.0
     with pytest.raises(ValueError, match="chain_method"):
         pyrogen.fit(conjugate_normal, data, method="nuts", chain_method="threads")
+    with pytest.raises(ValueError, match="chain_method"):  # the engine itself checks too
+        run_nuts(conjugate_normal, (data,), backend=backend, chain_method="threads")
 
 
 def test_auto_backend_prefers_numpyro_for_pyroapi_models(data):

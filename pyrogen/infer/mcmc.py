@@ -18,6 +18,7 @@ import torch
 from pyrogen.checkpoint import load_checkpoint, save_checkpoint
 from pyrogen.compat import backend as use_backend
 from pyrogen.infer.init import init_from
+from pyrogen.validation import check_choice
 
 __all__ = ["CHAIN_METHODS", "MCMCResult", "run_nuts"]
 
@@ -53,6 +54,7 @@ def run_nuts(
     checkpoint: str | os.PathLike | None = None,
     fingerprint: dict | None = None,
 ) -> MCMCResult:
+    check_choice(chain_method, "chain_method", CHAIN_METHODS)
     kwargs = kwargs or {}
     options = dict(
         num_warmup=num_warmup,

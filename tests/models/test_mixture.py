@@ -263,23 +263,6 @@ def test_low_dim_gauss_mix_crosscheck_and_stan_under_pyro(reference_data):
     assert against.passed, str(against)
 
 
-def test_crosscheck_small(reference_data):
-    """Pyro NUTS and NumPyro NUTS agree on the posteriordb mixture (short chains)."""
-    reference = pyrogen.data.load_posteriordb("low_dim_gauss_mix")
-    y = np.asarray(reference.data["y"])
-    comparison = pyrogen.crosscheck(
-        normal_mixture_1d, y, num_warmup=200, num_samples=300, num_chains=2
-    )
-    assert comparison.passed, str(comparison)
-    assert {r["parameter"] for r in comparison.rows} == {
-        "mu[0]",
-        "mu[1]",
-        "sigma[0]",
-        "sigma[1]",
-        "theta",
-    }
-
-
 def test_crosscheck_flags_a_wrong_posterior(reference_data):
     """The comparison can fail: shifted draws are caught."""
     reference = pyrogen.data.load_posteriordb("low_dim_gauss_mix")
