@@ -134,7 +134,7 @@ def test_nuts_pyro_and_numpyro_agree_on_the_density():
         num_frequencies=2,
         num_warmup=300,
         num_samples=400,
-        num_chains=2,
+        num_chains=4,
         init={"coefficients": torch.zeros(2, 2)},
         transform=lambda d: {"c": normalized_autocorrelation(d["coefficients"])},
     )
