@@ -157,7 +157,8 @@ class DeepNADEConfig:
     data_shape: list[int]
     hidden: list[int] = field(default_factory=lambda: [500, 500])
     num_orderings: int = 1
-    seed: int = 0  # draws orderings 2..num_orderings (the first is the data's order)
+    seed: int = 0  # draws the orderings
+    data_order: bool = False  # the first ordering is the data's own, the rest drawn
 
 
 class _Autoregressive(NetworkModel):
@@ -663,8 +664,14 @@ class DeepNADE(_Autoregressive):
     ``hidden`` widths (default two layers of 500) from :math:`[x \odot m, m]` (2D
     inputs: the observed values and the observation mask) to D logits, trained for
     every ordering at once; ``log_prob`` is the ensemble over ``num_orderings`` fixed
-    orderings (the first is the data's order, the others drawn with ``seed``):
+    orderings drawn uniformly with ``seed``:
     :math:`\log \frac1M \sum_m p_{o_m}(x)` (EoNADE). See the module docstring.
+
+    With ``data_order=True`` the first ordering is the data's own (raster order for
+    images). That is rarely a good one: order-agnostic training draws observed sets
+    uniformly, so "the first k pixels in the data's order" (for images, a block of top
+    rows) is a set it almost never trains on; on MNIST the raster order alone scored
+    about 9 nats worse than a random ordering.
 
     In training mode the model draws, per example, how many dimensions are observed,
     k ~ U{0..D-1}, and which (a uniformly random k-subset S: the first k of a random
@@ -673,17 +680,31 @@ class DeepNADE(_Autoregressive):
     In evaluation mode it is the teacher-forced likelihood of the current ordering.
     """
 
-    def __init__(self, data_shape, hidden=(500, 500), num_orderings: int = 1, seed: int = 0):
+    def __init__(
+        self,
+        data_shape,
+        hidden=(500, 500),
+        num_orderings: int = 1,
+        seed: int = 0,
+        data_order: bool = False,
+    ):
         super().__init__()
         hidden = _hidden_widths(hidden, "DeepNADE")
         check_positive_int(num_orderings, "num_orderings")
-        config = DeepNADEConfig(check_data_shape(data_shape), hidden, int(num_orderings), int(seed))
+        if not isinstance(data_order, bool):
+            raise TypeError(f"data_order: expected True or False, got {data_order!r}")
+        config = DeepNADEConfig(
+            check_data_shape(data_shape), hidden, int(num_orderings), int(seed), data_order
+        )
         self._setup(config)
         sizes = [2 * self.dim, *hidden, self.dim]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         generator = torch.Generator().manual_seed(config.seed)
-        orders = [torch.arange(self.dim)]
-        orders += [torch.randperm(self.dim, generator=generator) for _ in range(num_orderings - 1)]
+        orders = [torch.arange(self.dim)] if data_order else []
+        orders += [
+            torch.randperm(self.dim, generator=generator)
+            for _ in range(num_orderings - len(orders))
+        ]
         self.register_buffer("orders", torch.stack(orders))
         self.current = 0
 

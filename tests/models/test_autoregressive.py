@@ -341,6 +341,8 @@ def test_bad_input_names_the_argument():
         DeepNADE((4,), num_orderings=0)
     with pytest.raises(ValueError, match=r"index: must be in \[0, 2\)"):
         DeepNADE((4,), hidden=(3,), num_orderings=2).use_ordering(2)
+    with pytest.raises(TypeError, match="data_order"):
+        DeepNADE((4,), data_order="yes")
     with pytest.raises(ValueError, match="data_shape"):
         FVSBN((0,))
     for bad in (0.0, -1.0, float("nan"), float("inf"), "1"):
@@ -641,8 +643,18 @@ def test_deepnade_running_sum_gives_the_conditionals_of_a_pass_per_step():
         model.use_ordering(m)
         fast = torch.distributions.Bernoulli(logits=model.logits(x)).log_prob(x).sum(-1)
         torch.testing.assert_close(fast, _deepnade_by_passes(model, x, model.orders[m]))
-    assert not torch.equal(model.orders[1], model.orders[2])
-    assert torch.equal(model.orders[0], torch.arange(10))
+    # three distinct random orderings by default; data_order=True puts the data's first
+    assert len({tuple(o.tolist()) for o in model.orders}) == 3
+    assert not any(torch.equal(o, torch.arange(10)) for o in model.orders)
+    for o in model.orders:
+        assert torch.equal(o.sort().values, torch.arange(10))
+    with_data = DeepNADE((10,), hidden=(16, 12), num_orderings=3, data_order=True)
+    assert torch.equal(with_data.orders[0], torch.arange(10))
+    assert torch.equal(with_data.orders[1], model.orders[0])  # the same draws follow
+    assert torch.equal(DeepNADE((10,), hidden=(4,), num_orderings=3).orders, model.orders)
+    assert not torch.equal(
+        DeepNADE((10,), hidden=(4,), num_orderings=3, seed=1).orders, model.orders
+    )
     each = model.ordering_log_probs(x)  # (3, N), the ensemble's members
     torch.testing.assert_close(each[1], _deepnade_by_passes(model, x, model.orders[1]))
     torch.testing.assert_close(model.log_prob(x), each.logsumexp(0) - math.log(3))
