@@ -110,6 +110,7 @@ from pyrogen.nn.autoregressive import (
     normal_mixture,
 )
 from pyrogen.validation import (
+    check_bool,
     check_choice,
     check_data_shape,
     check_positive_int,
@@ -543,8 +544,7 @@ class MADE(_Autoregressive):
         self, data_shape, hidden=(500,), num_masks: int = 1, seed: int = 0, direct: bool = False
     ):
         super().__init__()
-        if not isinstance(direct, bool):
-            raise TypeError(f"direct: expected True or False, got {direct!r}")
+        check_bool(direct, "direct")
         hidden = _hidden_widths(hidden, "MADE")
         check_positive_int(num_masks, "num_masks")
         config = MADEConfig(check_data_shape(data_shape), hidden, int(num_masks), int(seed), direct)
@@ -691,8 +691,7 @@ class DeepNADE(_Autoregressive):
         super().__init__()
         hidden = _hidden_widths(hidden, "DeepNADE")
         check_positive_int(num_orderings, "num_orderings")
-        if not isinstance(data_order, bool):
-            raise TypeError(f"data_order: expected True or False, got {data_order!r}")
+        check_bool(data_order, "data_order")
         config = DeepNADEConfig(
             check_data_shape(data_shape), hidden, int(num_orderings), int(seed), data_order
         )

@@ -29,6 +29,7 @@ from pyrogen.infer.svi import (
 )
 from pyrogen.validation import (
     as_data_tensor,
+    check_bool,
     check_choice,
     check_positive_int,
     check_positive_number,
@@ -260,8 +261,7 @@ def fit(
         if num_steps is not None:
             raise ValueError("num_epochs: give num_steps or num_epochs, not both")
 
-    if not isinstance(fast_elbo, bool):
-        raise TypeError(f"fast_elbo: expected True or False, got {fast_elbo!r}")
+    check_bool(fast_elbo, "fast_elbo")
     is_zoo = isinstance(model, ZooModel)
     if is_zoo:
         if device is not None:

@@ -11,6 +11,7 @@ import torch
 __all__ = [
     "as_data_tensor",
     "as_examples",
+    "check_bool",
     "check_data_shape",
     "check_finite_values",
     "check_positive_int",
@@ -86,6 +87,13 @@ def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name}: must be at least {minimum}, got {value}")
     return int(value)
+
+
+def check_bool(value, name: str) -> bool:
+    """True or False itself (not 0, 1 or a string)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected True or False, got {value!r}")
+    return value
 
 
 def check_positive_number(value, name: str, *, allow_zero: bool = False) -> float:

@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from pyrogen.validation import as_data_tensor, as_examples, check_choice, check_positive_int
+from pyrogen.validation import (
+    as_data_tensor,
+    as_examples,
+    check_bool,
+    check_choice,
+    check_positive_int,
+)
 
 
 @pytest.mark.parametrize(
@@ -45,6 +51,10 @@ def test_scalar_checks():
         check_positive_int(True, "k")
     with pytest.raises(ValueError, match="mode: must be one of 'a', 'b'"):
         check_choice("c", "mode", ("a", "b"))
+    assert check_bool(False, "flag") is False
+    for bad in (0, 1, "yes", None):
+        with pytest.raises(TypeError, match="flag: expected True or False"):
+            check_bool(bad, "flag")
 
 
 def test_auroc_is_the_mann_whitney_probability():
