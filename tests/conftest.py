@@ -2,7 +2,8 @@ import os
 
 # The README's command runs the suite on two pytest-xdist workers (CI has two cores):
 # each worker, and every notebook kernel, bench or CLI process it starts, keeps to one
-# thread, so the two do not fight over the cores. Set before torch and JAX load.
+# thread, so the two do not fight over the cores. Set before torch and JAX load (torch
+# takes its thread count from OMP_NUM_THREADS); a value the user set is kept.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(_name, "1")
@@ -16,9 +17,6 @@ import pytest
 import torch
 
 import pyrogen
-
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
