@@ -39,6 +39,11 @@ loop (minibatches with ``batch_size``). ``sample(n)`` draws the D conditionals i
   ``num_orderings`` fixed orderings; the first layer's pre-activation is a running
   sum along the ordering (NADE's trick), so the D conditionals of an ordering cost
   one pass of the upper layers per dimension, O(D H^2), not D whole passes.
+  With ``steps`` = k > 1 it is NADE-k (Raiko, Li, Cho and Bengio 2014): the network
+  is applied k times, each pass reading the observed values with the previous pass's
+  probabilities filled in where x is unobserved, a learned mean-field-like inference
+  whose last pass gives :math:`p(x_j \mid x_S)`; every conditional then costs k whole
+  passes (no running sum: the filled-in values change with S).
 
 - **PixelCNN** (van den Oord et al. 2016a, b): images in raster order. ``gated=True``
   (the default) stacks gated layers with a vertical stack that sees every row above
@@ -74,6 +79,8 @@ References:
     Germain, Gregor, Murray and Larochelle (2015). MADE: Masked Autoencoder for
         Distribution Estimation. ICML.
     Uria, Murray and Larochelle (2014). A Deep and Tractable Density Estimator. ICML.
+    Raiko, Li, Cho and Bengio (2014). Iterative Neural Autoregressive Distribution
+        Estimator (NADE-k). NeurIPS.
     van den Oord, Kalchbrenner and Kavukcuoglu (2016a). Pixel Recurrent Neural
         Networks. ICML.
     van den Oord et al. (2016b). Conditional Image Generation with PixelCNN Decoders.
@@ -153,6 +160,9 @@ class MADEConfig:
     direct: bool = False  # direct input-to-output connections
 
 
+STEP_LOSSES = ("mean", "last")
+
+
 @dataclass
 class DeepNADEConfig:
     data_shape: list[int]
@@ -160,6 +170,8 @@ class DeepNADEConfig:
     num_orderings: int = 1
     seed: int = 0  # draws the orderings
     data_order: bool = False  # the first ordering is the data's own, the rest drawn
+    steps: int = 1  # NADE-k's refinement passes per conditional (k)
+    step_loss: str = "mean"  # train on every pass's prediction ("mean") or the last's
 
 
 class _Autoregressive(NetworkModel):
@@ -678,6 +690,21 @@ class DeepNADE(_Autoregressive):
     ordering), and observes x on the other D - k dimensions with weight D / (D - k):
     in expectation over S, :math:`\mathbb E_o \log p_o(x)` (Uria et al. 2014, eq. 9).
     In evaluation mode it is the teacher-forced likelihood of the current ordering.
+
+    ``steps`` = k > 1 makes it NADE-k (Raiko et al. 2014): :math:`v_0 = x \odot m`,
+    then k passes :math:`p_i = \sigma(f([v_{i-1}, m]))`,
+    :math:`v_i = x \odot m + p_i \odot (1 - m)`, and :math:`p(x_j \mid x_S)` is
+    :math:`p_k`'s entry j. The network reads the mask at every pass (NADE-k's
+    ``use_mask`` variant), so ``steps=1`` is exactly the model above. Training observes
+    the last pass's likelihood as the site ``x``; with ``step_loss="mean"`` (NADE-k's
+    pre-training: gradients reach the early passes directly) the earlier passes'
+    likelihoods join as auxiliary factors ``x_pass1`` .. ``x_pass{k-1}``, every term
+    weighted 1/k; ``step_loss="last"`` (its fine-tuning) keeps ``x`` alone (set
+    ``model.config.step_loss`` between the two phases). Zeros fill the unobserved
+    values before the first pass, which, the mask being an input, is as general as
+    NADE-k's fill with the data's mean. An ordering's log-likelihood costs D k whole
+    passes instead of D passes of the upper layers: 12 times the time of ``steps=1``
+    for MNIST, two layers of 500 and k = 5 (2 CPU cores).
     """
 
     def __init__(
@@ -687,13 +714,23 @@ class DeepNADE(_Autoregressive):
         num_orderings: int = 1,
         seed: int = 0,
         data_order: bool = False,
+        steps: int = 1,
+        step_loss: str = "mean",
     ):
         super().__init__()
         hidden = _hidden_widths(hidden, "DeepNADE")
         check_positive_int(num_orderings, "num_orderings")
         check_bool(data_order, "data_order")
+        check_positive_int(steps, "steps")
+        check_choice(step_loss, "step_loss", STEP_LOSSES)
         config = DeepNADEConfig(
-            check_data_shape(data_shape), hidden, int(num_orderings), int(seed), data_order
+            check_data_shape(data_shape),
+            hidden,
+            int(num_orderings),
+            int(seed),
+            data_order,
+            int(steps),
+            step_loss,
         )
         self._setup(config)
         sizes = [2 * self.dim, *hidden, self.dim]
@@ -719,10 +756,22 @@ class DeepNADE(_Autoregressive):
     def network(self, x: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
         """The D logits of p(x_j = 1 | x_S) for flat x (N, D) observed where
         ``observed`` (N, D) is 1: the values elsewhere are not read."""
-        h = torch.cat([x * observed, observed], -1)
-        for layer in self.layers[:-1]:
-            h = torch.relu(layer(h))
-        return self.layers[-1](h)
+        return self.passes(x, observed)[-1]
+
+    def passes(self, x: torch.Tensor, observed: torch.Tensor) -> list[torch.Tensor]:
+        """The logits of each of the ``steps`` passes (NADE-k's refinements), the last
+        being :meth:`network`'s: pass i reads x where observed and pass i - 1's
+        probabilities elsewhere (zeros before the first)."""
+        known = x * observed
+        value, out = known, []
+        for i in range(self.config.steps):
+            h = torch.cat([value, observed], -1)
+            for layer in self.layers[:-1]:
+                h = torch.relu(layer(h))
+            out.append(self.layers[-1](h))
+            if i + 1 < self.config.steps:
+                value = known + torch.sigmoid(out[-1]) * (1 - observed)
+        return out
 
     def _upper(self, a: torch.Tensor) -> torch.Tensor:
         """The hidden layers above the first from its pre-activation a (..., H1)."""
@@ -732,9 +781,12 @@ class DeepNADE(_Autoregressive):
         return h
 
     def logits(self, x):
-        """The D conditional logits of the current ordering, in data order. The first
-        layer's pre-activation before step t is b + sum_{s<t} (W_x[:, o_s] x_{o_s} +
-        W_m[:, o_s]): an exclusive running sum along the ordering."""
+        """The D conditional logits of the current ordering, in data order. With one
+        step the first layer's pre-activation before step t is b + sum_{s<t}
+        (W_x[:, o_s] x_{o_s} + W_m[:, o_s]): an exclusive running sum along the
+        ordering. With more, :meth:`prefix_logits`."""
+        if self.config.steps > 1:
+            return self.prefix_logits(x)
         order = self._order()
         first, last = self.layers[0], self.layers[-1]
         w_x, w_m = first.weight[:, : self.dim], first.weight[:, self.dim :]
@@ -744,7 +796,25 @@ class DeepNADE(_Autoregressive):
         in_order = (h * last.weight[order]).sum(-1) + last.bias[order]
         return in_order.new_empty(in_order.shape).index_copy_(1, order, in_order)
 
+    def prefix_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The D conditional logits of the current ordering, in data order, by whole
+        passes: the D observed prefixes of every example of flat x (N, D) go through
+        :meth:`network` as N D rows at once, and row t's output o_t is kept. Any number
+        of steps; :meth:`logits` uses it when ``steps`` > 1."""
+        order = self._order()
+        n, dim = x.shape
+        before = torch.ones(dim, dim, device=x.device).tril(-1)  # [t, s]: s before t
+        prefix = x.new_zeros(dim, dim).index_copy_(1, order, before.to(x.dtype))
+        rows = self.network(
+            x[:, None, :].expand(n, dim, dim).reshape(n * dim, dim),
+            prefix.expand(n, dim, dim).reshape(n * dim, dim),
+        ).reshape(n, dim, dim)
+        in_order = rows[:, torch.arange(dim, device=x.device), order]  # (N, D)
+        return in_order.new_empty(in_order.shape).index_copy_(1, order, in_order)
+
     def _numbers_per_example(self) -> int:
+        if self.config.steps > 1:  # D rows of 2D inputs, the hidden layers, D outputs
+            return self.dim * (4 * self.dim + 2 * sum(self.config.hidden))
         return self.dim * (2 * sum(self.config.hidden) + 4)
 
     def _random_observed(self, x: torch.Tensor) -> torch.Tensor:
@@ -762,15 +832,22 @@ class DeepNADE(_Autoregressive):
         module("deepnade", self)
         flat = x.reshape(len(x), self.dim)
         observed = self._random_observed(flat)
-        logits = self.network(flat, observed)
-        weight = self.dim / (self.dim - observed.sum(-1))  # D / (D - k)
-        likelihood = dist.Bernoulli(logits=logits, validate_args=False)
+        passes = self.passes(flat, observed)
+        if self.config.step_loss == "last":
+            passes = passes[-1:]
+        weight = self.dim / (self.dim - observed.sum(-1)) / len(passes)  # D / (D - k)
+        unobserved = observed == 0
         with data_plate(x, num_examples), poutine.scale(scale=weight):
-            pyro.sample("x", likelihood.mask(observed == 0).to_event(1), obs=flat)
+            for i, logits in enumerate(passes[:-1], start=1):  # NADE-k's auxiliary terms
+                log_lik = dist.Bernoulli(logits=logits, validate_args=False).log_prob(flat)
+                pyro.factor(f"x_pass{i}", (log_lik * unobserved).sum(-1))
+            likelihood = dist.Bernoulli(logits=passes[-1], validate_args=False)
+            pyro.sample("x", likelihood.mask(unobserved).to_event(1), obs=flat)
 
     def ordering_log_probs(self, x, orderings=None) -> torch.Tensor:
         """Exact log p_o(x) under each of ``orderings`` (indices; default all M), (len,
-        N): one ordering's D conditionals cost D passes of the upper layers."""
+        N): one ordering's D conditionals cost D passes of the upper layers (D
+        ``steps`` whole passes with more than one step)."""
         count = self.config.num_orderings
         orderings = list(range(count)) if orderings is None else list(orderings)
         if not orderings or not all(isinstance(m, int) and 0 <= m < count for m in orderings):
@@ -785,10 +862,17 @@ class DeepNADE(_Autoregressive):
     def _sample_current(self, n: int) -> torch.Tensor:
         """n flat draws in the current ordering: the first layer's pre-activation is
         carried along (a += W_x[:, o_t] x_{o_t} + W_m[:, o_t]), the upper layers are
-        computed once per step and only output o_t's row is read."""
+        computed once per step and only output o_t's row is read; with ``steps`` > 1,
+        the k passes of :meth:`network` per dimension."""
         first, last = self.layers[0], self.layers[-1]
         w_x, w_m = first.weight[:, : self.dim], first.weight[:, self.dim :]
         x = first.weight.new_zeros(n, self.dim)
+        if self.config.steps > 1:  # k whole passes per dimension
+            observed = torch.zeros_like(x)
+            for d in self._order().tolist():
+                x[:, d] = torch.bernoulli(torch.sigmoid(self.network(x, observed)[:, d]))
+                observed[:, d] = 1.0
+            return x
         a = first.bias.expand(n, -1).clone()
         for d in self._order().tolist():
             logit = self._upper(a) @ last.weight[d] + last.bias[d]

@@ -81,6 +81,11 @@ CASES = {
         lambda: get_model_class("deepnade")((6,), hidden=(8, 5), num_orderings=2),
         lambda: _binary(6),
     ),
+    "nade-k2": (
+        "deepnade",
+        lambda: get_model_class("deepnade")((6,), hidden=(8,), num_orderings=2, steps=2),
+        lambda: _binary(6),
+    ),
     "pixelcnn": (
         "pixelcnn",
         lambda: get_model_class("pixelcnn")((3, 3), channels=4, layers=2, first_kernel=3),
@@ -153,6 +158,7 @@ def _ar_series():
 # binary spaces are summed exactly in tests/models/test_vae.py and
 # tests/models/test_autoregressive.py
 NOT_DENSITIES = {"ar-2", "hmm-2", "vae", "hvae-vamp", "fvsbn", "nade", "made-2", "deepnade-2"}
+NOT_DENSITIES |= {"nade-k2"}
 NOT_DENSITIES |= {"pixelcnn"}
 NOT_DENSITIES |= {"pixelcnn-basic", "wavenet", "rnn-categorical", "transformer"}
 

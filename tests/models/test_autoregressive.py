@@ -48,6 +48,7 @@ MODELS = {
     "made-direct-3-masks": lambda: MADE((10,), hidden=(16, 16), num_masks=3, direct=True),
     "deepnade": lambda: DeepNADE((10,), hidden=(16, 12)),
     "deepnade-3-orderings": lambda: DeepNADE((2, 5), hidden=(16,), num_orderings=3),
+    "nade-k3": lambda: DeepNADE((10,), hidden=(16, 12), num_orderings=2, steps=3),
     "pixelcnn": lambda: PixelCNN((2, 5), channels=8, layers=3, first_kernel=3, kernel=3),
     "pixelcnn-basic": lambda: PixelCNN((2, 5), channels=8, layers=3, first_kernel=3, gated=False),
     "wavenet": lambda: WaveNet((10,), channels=8),
@@ -59,7 +60,8 @@ MODELS = {
 
 
 @pytest.mark.parametrize(
-    "name", ["nade", "made-3-masks", "deepnade-3-orderings", "pixelcnn", "lstm", "transformer"]
+    "name",
+    ["nade", "made-3-masks", "deepnade-3-orderings", "nade-k3", "pixelcnn", "lstm", "transformer"],
 )
 def test_log_prob_in_chunks_equals_one_pass_and_bounds_each_chunk(name, monkeypatch):
     """log_prob takes examples in chunks of at most 2**24 numbers of the pass's largest
@@ -71,7 +73,7 @@ def test_log_prob_in_chunks_equals_one_pass_and_bounds_each_chunk(name, monkeypa
         flat = x.reshape(len(x), -1)
         conditionals = model.conditionals(flat)
         one_pass = conditionals.log_prob(model._observed(flat)).sum(-1)
-    if name in ("made-3-masks", "deepnade-3-orderings"):  # ensembles: a pass per member
+    if name in ("made-3-masks", "deepnade-3-orderings", "nade-k3"):  # ensembles: per member
         one_pass = model.log_prob(x)
     monkeypatch.setattr(model, "_numbers_per_example", lambda: 2**24 // 100)  # 100 a chunk
     seen = []
@@ -109,7 +111,9 @@ def test_a_leaking_mask_is_caught():
     assert abs(total - 1.0) > 0.01
 
 
-@pytest.mark.parametrize("name", ["fvsbn", "nade", "made-3-masks", "deepnade-3-orderings"])
+@pytest.mark.parametrize(
+    "name", ["fvsbn", "nade", "made-3-masks", "deepnade-3-orderings", "nade-k2"]
+)
 def test_samples_follow_the_model(name):
     torch.manual_seed(2)
     small = {
@@ -117,6 +121,7 @@ def test_samples_follow_the_model(name):
         "nade": lambda: NADE((4,), hidden=5),
         "made-3-masks": lambda: MADE((4,), hidden=(8,), num_masks=3),
         "deepnade-3-orderings": lambda: DeepNADE((4,), hidden=(8, 6), num_orderings=3),
+        "nade-k2": lambda: DeepNADE((4,), hidden=(8, 6), num_orderings=2, steps=2),
     }[name]()
     model = _randomized(small, scale=1.0)
     draws = model.sample(40000)
@@ -343,6 +348,11 @@ def test_bad_input_names_the_argument():
         DeepNADE((4,), hidden=(3,), num_orderings=2).use_ordering(2)
     with pytest.raises(TypeError, match="data_order"):
         DeepNADE((4,), data_order="yes")
+    for bad in (0, -1, 1.5, "2"):
+        with pytest.raises((ValueError, TypeError), match="steps"):
+            DeepNADE((4,), steps=bad)
+    with pytest.raises(ValueError, match="step_loss"):
+        DeepNADE((4,), steps=2, step_loss="first")
     with pytest.raises(ValueError, match="data_shape"):
         FVSBN((0,))
     for bad in (0.0, -1.0, float("nan"), float("inf"), "1"):
@@ -665,12 +675,17 @@ def test_deepnade_running_sum_gives_the_conditionals_of_a_pass_per_step():
     assert model.current == 2  # left as it was
 
 
-def test_deepnade_training_site_averages_to_the_mean_log_likelihood_over_orderings(monkeypatch):
+@pytest.mark.parametrize("steps", [1, 3])
+def test_deepnade_training_site_averages_to_the_mean_log_likelihood_over_orderings(
+    steps, monkeypatch
+):
     """The training site, weighted D / (D - k) on the D - k unobserved dimensions of a
     random observed set S (k = |S| ~ U{0..D-1}, S uniform given k), is an unbiased
     estimate of E_o log p_o(x) over all D! orderings: summed over every S with its
-    probability 1 / (D C(D, k)) it equals the mean over the 24 orderings of D = 4."""
-    model = _randomized(DeepNADE((4,), hidden=(8, 6)), scale=1.0).double().train()
+    probability 1 / (D C(D, k)) it equals the mean over the 24 orderings of D = 4.
+    For NADE-k, the site of the last pass (``step_loss="last"``)."""
+    model = DeepNADE((4,), hidden=(8, 6), steps=steps, step_loss="last")
+    model = _randomized(model, scale=1.0).double().train()
     x = torch.tensor([[1.0, 0.0, 1.0, 1.0]], dtype=torch.float64)
     orderings = [torch.tensor(o) for o in itertools.permutations(range(4))]
     target = torch.stack([_deepnade_by_passes(model, x, o) for o in orderings]).mean()
@@ -686,7 +701,80 @@ def test_deepnade_training_site_averages_to_the_mean_log_likelihood_over_orderin
     torch.testing.assert_close((probability * weighted).sum(), target)
     # a wrong weight (none: the plain masked likelihood) misses it
     plain = site["fn"].log_prob(site["value"]).detach()
-    assert abs(float((probability * plain).sum() - target.detach())) > 0.5
+    assert abs(float((probability * plain).sum() - target.detach())) > 0.25
+    sites = [name for name, node in trace.nodes.items() if node["type"] == "sample"]
+    assert sites == ["data", "x"]
+
+
+def test_nade_k_mean_step_loss_observes_every_pass_with_weight_one_kth(monkeypatch):
+    """``step_loss="mean"``: the last pass's likelihood is the site ``x``, the earlier
+    passes' are auxiliary factors (not observations of x: the data are observed once),
+    each term weighted D / (D - k) / steps, each the masked likelihood of that pass's
+    logits."""
+    model = _randomized(DeepNADE((5,), hidden=(8,), steps=3), scale=1.0).double().train()
+    x = _all_binary(5).double()[::3]
+    observed = torch.rand(len(x), 5, generator=torch.Generator().manual_seed(1)) < 0.4
+    observed = observed.double()
+    observed[:, 0] = 0.0  # at least one unobserved dimension
+    monkeypatch.setattr(model, "_random_observed", lambda flat: observed)
+    trace = pyro.poutine.trace(model.model).get_trace(x)
+    names = [name for name, node in trace.nodes.items() if node["type"] == "sample"]
+    assert names == ["data", "x_pass1", "x_pass2", "x"]
+    passes = model.passes(x, observed)
+    weight = 5 / (5 - observed.sum(-1)) / 3
+    for name, logits in zip(names[1:], passes):
+        site = trace.nodes[name]
+        expected = torch.distributions.Bernoulli(logits=logits).log_prob(x)
+        expected = (expected * (1 - observed)).sum(-1)
+        torch.testing.assert_close(site["fn"].log_prob(site["value"]), expected)
+        torch.testing.assert_close(site["scale"], weight)
+    assert not torch.allclose(passes[0], passes[2])  # the refinement changes the logits
+    assert [trace.nodes[n]["infer"].get("is_auxiliary", False) for n in names[1:]] == [
+        True,
+        True,
+        False,
+    ]
+
+
+def test_nade_k_passes_refine_the_filled_in_values_and_one_step_is_deepnade():
+    """Pass i reads [x on S, pass i-1's probabilities off S; the mask], the first pass
+    zeros off S: written out with the layers. One step is DeepNADE: its whole-pass
+    prefix logits equal the running sum's. And the k-step conditionals computed as N D
+    prefix rows equal those of a pass per dimension (float64)."""
+    model = _randomized(DeepNADE((10,), hidden=(16, 12), num_orderings=2, steps=3), scale=0.7)
+    model = model.double()
+    x = _all_binary(10).double()[::11]
+    observed = torch.rand(len(x), 10, generator=torch.Generator().manual_seed(0)) < 0.5
+    observed = observed.double()
+
+    def mlp(value):
+        h = torch.cat([value, observed], -1)
+        for layer in model.layers[:-1]:
+            h = torch.relu(layer(h))
+        return model.layers[-1](h)
+
+    value, by_hand = x * observed, []
+    for _ in range(3):
+        by_hand.append(mlp(value))
+        value = x * observed + torch.sigmoid(by_hand[-1]) * (1 - observed)
+    with torch.no_grad():
+        for ours, theirs in zip(model.passes(x, observed), by_hand):
+            torch.testing.assert_close(ours, theirs)
+        torch.testing.assert_close(model.network(x, observed), by_hand[-1])
+        x_off = x * observed + (1 - observed) * 0.3  # the values off S are not read
+        torch.testing.assert_close(model.network(x_off, observed), by_hand[-1])
+        for m in range(2):
+            model.use_ordering(m)
+            fast = torch.distributions.Bernoulli(logits=model.logits(x)).log_prob(x).sum(-1)
+            torch.testing.assert_close(fast, _deepnade_by_passes(model, x, model.orders[m]))
+        one = DeepNADE((10,), hidden=(16, 12), num_orderings=2).double()
+        one.load_state_dict(model.state_dict())
+        torch.testing.assert_close(one.network(x, observed), by_hand[0])
+        for m in range(2):
+            one.use_ordering(m)
+            torch.testing.assert_close(one.prefix_logits(x), one.logits(x))
+        gap = (model.log_prob(x) - one.log_prob(x)).abs().max()
+        assert float(gap) > 0.1  # three steps are another model
 
 
 def test_deepnade_draws_observed_sets_of_uniform_size_and_uniform_given_the_size():
@@ -700,10 +788,12 @@ def test_deepnade_draws_observed_sets_of_uniform_size_and_uniform_given_the_size
     assert float((frequency - expected.double()).abs().max()) < 0.006  # 4 sd at 1/4
 
 
-def test_deepnade_sampler_draws_what_a_pass_per_step_draws():
+@pytest.mark.parametrize("steps", [1, 3])
+def test_deepnade_sampler_draws_what_a_pass_per_step_draws(steps):
     """The sampler (first layer carried along, one output row per step) draws, under
     every ordering and from the same seed, exactly what whole passes draw (float64)."""
-    model = _randomized(DeepNADE((10,), hidden=(16, 12), num_orderings=2), scale=0.7).double()
+    model = DeepNADE((10,), hidden=(16, 12), num_orderings=2, steps=steps)
+    model = _randomized(model, scale=0.7).double()
     for m in range(2):
         model.use_ordering(m)
         torch.manual_seed(5)
@@ -722,10 +812,11 @@ def test_deepnade_sampler_draws_what_a_pass_per_step_draws():
     assert model.sample(9).shape == (9, 10) and model.current == 1
 
 
-def test_deepnade_fast_elbo_is_pyros_and_fit_trains_it():
+@pytest.mark.parametrize("steps", [1, 2])
+def test_deepnade_fast_elbo_is_pyros_and_fit_trains_it(steps):
     from pyrogen.infer.fast_elbo import FastELBO, agrees_with_pyro
 
-    model = _randomized(DeepNADE((6,), hidden=(8,)), scale=0.5).double().train()
+    model = _randomized(DeepNADE((6,), hidden=(8,), steps=steps), scale=0.5).double().train()
     x = (torch.rand(30, 6, generator=torch.Generator().manual_seed(0)) < 0.4).double()
     empty = lambda *args, **kwargs: None  # noqa: E731
     assert agrees_with_pyro(FastELBO(), pyro.infer.Trace_ELBO(), model.model, empty, (x,), {})
