@@ -735,13 +735,35 @@ class DeepNADE(_Autoregressive):
         self._setup(config)
         sizes = [2 * self.dim, *hidden, self.dim]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.register_buffer("orders", self._draw_orderings())
+        self.current = 0
+
+    def _draw_orderings(self) -> torch.Tensor:
+        """The config's orderings, (num_orderings, D): the data's own first where
+        ``data_order``, then uniform permutations drawn with ``seed``."""
+        config = self.config
         generator = torch.Generator().manual_seed(config.seed)
-        orders = [torch.arange(self.dim)] if data_order else []
+        orders = [torch.arange(self.dim)] if config.data_order else []
         orders += [
             torch.randperm(self.dim, generator=generator)
-            for _ in range(num_orderings - len(orders))
+            for _ in range(config.num_orderings - len(orders))
         ]
-        self.register_buffer("orders", torch.stack(orders))
+        return torch.stack(orders)
+
+    def set_orderings(
+        self, num_orderings: int, seed: int | None = None, data_order: bool | None = None
+    ) -> None:
+        """Score and sample with another ensemble: ``num_orderings`` orderings drawn with
+        ``seed`` (the same seed draws the same first ones), the data's own first where
+        ``data_order`` (both default to the current config). Training is order-agnostic,
+        so a trained model takes any ensemble; the first ordering is current."""
+        check_positive_int(num_orderings, "num_orderings")
+        data_order = self.config.data_order if data_order is None else data_order
+        check_bool(data_order, "data_order")
+        self.config.num_orderings = int(num_orderings)
+        self.config.seed = self.config.seed if seed is None else int(seed)
+        self.config.data_order = data_order
+        self.orders = self._draw_orderings().to(self.orders.device)
         self.current = 0
 
     def use_ordering(self, index: int) -> None:
