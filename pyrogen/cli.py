@@ -6,7 +6,7 @@ pyrogen fit gmm [--data NAME|CSV] [--method em|map|svi|nuts] [--components K] [-
 pyrogen fit fourier [--data NAME|CSV] [--columns C] [--frequencies N] [--method mle|map|nuts]
 pyrogen fit vae [--data binarized_mnist|digits] [--latent D] [--prior standard|vamp] [--epochs E]
 pyrogen fit fvsbn|nade|made|deepnade|pixelcnn|wavenet|rnn|transformer
-            [--data binarized_mnist|characters]
+            [--data binarized_mnist|characters] [--hidden W ...] [--steps K: deepnade]
 pyrogen crosscheck mixture-1d                Pyro NUTS vs NumPyro NUTS vs Stan's reference
 pyrogen compare-inference regression|ar      every guide against NUTS on one model
 """
@@ -384,6 +384,8 @@ def _autoregressive_model(args, shape, text):
         options["hidden"] = args.hidden[0]
     if args.hidden_given and args.model in ("made", "deepnade"):
         options["hidden"] = args.hidden
+    if args.steps is not None:
+        options["steps"] = args.steps
     if args.model == "pixelcnn":
         return cls((28, 28), **options)
     return cls(shape, **options)
@@ -582,6 +584,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="vae, made, deepnade: layer widths; nade, rnn",
     )
+    fit.add_argument("--steps", type=int, default=None, help="deepnade: NADE-k's k (default 1)")
     fit.add_argument("--prior", default="standard", choices=["standard", "vamp"], help="vae")
     fit.add_argument("--epochs", type=int, default=10, help="vae, autoregressive: passes")
     fit.add_argument("--batch-size", type=int, default=128, help="vae, autoregressive")
@@ -624,6 +627,8 @@ def main(argv: list[str] | None = None) -> int:
         args.hidden = args.hidden or [400]
         if args.samples < 1:
             raise SystemExit(f"pyrogen: --samples must be positive, got {args.samples}")
+        if args.steps is not None and args.model != "deepnade":
+            raise SystemExit(f"pyrogen: --steps is deepnade's (NADE-k), not {args.model}'s")
     # ArviZ announces its coming 1.0 refactor on import; the command's output is ours.
     warnings.filterwarnings("ignore", message="\\s*ArviZ is undergoing", category=FutureWarning)
     if args.command == "zoo":

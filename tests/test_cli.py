@@ -224,12 +224,14 @@ def test_fit_autoregressive_models_on_mnist_and_characters(tmp_path, reference_d
     assert MADE.load(out / "model.pt").config.hidden == [30, 20]
     out = tmp_path / "deepnade"
     argv = ["fit", "deepnade", "--train-size", "300", "--epochs", "1", "--eval-size", "100"]
-    assert main([*argv, "--hidden", "30", "--samples", "2", "--out", str(out)]) == 0
+    argv += ["--hidden", "30", "--samples", "2", "--steps", "2", "--out", str(out)]
+    assert main(argv) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["model"] == "deepnade" and 100 < metrics["test_nll"] < 600
     from pyrogen.models import DeepNADE
 
-    assert DeepNADE.load(out / "model.pt").config.hidden == [30]
+    loaded = DeepNADE.load(out / "model.pt")
+    assert loaded.config.hidden == [30] and loaded.config.steps == 2
     out = tmp_path / "transformer"
     argv = ["fit", "transformer", "--data", "characters", "--length", "32", "--train-size", "256"]
     assert main([*argv, "--epochs", "2", "--eval-size", "50", "--out", str(out)]) == 0
@@ -247,3 +249,9 @@ def test_fit_autoregressive_models_on_mnist_and_characters(tmp_path, reference_d
         main(["fit", "nade", "--hidden", "0", "--train-size", "10", "--out", str(tmp_path / "d")])
     with pytest.raises(SystemExit, match="--samples"):
         main(["fit", "nade", "--samples", "0", "--out", str(tmp_path / "e")])
+    with pytest.raises(SystemExit, match="--steps is deepnade's"):
+        main(["fit", "made", "--steps", "2", "--out", str(tmp_path / "f")])
+    with pytest.raises(SystemExit, match="steps"):
+        main(
+            ["fit", "deepnade", "--steps", "0", "--train-size", "10", "--out", str(tmp_path / "g")]
+        )
