@@ -77,6 +77,13 @@ hold 133 pixels on average against 104 over all 10,000; all by default) keep the
 affordable: one ordering costs D passes of the upper layers per image, D k whole
 passes with k steps.
 
+``--checkpoint DIR`` saves each model's fit to ``DIR/NAME.ckpt`` (atomically) at
+every epoch's end, with the bench's own state: the best epoch so far and its weights,
+the patience count and the minutes spent. Running the same command again resumes it
+where it stopped (``--max-minutes`` is then this run's budget, and
+``{name}_train_minutes`` counts every run's), so a protocol of thousands of epochs can
+be spread over several sessions; a finished run is scored again without training.
+
 The last line printed is one JSON object of the figures; ratios are named *_ratio.
 """
 
@@ -88,6 +95,7 @@ import json
 import math
 import time
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -162,6 +170,66 @@ def _optimizer(options):
     return Adagrad(torch.optim.Adagrad, {"lr": options.lr, "weight_decay": options.weight_decay})
 
 
+class Selector:
+    """The bench's callback at each epoch's end: the learning-rate schedule, NADE-k's
+    switch to the last pass's loss, and the epoch kept by the validation
+    log-likelihood, with a patience and a time budget. It is checkpointed with the run
+    (``state_dict``/``load_state_dict``), so ``--checkpoint`` resumes all of it."""
+
+    def __init__(self, name, model, optim, valid, options, steps_per_epoch):
+        self.name, self.model, self.optim, self.valid = name, model, optim, valid
+        self.options, self.steps_per_epoch = options, steps_per_epoch
+        self.best = {"ll": -math.inf, "epoch": 0, "state": None}
+        self.epoch, self.stale, self.minutes_before, self.resumed_epoch = 0, 0, 0.0, None
+        self.began = time.perf_counter()  # this run's clock: --max-minutes is per run
+
+    def schedule(self, epoch: int) -> None:
+        options = self.options
+        self.optim.set_lr(options.lr * options.lr_decay**epoch)
+        if self.name == "deepnade" and options.deepnade_last_after is not None:
+            if epoch >= options.deepnade_last_after:  # NADE-k's fine-tuning phase
+                self.model.config.step_loss = "last"
+
+    def minutes(self) -> float:
+        return (time.perf_counter() - self.began) / 60
+
+    def __call__(self, step: int, loss: float) -> bool:
+        if step % self.steps_per_epoch:
+            return False
+        options, epoch = self.options, step // self.steps_per_epoch
+        self.epoch = epoch
+        self.schedule(epoch)
+        minutes = self.minutes()
+        out_of_time = options.max_minutes is not None and minutes > options.max_minutes
+        if epoch % options.eval_every and epoch != options.epochs and not out_of_time:
+            return False
+        ll = _select_ll(self.model, self.valid)
+        total = self.minutes_before + minutes
+        print(
+            f"{self.name} epoch {epoch:4d}  {total:6.1f} min  valid log-lik {ll:8.2f}", flush=True
+        )
+        if ll > self.best["ll"]:
+            state = copy.deepcopy(self.model.state_dict())
+            self.best.update(ll=ll, epoch=epoch, state=state)
+            self.stale = 0
+        else:
+            self.stale += 1
+        return out_of_time or self.stale >= options.patience
+
+    def state_dict(self) -> dict:
+        minutes = self.minutes_before + self.minutes()
+        return {"best": self.best, "epoch": self.epoch, "stale": self.stale, "minutes": minutes}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.stale, self.minutes_before = state["best"], state["stale"], state["minutes"]
+        self.epoch = self.resumed_epoch = state["epoch"]
+        self.schedule(self.epoch)
+
+    def restore_best(self) -> None:
+        if self.best["state"] is not None:
+            self.model.load_state_dict(self.best["state"])
+
+
 def fit_and_score(name, make, options, data) -> dict:
     import pyrogen
 
@@ -173,33 +241,11 @@ def fit_and_score(name, make, options, data) -> dict:
     torch.manual_seed(options.seed)
     model = make()
     steps_per_epoch = math.ceil(len(train) / options.batch_size)
-    best = {"ll": -math.inf, "epoch": 0, "state": None}
     optim = _optimizer(options)
-    began = time.perf_counter()
-    stale = 0
-
-    def callback(step: int, loss: float) -> bool:
-        nonlocal stale
-        if step % steps_per_epoch:
-            return False
-        epoch = step // steps_per_epoch
-        optim.set_lr(options.lr * options.lr_decay**epoch)
-        if name == "deepnade" and options.deepnade_last_after is not None:
-            if epoch >= options.deepnade_last_after:  # NADE-k's fine-tuning phase
-                model.config.step_loss = "last"
-        minutes = (time.perf_counter() - began) / 60
-        out_of_time = options.max_minutes is not None and minutes > options.max_minutes
-        if epoch % options.eval_every and epoch != options.epochs and not out_of_time:
-            return False
-        ll = _select_ll(model, valid)
-        print(f"{name} epoch {epoch:4d}  {minutes:6.1f} min  valid log-lik {ll:8.2f}", flush=True)
-        if ll > best["ll"]:
-            best.update(ll=ll, epoch=epoch, state=copy.deepcopy(model.state_dict()))
-            stale = 0
-        else:
-            stale += 1
-        return out_of_time or stale >= options.patience
-
+    select = Selector(name, model, optim, valid, options, steps_per_epoch)
+    checkpoint = None
+    if options.checkpoint is not None:  # one file per model; an existing one resumes
+        checkpoint = Path(options.checkpoint) / f"{name}.ckpt"
     fit = pyrogen.fit(
         model,
         train,
@@ -207,14 +253,15 @@ def fit_and_score(name, make, options, data) -> dict:
         optim=optim,
         batch_size=options.batch_size,
         num_epochs=options.epochs,
-        callback=callback,
+        callback=select,
+        checkpoint=checkpoint,
+        checkpoint_every=steps_per_epoch,
         progress=False,
         seed=options.seed,
         device=options.device,
     )
-    seconds = time.perf_counter() - began
-    if best["state"] is not None:
-        model.load_state_dict(best["state"])
+    minutes = select.minutes_before + select.minutes()
+    select.restore_best()
     extra = {}
     if name == "deepnade":  # each ordering once: the ensemble of the first m, m = 1, 2, 4..
         per_ordering = model.ordering_log_probs(test)
@@ -244,8 +291,9 @@ def fit_and_score(name, make, options, data) -> dict:
         f"{name}_paper_nll": _paper(name, options),
         f"{name}_nll_vs_paper_ratio": nll / _paper(name, options),
         f"{name}_test_images": len(per_image),
-        f"{name}_best_epoch": best["epoch"],
-        f"{name}_train_minutes": seconds / 60,
+        f"{name}_best_epoch": select.best["epoch"],
+        f"{name}_train_minutes": minutes,  # every run's, when resumed
+        f"{name}_resumed_from_epoch": select.resumed_epoch,
         f"{name}_steps": fit.num_steps,
     }
 
@@ -464,7 +512,7 @@ def main(argv=None):
     parser.add_argument(
         "--models", nargs="+", default=["fvsbn", "nade", "made", "pixelcnn", "deepnade"]
     )
-    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--epochs", type=int, default=None, help="default 200 (--quick: 1)")
     parser.add_argument("--max-minutes", type=float, default=None, help="per model")
     parser.add_argument("--eval-every", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=100)
@@ -526,6 +574,13 @@ def main(argv=None):
     parser.add_argument("--pixelcnn-channels", type=int, default=64)
     parser.add_argument("--pixelcnn-layers", type=int, default=7)
     parser.add_argument("--device", default=None, help="e.g. cuda (the models' fits)")
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        metavar="DIR",
+        help="checkpoint each model's fit here every epoch (DIR/NAME.ckpt); a run given "
+        "the same options resumes it, its best epoch, schedule and patience included",
+    )
     parser.add_argument("--no-speed", action="store_true", help="skip the timings")
     parser.add_argument("--speed-only", action="store_true", help="only the timings")
     parser.add_argument(
@@ -546,6 +601,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     options = parser.parse_args(argv)
+    if options.epochs is not None and options.epochs < 1:
+        parser.error(f"--epochs: must be at least 1, got {options.epochs}")
     if not options.lr_decay > 0:
         parser.error(f"--lr-decay: must be positive, got {options.lr_decay}")
     if not options.weight_decay >= 0:
@@ -583,11 +640,13 @@ def main(argv=None):
     sizes = (1000, 200, 200) if options.quick else None
     splits = pyrogen.data.mnist_splits(sizes, seed=options.seed)
     if options.quick:  # a smoke run of every path: small networks, one epoch
-        options.epochs, options.eval_every, options.repeats = 1, 1, 1
+        options.eval_every, options.repeats = 1, 1
+        options.epochs = 1 if options.epochs is None else options.epochs
         options.nade_hidden, options.made_hidden = 100, 200
         options.pixelcnn_channels, options.pixelcnn_layers = 8, 3
         options.speed_pixelcnn = [8, 2]
         options.deepnade_hidden, options.deepnade_orderings = [100], 2
+    options.epochs = 200 if options.epochs is None else options.epochs
     figures = {"quick": options.quick, "threads": torch.get_num_threads()}
     makers = _models(options)
     for name in [] if options.speed_only else options.models:

@@ -216,6 +216,10 @@ def fit(
             ``"auto"`` is parallel where there is a device per chain, else vectorized.
             Pyro's chains run one after another.
         checkpoint: a file path; an existing checkpoint resumes the run.
+        callback: ``callback(step, loss)`` after every step of SVI, MAP, MLE or EM;
+            returning True stops the run. An object with ``state_dict`` and
+            ``load_state_dict`` (an early-stopping rule keeping its best validation
+            score, say) is checkpointed and resumed with the run.
 
     A zoo model's EM starts from its ``init`` every time; SVI, MAP and NUTS start
     from the model's current fit when it has one (so ``em`` then ``map`` refines),

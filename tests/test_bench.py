@@ -20,3 +20,33 @@ def test_bench_quick_prints_json_figures(path):
     ratios = {k: v for k, v in figures.items() if k.endswith("_ratio")}
     assert ratios and all(v > 0 for v in ratios.values())
     assert figures["quick"] is True
+
+
+def _ar_mnist(*args):
+    bench = Path(__file__).parents[1] / "bench" / "ar_mnist.py"
+    command = [sys.executable, str(bench), "--quick", "--no-speed", *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_ar_mnist_resumes_a_checkpointed_run(tmp_path):
+    """A run stopped by its time budget and resumed (best epoch, schedule and patience
+    restored) reports what an uninterrupted run reports."""
+    options = ["--models", "fvsbn", "deepnade", "--epochs", "3", "--lr-decay", "0.5"]
+    options += ["--deepnade-steps", "2", "--deepnade-last-after", "1"]  # set again on resume
+    options += ["--valid-size", "40", "--test-size", "40", "--train-scored", "20"]
+    cut = _ar_mnist(*options, "--checkpoint", str(tmp_path), "--max-minutes", "0")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deepnade.ckpt", "fvsbn.ckpt"]
+    resumed = _ar_mnist(*options, "--checkpoint", str(tmp_path))
+    whole = _ar_mnist(*options)
+    for name in ("fvsbn", "deepnade"):
+        assert cut[f"{name}_steps"] == 10  # one epoch of 1000 images, then out of time
+        assert (cut[f"{name}_resumed_from_epoch"], resumed[f"{name}_resumed_from_epoch"]) == (
+            None,
+            1,
+        )
+        assert resumed[f"{name}_steps"] == whole[f"{name}_steps"] == 30
+        assert resumed[f"{name}_best_epoch"] == whole[f"{name}_best_epoch"]
+        assert resumed[f"{name}_test_nll"] == pytest.approx(whole[f"{name}_test_nll"], rel=1e-6)
+        assert cut[f"{name}_test_nll"] != pytest.approx(whole[f"{name}_test_nll"], rel=1e-6)

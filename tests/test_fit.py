@@ -158,6 +158,53 @@ def test_svi_resumes_from_a_checkpoint_exactly(data, tmp_path):
     assert pyro.param("AutoNormal.locs.mu").item() == pytest.approx(full_loc, rel=1e-12)
 
 
+class KeepBest:
+    """A stateful callback: the best loss so far, the step it came at, every call."""
+
+    def __init__(self, interrupt_at=None):
+        self.best, self.best_step, self.steps = float("inf"), 0, []
+        self.interrupt_at = interrupt_at
+
+    def __call__(self, step, loss):
+        if step == self.interrupt_at:
+            raise KeyboardInterrupt
+        self.steps.append(step)
+        if loss < self.best:
+            self.best, self.best_step = loss, step
+        return False
+
+    def state_dict(self):
+        return {"best": self.best, "best_step": self.best_step, "steps": list(self.steps)}
+
+    def load_state_dict(self, state):
+        self.best, self.best_step = state["best"], state["best_step"]
+        self.steps = list(state["steps"])
+
+
+def test_stateful_callback_resumes_with_the_run(data, tmp_path):
+    path = tmp_path / "svi.ckpt"
+    options = dict(method="svi", num_steps=60, lr=0.05, progress=False, seed=3)
+    full = KeepBest()
+    pyrogen.fit(conjugate_normal, data, callback=full, **options)
+    with pytest.raises(KeyboardInterrupt):
+        pyrogen.fit(
+            conjugate_normal,
+            data,
+            checkpoint=path,
+            checkpoint_every=10,
+            callback=KeepBest(interrupt_at=35),
+            **options,
+        )
+    resumed = KeepBest()
+    result = pyrogen.fit(
+        conjugate_normal, data, checkpoint=path, checkpoint_every=10, callback=resumed, **options
+    )
+    assert result.diagnostics["resumed_from"] == 30
+    assert resumed.steps == full.steps == list(range(1, 61))  # restored at step 30, not 35
+    assert (resumed.best, resumed.best_step) == (full.best, full.best_step)
+    assert full.best_step > 30  # the best came after the resume: the restored state counts
+
+
 def test_checkpoint_from_other_data_is_refused(data, tmp_path):
     path = tmp_path / "svi.ckpt"
     pyrogen.fit(conjugate_normal, data, num_steps=5, checkpoint=path, progress=False)

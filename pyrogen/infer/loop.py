@@ -73,7 +73,10 @@ def run_loop(
             number generator states are saved too, so a resumed run reproduces an
             uninterrupted one step for step.
         callback: called as ``callback(step, loss)`` after every step; returning
-            True stops the run.
+            True stops the run. A callback object with ``state_dict()`` and
+            ``load_state_dict(state)`` (an early-stopping rule that keeps its best
+            validation score, say) is saved with each checkpoint, after its call at
+            that step, and restored before a resumed run's first step.
     """
     if progress is None:
         progress = default_progress()
@@ -87,6 +90,8 @@ def run_loop(
         losses = list(state["losses"])
         start = resumed_from = state["step"]
         converged = state["converged"]
+        if "callback" in state and hasattr(callback, "load_state_dict"):
+            callback.load_state_dict(state["callback"])
 
     def save(step: int) -> None:
         if checkpoint is not None:
@@ -97,6 +102,8 @@ def run_loop(
                 "step": step,
                 "converged": converged,
             }
+            if hasattr(callback, "state_dict"):
+                state["callback"] = callback.state_dict()
             save_checkpoint(checkpoint, state, fingerprint)
 
     began = time.perf_counter()
