@@ -213,6 +213,29 @@ def test_made_direct_connections_are_an_fvsbn_term():
         MADE((5,), direct="yes")
 
 
+def test_made_saves_weights_not_masks(tmp_path):
+    """MADE's masks are drawn from its config, so its state holds only weights (32 mask
+    sets of a wide layer would otherwise be most of a checkpoint); a model saved with
+    its masks, as earlier versions did, still loads, and one whose orderings are not
+    this config's is refused."""
+    model = _randomized(MADE((6,), hidden=(8,), num_masks=3, direct=True, seed=2))
+    model.use_mask(2)
+    state = model.state_dict()
+    assert not [key for key in state if "mask" in key or key == "orders"]
+    x = _all_binary(6)
+    path = tmp_path / "made.pt"
+    model.save(path)
+    torch.testing.assert_close(MADE.load(path).log_prob(x), model.log_prob(x))
+    old = dict(state, orders=model.orders, masks_0=model.masks_0, masks_1=model.masks_1)
+    old.update({"direct_masks": model.direct_masks, "layers.0.mask": model.layers[0].mask})
+    again = MADE((6,), hidden=(8,), num_masks=3, direct=True, seed=2)
+    again.load_state_dict(old)
+    torch.testing.assert_close(again.log_prob(x), model.log_prob(x))
+    other = MADE((6,), hidden=(8,), num_masks=3, direct=True, seed=3)
+    with pytest.raises(ValueError, match="state_dict: its mask orderings differ"):
+        other.load_state_dict(old)
+
+
 def test_made_orderings_are_respected():
     """Output d's logit does not change when any input at or after d in its ordering
     changes (checked by the Jacobian of every mask set)."""
