@@ -133,31 +133,6 @@ def test_numpyro_backend_needs_a_pyroapi_model(data):
         pyrogen.fit(plain_pyro_normal, data, method="nuts", backend="numpyro")
 
 
-def test_svi_resumes_from_a_checkpoint_exactly(data, tmp_path):
-    path = tmp_path / "svi.ckpt"
-    options = dict(method="svi", num_steps=60, lr=0.05, progress=False, seed=3)
-    full = pyrogen.fit(conjugate_normal, data, **options)
-    full_loc = pyro.param("AutoNormal.locs.mu").item()
-
-    def interrupt(step, loss):
-        if step == 35:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        pyrogen.fit(
-            conjugate_normal,
-            data,
-            checkpoint=path,
-            checkpoint_every=10,
-            callback=interrupt,
-            **options,
-        )
-    resumed = pyrogen.fit(conjugate_normal, data, checkpoint=path, checkpoint_every=10, **options)
-    assert resumed.diagnostics["resumed_from"] == 30
-    np.testing.assert_allclose(resumed.losses, full.losses, rtol=1e-12)
-    assert pyro.param("AutoNormal.locs.mu").item() == pytest.approx(full_loc, rel=1e-12)
-
-
 class KeepBest:
     """A stateful callback: the best loss so far, the step it came at, every call."""
 
@@ -181,11 +156,13 @@ class KeepBest:
         self.steps = list(state["steps"])
 
 
-def test_stateful_callback_resumes_with_the_run(data, tmp_path):
+def test_svi_resumes_from_a_checkpoint_exactly(data, tmp_path):
+    """Parameters, losses and a stateful callback's state resume as if uninterrupted."""
     path = tmp_path / "svi.ckpt"
     options = dict(method="svi", num_steps=60, lr=0.05, progress=False, seed=3)
     full = KeepBest()
-    pyrogen.fit(conjugate_normal, data, callback=full, **options)
+    whole = pyrogen.fit(conjugate_normal, data, callback=full, **options)
+    full_loc = pyro.param("AutoNormal.locs.mu").item()
     with pytest.raises(KeyboardInterrupt):
         pyrogen.fit(
             conjugate_normal,
@@ -195,13 +172,15 @@ def test_stateful_callback_resumes_with_the_run(data, tmp_path):
             callback=KeepBest(interrupt_at=35),
             **options,
         )
-    resumed = KeepBest()
-    result = pyrogen.fit(
-        conjugate_normal, data, checkpoint=path, checkpoint_every=10, callback=resumed, **options
+    kept = KeepBest()
+    resumed = pyrogen.fit(
+        conjugate_normal, data, checkpoint=path, checkpoint_every=10, callback=kept, **options
     )
-    assert result.diagnostics["resumed_from"] == 30
-    assert resumed.steps == full.steps == list(range(1, 61))  # restored at step 30, not 35
-    assert (resumed.best, resumed.best_step) == (full.best, full.best_step)
+    assert resumed.diagnostics["resumed_from"] == 30
+    np.testing.assert_allclose(resumed.losses, whole.losses, rtol=1e-12)
+    assert pyro.param("AutoNormal.locs.mu").item() == pytest.approx(full_loc, rel=1e-12)
+    assert kept.steps == full.steps == list(range(1, 61))  # restored at step 30, not 35
+    assert (kept.best, kept.best_step) == (full.best, full.best_step)
     assert full.best_step > 30  # the best came after the resume: the restored state counts
 
 
