@@ -191,7 +191,12 @@ class Selector:
                 self.model.config.step_loss = "last"
 
     def minutes(self) -> float:
+        """This run's minutes (what --max-minutes bounds)."""
         return (time.perf_counter() - self.began) / 60
+
+    def total_minutes(self) -> float:
+        """Every run's minutes, when resumed."""
+        return self.minutes_before + self.minutes()
 
     def __call__(self, step: int, loss: float) -> bool:
         if step % self.steps_per_epoch:
@@ -199,14 +204,13 @@ class Selector:
         options, epoch = self.options, step // self.steps_per_epoch
         self.epoch = epoch
         self.schedule(epoch)
-        minutes = self.minutes()
-        out_of_time = options.max_minutes is not None and minutes > options.max_minutes
+        out_of_time = options.max_minutes is not None and self.minutes() > options.max_minutes
         if epoch % options.eval_every and epoch != options.epochs and not out_of_time:
             return False
         ll = _select_ll(self.model, self.valid)
-        total = self.minutes_before + minutes
+        minutes = self.total_minutes()
         print(
-            f"{self.name} epoch {epoch:4d}  {total:6.1f} min  valid log-lik {ll:8.2f}", flush=True
+            f"{self.name} epoch {epoch:4d}  {minutes:6.1f} min  valid log-lik {ll:8.2f}", flush=True
         )
         if ll > self.best["ll"]:
             state = copy.deepcopy(self.model.state_dict())
@@ -217,7 +221,7 @@ class Selector:
         return out_of_time or self.stale >= options.patience
 
     def state_dict(self) -> dict:
-        minutes = self.minutes_before + self.minutes()
+        minutes = self.total_minutes()
         return {"best": self.best, "epoch": self.epoch, "stale": self.stale, "minutes": minutes}
 
     def load_state_dict(self, state: dict) -> None:
@@ -260,7 +264,7 @@ def fit_and_score(name, make, options, data) -> dict:
         seed=options.seed,
         device=options.device,
     )
-    minutes = select.minutes_before + select.minutes()
+    minutes = select.total_minutes()
     select.restore_best()
     extra = {}
     if name == "deepnade":  # each ordering once: the ensemble of the first m, m = 1, 2, 4..
@@ -641,12 +645,12 @@ def main(argv=None):
     splits = pyrogen.data.mnist_splits(sizes, seed=options.seed)
     if options.quick:  # a smoke run of every path: small networks, one epoch
         options.eval_every, options.repeats = 1, 1
-        options.epochs = 1 if options.epochs is None else options.epochs
         options.nade_hidden, options.made_hidden = 100, 200
         options.pixelcnn_channels, options.pixelcnn_layers = 8, 3
         options.speed_pixelcnn = [8, 2]
         options.deepnade_hidden, options.deepnade_orderings = [100], 2
-    options.epochs = 200 if options.epochs is None else options.epochs
+    if options.epochs is None:
+        options.epochs = 1 if options.quick else 200
     figures = {"quick": options.quick, "threads": torch.get_num_threads()}
     makers = _models(options)
     for name in [] if options.speed_only else options.models:

@@ -585,12 +585,9 @@ class MADE(_Autoregressive):
             self.register_buffer("direct_masks", direct_masks, persistent=False)
             self.direct = MaskedLinear(self.dim, self.dim, self.direct_masks[0], bias=False)
             nn.init.zeros_(self.direct.weight)
-        for layer in self._masked_layers():  # the current mask set: derived too
-            layer.register_buffer("mask", layer.mask, persistent=False)
+        for layer in [*self.layers, *([self.direct] if direct else [])]:
+            layer.register_buffer("mask", layer.mask, persistent=False)  # derived too
         self.current = 0
-
-    def _masked_layers(self) -> list[nn.Module]:
-        return [*self.layers, *([self.direct] if self.config.direct else [])]
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """Load weights; masks saved by earlier versions are dropped (they are drawn

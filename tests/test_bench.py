@@ -10,24 +10,24 @@ import pytest
 BENCHES = sorted((Path(__file__).parents[1] / "bench").glob("*.py"))
 
 
+def _run(path, *args) -> dict:
+    """Run a bench script; its figures, the JSON object of its last line."""
+    command = [sys.executable, str(path), *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.parametrize("path", BENCHES, ids=[p.stem for p in BENCHES])
 def test_bench_quick_prints_json_figures(path):
-    done = subprocess.run(
-        [sys.executable, str(path), "--quick"], capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    figures = _run(path, "--quick")
     ratios = {k: v for k, v in figures.items() if k.endswith("_ratio")}
     assert ratios and all(v > 0 for v in ratios.values())
     assert figures["quick"] is True
 
 
-def _ar_mnist(*args):
-    bench = Path(__file__).parents[1] / "bench" / "ar_mnist.py"
-    command = [sys.executable, str(bench), "--quick", "--no-speed", *args]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def _ar_mnist(*args) -> dict:
+    return _run(Path(__file__).parents[1] / "bench" / "ar_mnist.py", "--quick", "--no-speed", *args)
 
 
 def test_ar_mnist_resumes_a_checkpointed_run(tmp_path):
