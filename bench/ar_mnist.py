@@ -621,6 +621,8 @@ def main(argv=None):
         parser.error(
             f"--deepnade-last-after: must be at least 0, got {options.deepnade_last_after}"
         )
+    if options.checkpoint is not None and Path(options.checkpoint).is_file():
+        parser.error(f"--checkpoint: must be a directory, got the file {options.checkpoint}")
     if options.test_size is not None and options.test_size < 1:
         parser.error(f"--test-size: must be at least 1, got {options.test_size}")
     if options.valid_size is not None and options.valid_size < 1:

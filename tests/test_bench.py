@@ -50,3 +50,12 @@ def test_ar_mnist_resumes_a_checkpointed_run(tmp_path):
         assert resumed[f"{name}_best_epoch"] == whole[f"{name}_best_epoch"]
         assert resumed[f"{name}_test_nll"] == pytest.approx(whole[f"{name}_test_nll"], rel=1e-6)
         assert cut[f"{name}_test_nll"] != pytest.approx(whole[f"{name}_test_nll"], rel=1e-6)
+
+
+def test_ar_mnist_checkpoint_must_be_a_directory(tmp_path):
+    path = tmp_path / "a-file"
+    path.write_text("")
+    bench = Path(__file__).parents[1] / "bench" / "ar_mnist.py"
+    command = [sys.executable, str(bench), "--quick", "--checkpoint", str(path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "--checkpoint: must be a directory" in done.stderr
