@@ -170,6 +170,13 @@ def _optimizer(options):
     return Adagrad(torch.optim.Adagrad, {"lr": options.lr, "weight_decay": options.weight_decay})
 
 
+# options that shape a run beyond what pyrogen.fit's checkpoint records (the model's
+# config, the optimizer and its arguments, the batch, the seed, the data): a checkpoint
+# is resumed only under the values it was written with. --epochs and --max-minutes
+# may change, to extend a run.
+RUN_OPTIONS = ("lr_decay", "patience", "eval_every", "valid_size", "deepnade_last_after")
+
+
 class Selector:
     """The bench's callback at each epoch's end: the learning-rate schedule, NADE-k's
     switch to the last pass's loss, and the epoch kept by the validation
@@ -220,11 +227,24 @@ class Selector:
             self.stale += 1
         return out_of_time or self.stale >= options.patience
 
+    def run_options(self) -> dict:
+        return {key: getattr(self.options, key) for key in RUN_OPTIONS}
+
     def state_dict(self) -> dict:
-        minutes = self.total_minutes()
-        return {"best": self.best, "epoch": self.epoch, "stale": self.stale, "minutes": minutes}
+        minutes, options = self.total_minutes(), self.run_options()
+        state = {"best": self.best, "epoch": self.epoch, "stale": self.stale}
+        return {**state, "minutes": minutes, "options": options}
 
     def load_state_dict(self, state: dict) -> None:
+        saved = state.get("options", {})  # checkpoints of earlier versions lack them
+        for key, value in self.run_options().items():
+            if key in saved and saved[key] != value:
+                flag = "--" + key.replace("_", "-")
+                raise SystemExit(
+                    f"{flag}: the checkpoint of {self.name} was written with {saved[key]}, "
+                    f"this run has {value}; resume with its options or give another "
+                    "--checkpoint directory"
+                )
         self.best, self.stale, self.minutes_before = state["best"], state["stale"], state["minutes"]
         self.epoch = self.resumed_epoch = state["epoch"]
         self.schedule(self.epoch)

@@ -13,6 +13,7 @@ import numpy as np
 import pyro
 import torch
 
+from pyrogen.checkpoint import describe
 from pyrogen.checkpoint import fingerprint as make_fingerprint
 from pyrogen.compat import uses_pyroapi
 from pyrogen.infer.em import EMEngine
@@ -215,7 +216,11 @@ def fit(
             device), ``"sequential"`` or ``"vectorized"`` (all in one pass);
             ``"auto"`` is parallel where there is a device per chain, else vectorized.
             Pyro's chains run one after another.
-        checkpoint: a file path; an existing checkpoint resumes the run.
+        checkpoint: a file path; an existing checkpoint resumes the run. It is refused
+            (``CheckpointError``, naming what differs) by a run of another model, config,
+            data or seed, or, for SVI, MAP and MLE, another optimizer, ``lr``,
+            ``batch_size``, ``loss``, ``num_particles`` or guide; ``num_steps`` and
+            ``num_epochs`` may change, to extend a run.
         callback: ``callback(step, loss)`` after every step of SVI, MAP, MLE or EM;
             returning True stops the run. An object with ``state_dict`` and
             ``load_state_dict`` (an early-stopping rule keeping its best validation
@@ -380,6 +385,17 @@ def fit(
             vectorize_particles=vectorize_particles,
             jit=getattr(model, "jit_safe", False) if jit is None else jit,
         )
+        if run_id is not None:  # resuming under another optimizer would change the run
+            run_id["training"] = repr(
+                (
+                    describe(optim),
+                    lr if isinstance(optim, str) else None,
+                    batch_size,
+                    describe(loss),
+                    num_particles,
+                    describe(guide),
+                )
+            )
         engine = SVIEngine(
             model_fn,
             guide_fn,

@@ -59,3 +59,18 @@ def test_ar_mnist_checkpoint_must_be_a_directory(tmp_path):
     command = [sys.executable, str(bench), "--quick", "--checkpoint", str(path)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "--checkpoint: must be a directory" in done.stderr
+
+
+def test_ar_mnist_resumes_only_under_the_options_it_was_written_with(tmp_path):
+    """Another --lr-decay (the bench's selector) or --lr (pyrogen.fit's checkpoint) is
+    refused by name; the same options resume."""
+    bench = Path(__file__).parents[1] / "bench" / "ar_mnist.py"
+    options = ["--quick", "--no-speed", "--models", "fvsbn", "--epochs", "2"]
+    options += ["--valid-size", "20", "--test-size", "20", "--train-scored", "20"]
+    options += ["--checkpoint", str(tmp_path)]
+    _run(bench, *options, "--max-minutes", "0")
+    for change, named in [(["--lr-decay", "0.9"], "--lr-decay"), (["--lr", "0.1"], "training")]:
+        command = [sys.executable, str(bench), *options, *change]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert done.returncode != 0 and named in done.stderr, done.stderr[-2000:]
+    assert _run(bench, *options)["fvsbn_resumed_from_epoch"] == 1

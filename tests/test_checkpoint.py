@@ -6,6 +6,7 @@ import torch
 from pyrogen.checkpoint import (
     CheckpointError,
     atomic_write,
+    describe,
     fingerprint,
     load_checkpoint,
     save_checkpoint,
@@ -56,3 +57,20 @@ def test_foreign_file_is_refused(tmp_path):
     torch.save({"weights": torch.zeros(2)}, path)
     with pytest.raises(CheckpointError, match="not a pyrogen checkpoint"):
         load_checkpoint(path, {})
+
+
+def test_describe_is_the_same_in_every_process_and_tells_settings_apart():
+    import pyro
+
+    from pyrogen.infer.svi import SharedAdam
+
+    adam = describe(pyro.optim.Adam({"lr": 0.01, "betas": (0.9, 0.99)}))
+    assert adam == describe(pyro.optim.Adam({"betas": (0.9, 0.99), "lr": 0.01}))
+    assert adam == "PyroOptim(Adam, {'betas': (0.9, 0.99), 'lr': 0.01})"
+    assert adam != describe(pyro.optim.Adam({"lr": 0.02, "betas": (0.9, 0.99)}))
+    assert describe(SharedAdam(0.01)) != describe(SharedAdam(0.01, weight_decay=0.1))
+    assert describe(SharedAdam(0.01)) == "SharedAdam(Adam, {'lr': 0.01})"
+    assert describe(pyro.infer.Trace_ELBO(num_particles=4)) == "Trace_ELBO"  # no address
+    assert describe(test_round_trip) == "test_round_trip"
+    assert describe(torch.optim.Adam) == "Adam"
+    assert describe(None) == "None" and describe("adam") == "'adam'"

@@ -191,6 +191,60 @@ def test_checkpoint_from_other_data_is_refused(data, tmp_path):
         pyrogen.fit(conjugate_normal, data + 1, num_steps=5, checkpoint=path, progress=False)
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        dict(lr=0.02),
+        dict(optim="sgd"),
+        dict(optim=pyro.optim.Adam({"lr": 0.02})),
+        dict(num_particles=2),
+        dict(loss="mean_field"),
+    ],
+    ids=["lr", "optim", "optim-arguments", "num_particles", "loss"],
+)
+def test_checkpoint_under_other_training_options_is_refused(data, tmp_path, change):
+    """Resuming under another optimizer, step size, batch or ELBO would quietly continue
+    a different run: the checkpoint says which options it was written under."""
+    path = tmp_path / "svi.ckpt"
+    options = dict(num_steps=5, checkpoint=path, progress=False)
+    first = dict(lr=0.01, optim="adam")
+    if "optim" in change and not isinstance(change["optim"], str):
+        first = dict(optim=pyro.optim.Adam({"lr": 0.01}))
+    pyrogen.fit(conjugate_normal, data, **first, **options)
+    if not isinstance(first["optim"], str):  # another object with the same settings resumes
+        same = dict(optim=pyro.optim.Adam({"lr": 0.01}), lr=0.5)  # lr is the object's
+        assert (
+            pyrogen.fit(conjugate_normal, data, **same, **options).diagnostics["resumed_from"] == 5
+        )
+    with pytest.raises(CheckpointError, match="belongs to another run.*training"):
+        pyrogen.fit(conjugate_normal, data, **{**first, **change}, **options)
+
+
+def test_checkpoint_under_another_batch_size_is_refused(tmp_path):
+    from pyrogen.models import FVSBN
+
+    x = (torch.rand(20, 4, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    options = dict(method="mle", num_steps=4, checkpoint=tmp_path / "m.ckpt", progress=False)
+    pyrogen.fit(FVSBN((4,)), x, batch_size=5, **options)
+    assert pyrogen.fit(FVSBN((4,)), x, batch_size=5, **options).diagnostics["resumed_from"] == 4
+    with pytest.raises(CheckpointError, match="training"):
+        pyrogen.fit(FVSBN((4,)), x, batch_size=10, **options)
+
+
+def test_checkpoint_written_before_training_options_were_recorded_resumes(data, tmp_path):
+    path = tmp_path / "svi.ckpt"
+    options = dict(num_steps=5, checkpoint=path, progress=False)
+    pyrogen.fit(conjugate_normal, data, **options)
+    payload = torch.load(path, weights_only=False)
+    del payload["fingerprint"]["training"]  # as earlier versions wrote it
+    torch.save(payload, path)
+    assert pyrogen.fit(conjugate_normal, data, **options).diagnostics["resumed_from"] == 5
+    payload["fingerprint"]["seed"] = repr(1)  # the keys it does record are still checked
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="seed"):
+        pyrogen.fit(conjugate_normal, data, **options)
+
+
 def test_early_stopping_by_tol(data):
     result = pyrogen.fit(
         plain_pyro_normal,
