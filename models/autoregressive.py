@@ -588,17 +588,19 @@ class MADE(_Autoregressive):
         for layer in [*self.layers, *([self.direct] if direct else [])]:
             layer.register_buffer("mask", layer.mask, persistent=False)  # derived too
         self.current = 0
+        self.register_load_state_dict_pre_hook(MADE._drop_saved_masks)
 
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        """Load weights; masks saved by earlier versions are dropped (they are drawn
-        from the config), after checking that their orderings are this config's."""
-        state_dict = dict(state_dict)
-        orders = state_dict.pop("orders", None)
-        if orders is not None and not torch.equal(orders.to(self.orders), self.orders):
+    @staticmethod
+    def _drop_saved_masks(module, state_dict, prefix, *args) -> None:
+        """A load-state-dict pre-hook (so it runs wherever the MADE sits in a larger
+        module): masks saved by earlier versions are dropped, as they are drawn from the
+        config, after checking that their orderings are this config's."""
+        orders = state_dict.pop(prefix + "orders", None)
+        if orders is not None and not torch.equal(orders.to(module.orders), module.orders):
             raise ValueError("state_dict: its mask orderings differ from those this config draws")
-        for key in [k for k in state_dict if _is_mask_key(k)]:
-            del state_dict[key]
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        for key in [k for k in state_dict if k.startswith(prefix)]:
+            if _is_mask_key(key[len(prefix) :]):
+                del state_dict[key]
 
     def _numbers_per_example(self) -> int:
         return sum(self.config.hidden) + 4 * self.dim

@@ -234,6 +234,12 @@ def test_made_saves_weights_not_masks(tmp_path):
     other = MADE((6,), hidden=(8,), num_masks=3, direct=True, seed=3)
     with pytest.raises(ValueError, match="state_dict: its mask orderings differ"):
         other.load_state_dict(old)
+    # inside a larger module too: the old keys carry the parent's prefix
+    parent = torch.nn.ModuleDict(
+        {"made": MADE((6,), hidden=(8,), num_masks=3, direct=True, seed=2)}
+    )
+    parent.load_state_dict({f"made.{k}": v for k, v in old.items()})
+    torch.testing.assert_close(parent["made"].log_prob(x), model.log_prob(x))
 
 
 def test_made_orderings_are_respected():
