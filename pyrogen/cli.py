@@ -7,6 +7,7 @@ pyrogen fit fourier [--data NAME|CSV] [--columns C] [--frequencies N] [--method 
 pyrogen fit vae [--data binarized_mnist|digits] [--latent D] [--prior standard|vamp] [--epochs E]
 pyrogen fit fvsbn|nade|made|deepnade|pixelcnn|wavenet|rnn|transformer
             [--data binarized_mnist|characters] [--hidden W ...] [--steps K: deepnade]
+            [--masks M: made, deepnade] [--direct: made]
 pyrogen crosscheck mixture-1d                Pyro NUTS vs NumPyro NUTS vs Stan's reference
 pyrogen compare-inference regression|ar      every guide against NUTS on one model
 """
@@ -386,6 +387,10 @@ def _autoregressive_model(args, shape, text):
         options["hidden"] = args.hidden
     if args.steps is not None:
         options["steps"] = args.steps
+    if args.masks is not None:
+        options["num_masks" if args.model == "made" else "num_orderings"] = args.masks
+    if args.direct:
+        options["direct"] = True
     if args.model == "pixelcnn":
         return cls((28, 28), **options)
     return cls(shape, **options)
@@ -585,6 +590,16 @@ def _parser() -> argparse.ArgumentParser:
         help="vae, made, deepnade: layer widths; nade, rnn",
     )
     fit.add_argument("--steps", type=int, default=None, help="deepnade: NADE-k's k (default 1)")
+    fit.add_argument(
+        "--masks",
+        type=int,
+        default=None,
+        help="made: mask sets, trained order-agnostically and scored as an ensemble; "
+        "deepnade: orderings of its ensemble (default 1)",
+    )
+    fit.add_argument(
+        "--direct", action="store_true", help="made: direct input-to-output connections"
+    )
     fit.add_argument("--prior", default="standard", choices=["standard", "vamp"], help="vae")
     fit.add_argument("--epochs", type=int, default=10, help="vae, autoregressive: passes")
     fit.add_argument("--batch-size", type=int, default=128, help="vae, autoregressive")
@@ -629,6 +644,12 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"pyrogen: --samples must be positive, got {args.samples}")
         if args.steps is not None and args.model != "deepnade":
             raise SystemExit(f"pyrogen: --steps is deepnade's (NADE-k), not {args.model}'s")
+        if args.masks is not None and args.model not in ("made", "deepnade"):
+            raise SystemExit(f"pyrogen: --masks is made's and deepnade's, not {args.model}'s")
+        if args.masks is not None and args.masks < 1:
+            raise SystemExit(f"pyrogen: --masks must be positive, got {args.masks}")
+        if args.direct and args.model != "made":
+            raise SystemExit(f"pyrogen: --direct is made's, not {args.model}'s")
     # ArviZ announces its coming 1.0 refactor on import; the command's output is ours.
     warnings.filterwarnings("ignore", message="\\s*ArviZ is undergoing", category=FutureWarning)
     if args.command == "zoo":

@@ -213,6 +213,7 @@ def test_compare_inference_command(tmp_path, capsys):
 def test_fit_autoregressive_models_on_mnist_and_characters(tmp_path, reference_data):
     out = tmp_path / "made"
     argv = ["fit", "made", "--train-size", "300", "--epochs", "1", "--eval-size", "100"]
+    argv += ["--masks", "3", "--direct"]  # the paper's order-agnostic MADE
     assert main([*argv, "--hidden", "30", "20", "--samples", "2", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["model"] == "made" and metrics["num_steps"] == 3  # 300 / 128
@@ -221,10 +222,11 @@ def test_fit_autoregressive_models_on_mnist_and_characters(tmp_path, reference_d
     assert {"model.pt", "loss.png", "samples.png", "metrics.json"} <= set(os.listdir(out))
     from pyrogen.models import MADE
 
-    assert MADE.load(out / "model.pt").config.hidden == [30, 20]
+    config = MADE.load(out / "model.pt").config
+    assert (config.hidden, config.num_masks, config.direct) == ([30, 20], 3, True)
     out = tmp_path / "deepnade"
     argv = ["fit", "deepnade", "--train-size", "300", "--epochs", "1", "--eval-size", "100"]
-    argv += ["--hidden", "30", "--samples", "2", "--steps", "2", "--out", str(out)]
+    argv += ["--hidden", "30", "--samples", "2", "--steps", "2", "--masks", "2", "--out", str(out)]
     assert main(argv) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["model"] == "deepnade" and 100 < metrics["test_nll"] < 600
@@ -232,6 +234,7 @@ def test_fit_autoregressive_models_on_mnist_and_characters(tmp_path, reference_d
 
     loaded = DeepNADE.load(out / "model.pt")
     assert loaded.config.hidden == [30] and loaded.config.steps == 2
+    assert loaded.config.num_orderings == 2
     out = tmp_path / "transformer"
     argv = ["fit", "transformer", "--data", "characters", "--length", "32", "--train-size", "256"]
     assert main([*argv, "--epochs", "2", "--eval-size", "50", "--out", str(out)]) == 0
@@ -251,6 +254,12 @@ def test_fit_autoregressive_models_on_mnist_and_characters(tmp_path, reference_d
         main(["fit", "nade", "--samples", "0", "--out", str(tmp_path / "e")])
     with pytest.raises(SystemExit, match="--steps is deepnade's"):
         main(["fit", "made", "--steps", "2", "--out", str(tmp_path / "f")])
+    with pytest.raises(SystemExit, match="--masks is made's and deepnade's, not nade's"):
+        main(["fit", "nade", "--masks", "2", "--out", str(tmp_path / "f")])
+    with pytest.raises(SystemExit, match="--masks must be positive"):
+        main(["fit", "made", "--masks", "0", "--out", str(tmp_path / "f")])
+    with pytest.raises(SystemExit, match="--direct is made's, not deepnade's"):
+        main(["fit", "deepnade", "--direct", "--out", str(tmp_path / "f")])
     with pytest.raises(SystemExit, match="steps"):
         main(
             ["fit", "deepnade", "--steps", "0", "--train-size", "10", "--out", str(tmp_path / "g")]
