@@ -74,3 +74,9 @@ def test_ar_mnist_resumes_only_under_the_options_it_was_written_with(tmp_path):
         done = subprocess.run(command, capture_output=True, text=True, timeout=300)
         assert done.returncode != 0 and named in done.stderr, done.stderr[-2000:]
     assert _run(bench, *options)["fvsbn_resumed_from_epoch"] == 1
+
+
+def test_ar_mnist_compares_a_two_layer_made_ensemble_with_the_papers_best():
+    figures = _ar_mnist("--models", "made", "--made-hidden", "30", "20", "--made-masks", "2")
+    assert figures["made_paper_nll"] == 86.64  # Germain et al., two layers, 32 masks
+    assert figures["made_nll_vs_paper_ratio"] == figures["made_test_nll"] / 86.64
