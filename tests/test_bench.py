@@ -77,6 +77,32 @@ def test_ar_mnist_resumes_only_under_the_options_it_was_written_with(tmp_path):
 
 
 def test_ar_mnist_compares_a_two_layer_made_ensemble_with_the_papers_best():
-    figures = _ar_mnist("--models", "made", "--made-hidden", "30", "20", "--made-masks", "2")
+    options = ["--models", "made", "--made-hidden", "30", "20", "--made-masks", "2"]
+    figures = _ar_mnist(*options, "--made-init", "orthogonal")
     assert figures["made_paper_nll"] == 86.64  # Germain et al., two layers, 32 masks
     assert figures["made_nll_vs_paper_ratio"] == figures["made_test_nll"] / 86.64
+
+
+def test_ar_mnist_made_init_is_the_paper_codes_orthogonal_start():
+    import importlib.util
+
+    import torch
+    from pyrogen.models import MADE
+
+    path = Path(__file__).parents[1] / "bench" / "ar_mnist.py"
+    spec = importlib.util.spec_from_file_location("ar_mnist", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    model = bench.made_init(MADE((6,), hidden=(10, 4), direct=True), "orthogonal")
+    for layer in [*model.layers, model.direct]:
+        w = layer.weight  # (out, in): orthonormal columns if tall, rows if wide
+        gram = w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T
+        torch.testing.assert_close(gram, torch.eye(min(w.shape)))
+        assert layer.bias is None or not layer.bias.any()
+    untouched = MADE((6,), hidden=(10,))
+    before = [p.clone() for p in untouched.parameters()]
+    bench.made_init(untouched, "torch")
+    assert all(torch.equal(a, b) for a, b in zip(before, untouched.parameters()))
+    every = ((torch.arange(64)[:, None] >> torch.arange(6)) & 1).float()  # all 2^6 vectors
+    total = model.log_prob(every).logsumexp(0).exp()  # the masks still hold: sums to 1
+    torch.testing.assert_close(total, torch.tensor(1.0))
