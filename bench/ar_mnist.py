@@ -273,9 +273,13 @@ class Selector:
         return {key: getattr(self.options, key) for key in RUN_OPTIONS}
 
     def state_dict(self) -> dict:
-        minutes, options = self.total_minutes(), self.run_options()
-        state = {"best": self.best, "epoch": self.epoch, "stale": self.stale}
-        return {**state, "minutes": minutes, "options": options}
+        return {
+            "best": self.best,
+            "epoch": self.epoch,
+            "stale": self.stale,
+            "minutes": self.total_minutes(),
+            "options": self.run_options(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         saved = state.get("options", {})  # checkpoints of earlier versions lack them

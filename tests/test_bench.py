@@ -7,13 +7,19 @@ from pathlib import Path
 
 import pytest
 
-BENCHES = sorted((Path(__file__).parents[1] / "bench").glob("*.py"))
+BENCH_DIR = Path(__file__).parents[1] / "bench"
+BENCHES = sorted(BENCH_DIR.glob("*.py"))
+AR_MNIST = BENCH_DIR / "ar_mnist.py"
+
+
+def _call(path, *args) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(path), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
 def _run(path, *args) -> dict:
     """Run a bench script; its figures, the JSON object of its last line."""
-    command = [sys.executable, str(path), *args]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    done = _call(path, *args)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -27,7 +33,7 @@ def test_bench_quick_prints_json_figures(path):
 
 
 def _ar_mnist(*args) -> dict:
-    return _run(Path(__file__).parents[1] / "bench" / "ar_mnist.py", "--quick", "--no-speed", *args)
+    return _run(AR_MNIST, "--quick", "--no-speed", *args)
 
 
 def test_ar_mnist_resumes_a_checkpointed_run(tmp_path):
@@ -55,25 +61,21 @@ def test_ar_mnist_resumes_a_checkpointed_run(tmp_path):
 def test_ar_mnist_checkpoint_must_be_a_directory(tmp_path):
     path = tmp_path / "a-file"
     path.write_text("")
-    bench = Path(__file__).parents[1] / "bench" / "ar_mnist.py"
-    command = [sys.executable, str(bench), "--quick", "--checkpoint", str(path)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    done = _call(AR_MNIST, "--quick", "--checkpoint", str(path))
     assert done.returncode == 2 and "--checkpoint: must be a directory" in done.stderr
 
 
 def test_ar_mnist_resumes_only_under_the_options_it_was_written_with(tmp_path):
     """Another --lr-decay (the bench's selector) or --lr (pyrogen.fit's checkpoint) is
     refused by name; the same options resume."""
-    bench = Path(__file__).parents[1] / "bench" / "ar_mnist.py"
     options = ["--quick", "--no-speed", "--models", "fvsbn", "--epochs", "2"]
     options += ["--valid-size", "20", "--test-size", "20", "--train-scored", "20"]
     options += ["--checkpoint", str(tmp_path)]
-    _run(bench, *options, "--max-minutes", "0")
+    _run(AR_MNIST, *options, "--max-minutes", "0")
     for change, named in [(["--lr-decay", "0.9"], "--lr-decay"), (["--lr", "0.1"], "training")]:
-        command = [sys.executable, str(bench), *options, *change]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        done = _call(AR_MNIST, *options, *change)
         assert done.returncode != 0 and named in done.stderr, done.stderr[-2000:]
-    assert _run(bench, *options)["fvsbn_resumed_from_epoch"] == 1
+    assert _run(AR_MNIST, *options)["fvsbn_resumed_from_epoch"] == 1
 
 
 def test_ar_mnist_compares_a_two_layer_made_ensemble_with_the_papers_best():
@@ -89,8 +91,7 @@ def test_ar_mnist_made_init_is_the_paper_codes_orthogonal_start():
     import torch
     from pyrogen.models import MADE
 
-    path = Path(__file__).parents[1] / "bench" / "ar_mnist.py"
-    spec = importlib.util.spec_from_file_location("ar_mnist", path)
+    spec = importlib.util.spec_from_file_location("ar_mnist", AR_MNIST)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     model = bench.made_init(MADE((6,), hidden=(10, 4), direct=True), "orthogonal")
