@@ -687,6 +687,8 @@ def main(argv=None):
         parser.error(f"--weight-decay: must be at least 0, got {options.weight_decay}")
     if options.patience < 1:
         parser.error(f"--patience: must be at least 1, got {options.patience}")
+    if min(options.made_hidden) < 1:
+        parser.error(f"--made-hidden: widths must be positive, got {options.made_hidden}")
     if options.deepnade_orderings < 1 or min(options.deepnade_hidden) < 1:
         parser.error("--deepnade-orderings and --deepnade-hidden: must be positive")
     if options.deepnade_steps < 1:

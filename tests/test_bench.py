@@ -65,6 +65,11 @@ def test_ar_mnist_checkpoint_must_be_a_directory(tmp_path):
     assert done.returncode == 2 and "--checkpoint: must be a directory" in done.stderr
 
 
+def test_ar_mnist_refuses_a_made_layer_without_units():
+    done = _call(AR_MNIST, "--quick", "--models", "made", "--made-hidden", "500", "0")
+    assert done.returncode == 2 and "--made-hidden: widths must be positive" in done.stderr
+
+
 def test_ar_mnist_resumes_only_under_the_options_it_was_written_with(tmp_path):
     """Another --lr-decay (the bench's selector) or --lr (pyrogen.fit's checkpoint) is
     refused by name; the same options resume."""
