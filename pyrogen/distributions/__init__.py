@@ -3,6 +3,9 @@
 from pyrogen.distributions.fourier import (
     FourierSeriesDensity,
     autocorrelation,
+    levinson_step_up,
+    minimum_phase,
+    reflection_coefficients,
     relative_coefficients,
 )
 from pyrogen.distributions.mixture import DiagonalNormalMixture
@@ -11,5 +14,8 @@ __all__ = [
     "DiagonalNormalMixture",
     "FourierSeriesDensity",
     "autocorrelation",
+    "levinson_step_up",
+    "minimum_phase",
+    "reflection_coefficients",
     "relative_coefficients",
 ]

@@ -34,11 +34,19 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from pyro.distributions import TorchDistribution, constraints
 from torch.distributions.utils import broadcast_all
 
-__all__ = ["FourierSeriesDensity", "autocorrelation", "relative_coefficients"]
+__all__ = [
+    "FourierSeriesDensity",
+    "autocorrelation",
+    "levinson_step_up",
+    "minimum_phase",
+    "reflection_coefficients",
+    "relative_coefficients",
+]
 
 DOMAINS = ("real", "interval")
 
@@ -57,6 +65,72 @@ def relative_coefficients(real: torch.Tensor, imag: torch.Tensor) -> torch.Tenso
     removes the scale and phase directions that leave the density unchanged."""
     one = torch.ones_like(real[..., :1])
     return torch.complex(torch.cat([one, real], -1), torch.cat([0 * one, imag], -1))
+
+
+def levinson_step_up(k_re, k_im) -> tuple[list, list]:
+    r"""Levinson's step-up recursion, in real arithmetic for any array library.
+
+    Reflection coefficients :math:`\kappa_j` (real parts ``k_re``, imaginary parts
+    ``k_im``: sequences of N arrays) -> the real and imaginary parts (lists of N arrays)
+    of :math:`a_1 .. a_N` of the polynomial :math:`A(z) = \sum_k a_k z^k` with
+    :math:`a_0 = 1`, built order by order as
+    :math:`a^{(j)}_i = a^{(j-1)}_i + \kappa_j \overline{a^{(j-1)}_{j-i}}`
+    (so :math:`a^{(j)}_j = \kappa_j`). Every :math:`|\kappa_j| < 1` gives an A with
+    all roots outside the unit disk, and each such A comes from exactly one set of
+    :math:`\kappa` (Schur-Cohn): the minimum-phase factor of a non-negative
+    trigonometric polynomial, one per density."""
+    p, q = [], []
+    for j, (r, s) in enumerate(zip(k_re, k_im)):
+        # kappa conj(a_{j-i}) = (r p + s q) + i (s p - r q), for i = 1..j-1
+        p, q = (
+            [p[i] + r * p[j - 1 - i] + s * q[j - 1 - i] for i in range(j)] + [r],
+            [q[i] + s * p[j - 1 - i] - r * q[j - 1 - i] for i in range(j)] + [s],
+        )
+    return p, q
+
+
+def reflection_coefficients(a: torch.Tensor) -> torch.Tensor:
+    """Levinson's step-down recursion: complex ``a`` (N + 1,) with a_0 = 1 and every root
+    of sum_k a_k z^k outside the unit disk -> its reflection coefficients (N,), each of
+    modulus below 1 (the inverse of :func:`levinson_step_up`)."""
+    a = torch.as_tensor(a).to(torch.complex128)
+    if a.dim() != 1 or a.shape[0] < 1 or not torch.isclose(a[0], a.new_ones(())):
+        raise ValueError(f"a: expected complex coefficients (N + 1,) with a_0 = 1, got {a}")
+    kappa = []
+    for j in range(a.shape[0] - 1, 0, -1):
+        k = a[j]
+        if not bool(k.abs() < 1):
+            raise ValueError(
+                "a: a root of sum_k a_k z^k lies on or inside the unit circle "
+                f"(|kappa_{j}| = {float(k.abs()):.6g}); pass minimum_phase(a)"
+            )
+        a = (a[:j] - k * a[1 : j + 1].flip(0).conj()) / (1 - k.abs().square())
+        kappa.append(k)
+    return torch.stack(kappa[::-1]) if kappa else a.new_zeros(0)
+
+
+def minimum_phase(a: torch.Tensor) -> torch.Tensor:
+    """The coefficients (…, N + 1) with a_0 = 1 of the same density whose polynomial
+    sum_k a_k z^k has every root outside the unit disk: roots inside are reflected to
+    1 / conj(root), which changes |A| on the unit circle by a constant factor only.
+    Roots on the circle are moved just outside it. Computed in NumPy, no gradient."""
+    a = torch.as_tensor(a)
+    flat = a.detach().to(torch.complex128).reshape(-1, a.shape[-1]).cpu().numpy()
+    out = np.zeros_like(flat)
+    for row, coefficients in enumerate(flat):
+        if coefficients[0] == 0:
+            raise ValueError("a: a_0 must be non-zero (a root at z = 0 has no reflection)")
+        degree = int(np.flatnonzero(coefficients)[-1])
+        roots = np.roots(coefficients[: degree + 1][::-1])
+        modulus = np.abs(roots)
+        inside = modulus < 1
+        roots[inside] = 1 / roots[inside].conj()
+        on_circle = np.abs(np.abs(roots) - 1) < 1e-12
+        roots[on_circle] *= 1 + 1e-12
+        rebuilt = np.poly(roots)[::-1] if degree else np.ones(1, complex)
+        out[row, : degree + 1] = rebuilt / rebuilt[0]
+    result = torch.from_numpy(out).reshape(a.shape).to(a.device)
+    return result.to(a.dtype) if a.is_complex() else result
 
 
 def _broadcast(*shapes) -> torch.Size:

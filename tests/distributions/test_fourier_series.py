@@ -2,12 +2,19 @@
 
 import math
 
+import numpy as np
 import pyro
 import pytest
 import torch
 from scipy import stats
 
-from pyrogen.distributions import FourierSeriesDensity, autocorrelation
+from pyrogen.distributions import (
+    FourierSeriesDensity,
+    autocorrelation,
+    levinson_step_up,
+    minimum_phase,
+    reflection_coefficients,
+)
 
 
 @pytest.fixture
@@ -127,3 +134,64 @@ def test_bad_input_names_the_argument():
         FourierSeriesDensity(torch.ones(3), scale=-1.0, validate_args=True)
     with pytest.raises(ValueError, match="value: probabilities"):
         FourierSeriesDensity(torch.ones(3)).icdf(torch.tensor([1.5]))
+
+
+def _roots(a: torch.Tensor) -> np.ndarray:
+    """Roots of sum_k a_k z^k."""
+    return np.roots(a.numpy()[::-1])
+
+
+@pytest.mark.parametrize("order", [1, 2, 5])
+def test_levinson_step_up_gives_every_root_outside_the_disk_and_steps_back_down(order):
+    g = torch.Generator().manual_seed(order)
+    kappa = torch.complex(*torch.randn(2, order, generator=g, dtype=torch.float64))
+    kappa = 0.95 * kappa / (1 + kappa.abs())  # inside the unit disk
+    re, im = levinson_step_up(list(kappa.real), list(kappa.imag))
+    a = torch.cat(
+        [torch.ones(1, dtype=kappa.dtype), torch.complex(torch.stack(re), torch.stack(im))]
+    )
+    assert np.abs(_roots(a)).min() > 1  # minimum phase (Schur-Cohn)
+    assert torch.equal(a[-1], kappa[-1])  # a_N is the last reflection coefficient
+    torch.testing.assert_close(reflection_coefficients(a), kappa)
+    # one reflection coefficient of modulus above 1 puts a root inside the disk
+    flipped = kappa.clone()
+    flipped[0] = 1 / flipped[0].conj()
+    re, im = levinson_step_up(list(flipped.real), list(flipped.imag))
+    b = torch.cat(
+        [torch.ones(1, dtype=kappa.dtype), torch.complex(torch.stack(re), torch.stack(im))]
+    )
+    assert np.abs(_roots(b)).min() < 1
+
+
+def test_minimum_phase_keeps_the_density_and_moves_every_root_outside(a):
+    a = a / a[0]
+    assert np.abs(_roots(a)).min() < 1  # this draw has roots inside the disk
+    m = minimum_phase(a)
+    assert np.abs(_roots(m)).min() > 1 and m[0] == 1
+    u = torch.linspace(-1, 1, 101, dtype=torch.float64)
+    for domain in ("interval", "real"):
+        torch.testing.assert_close(
+            FourierSeriesDensity(m, domain=domain).log_prob(u),
+            FourierSeriesDensity(a, domain=domain).log_prob(u),
+        )
+    torch.testing.assert_close(minimum_phase(m), m)  # already minimum phase
+    # every root reflection of a gives the same minimum-phase coefficients
+    roots = _roots(a)
+    roots[[0, 2]] = 1 / roots[[0, 2]].conj()
+    other = torch.from_numpy(np.poly(roots)[::-1].copy())
+    torch.testing.assert_close(minimum_phase(other / other[0]), m)
+    # a lower degree (a_N = 0) keeps its trailing zero; batches go row by row
+    short = torch.tensor([1, 2.0, 0.0], dtype=torch.complex128)
+    torch.testing.assert_close(
+        minimum_phase(short), torch.tensor([1, 0.5, 0], dtype=torch.complex128)
+    )
+    torch.testing.assert_close(minimum_phase(torch.stack([a, m]))[0], m)
+
+
+def test_reflection_coefficients_refuse_a_root_inside_the_disk():
+    with pytest.raises(ValueError, match="a: a root .* inside the unit circle"):
+        reflection_coefficients(torch.tensor([1, 2.0], dtype=torch.complex128))
+    with pytest.raises(ValueError, match="a: expected complex coefficients"):
+        reflection_coefficients(torch.tensor([2, 0.5], dtype=torch.complex128))
+    with pytest.raises(ValueError, match="a: a_0 must be non-zero"):
+        minimum_phase(torch.tensor([0, 1.0], dtype=torch.complex128))
