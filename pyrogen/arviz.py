@@ -41,7 +41,10 @@ def observed_sites(model, args=(), kwargs=None) -> dict[str, np.ndarray]:
     return {
         name: _numpy(site["value"])
         for name, site in trace.nodes.items()
-        if site["type"] == "sample" and site["is_observed"] and not site_is_subsample(site)
+        if site["type"] == "sample"
+        and site["is_observed"]
+        and not site_is_subsample(site)
+        and not site["infer"].get("_deterministic")  # pyro.deterministic: not data
     }
 
 

@@ -308,6 +308,7 @@ def fit(
         if not isinstance(init, dict):
             raise TypeError(f"init: expected a dict of site -> value, got {type(init).__name__}")
         start = {k: as_data_tensor(v, f"init[{k!r}]", allow_empty=True) for k, v in init.items()}
+        _check_init_sites(start, model_fn, args, kwargs)
         init_values = {**(init_values or {}), **start}
 
     if method == "nuts":
@@ -443,6 +444,28 @@ def fit(
             }
     result.elapsed = time.perf_counter() - began
     return result
+
+
+def _check_init_sites(start: dict, model_fn, args, kwargs) -> None:
+    """Refuse ``init`` entries that name no latent site of the model (the initializers
+    would ignore them silently), naming the sites there are."""
+    from pyrogen.compat import backend
+    from pyrogen.infer.init import trace_structure
+
+    with backend("pyro"):
+        trace = trace_structure(model_fn, args, kwargs)
+    latent = [
+        name
+        for name, site in trace.nodes.items()
+        if site["type"] == "sample" and not site["is_observed"]
+    ]
+    unknown = [name for name in start if name not in latent]
+    if unknown:
+        raise ValueError(
+            f"init: {', '.join(map(repr, unknown))} "
+            f"{'is not a latent site' if len(unknown) == 1 else 'are not latent sites'} "
+            f"of the model; its latent sites: {', '.join(latent) or 'none'}"
+        )
 
 
 def _empty_guide(*args, **kwargs) -> None:

@@ -126,6 +126,48 @@ def test_auto_backend_prefers_numpyro_for_pyroapi_models(data):
     assert result.backend == "pyro"
 
 
+def normal_with_a_deterministic_site(x):
+    mu = api_pyro.sample("mu", api_dist.Normal(0.0, PRIOR_SD))
+    api_pyro.deterministic("shifted", 2 * mu + 1)
+    with api_pyro.plate("data", x.shape[0]):
+        api_pyro.sample("x", api_dist.Normal(mu, 1.0), obs=x)
+
+
+@pytest.mark.parametrize("backend", ["pyro", "numpyro"])
+def test_nuts_keeps_deterministic_sites_under_both_backends(data, backend):
+    """NumPyro's MCMC returns deterministic sites with the draws; pyrogen's Pyro path
+    replays the model at each draw so that both give the same sites."""
+    result = pyrogen.fit(
+        normal_with_a_deterministic_site,
+        data,
+        method="nuts",
+        backend=backend,
+        num_warmup=50,
+        num_samples=30,
+        num_chains=2,
+        progress=False,
+    )
+    assert set(result.samples) == {"mu", "shifted"}
+    shifted = np.asarray(result.samples["shifted"])
+    assert shifted.shape == (2, 30)
+    np.testing.assert_allclose(shifted, 2 * np.asarray(result.samples["mu"]) + 1, rtol=1e-6)
+    idata = result.to_arviz()
+    assert set(idata.posterior.data_vars) == {"mu", "shifted"}
+    assert set(idata.observed_data.data_vars) == set(idata.log_likelihood.data_vars) == {"x"}
+
+
+@pytest.mark.parametrize("method", ["nuts", "svi", "map"])
+def test_init_of_a_site_the_model_lacks_is_refused(data, method):
+    with pytest.raises(
+        ValueError, match="init: 'sigma' is not a latent site of the model; its latent sites: mu"
+    ):
+        pyrogen.fit(conjugate_normal, data, method=method, init={"sigma": 1.0, "mu": 0.0})
+    with pytest.raises(ValueError, match="init: 'shifted', 'x' are not latent sites"):
+        pyrogen.fit(
+            normal_with_a_deterministic_site, data, method=method, init={"shifted": 1.0, "x": 0.0}
+        )
+
+
 def test_numpyro_backend_needs_a_pyroapi_model(data):
     with pytest.raises(
         ValueError, match="backend: 'numpyro' needs a model written against pyroapi"

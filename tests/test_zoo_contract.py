@@ -205,7 +205,10 @@ def test_trace_shapes(case):
     observed = [
         s
         for s in sites.values()
-        if s["is_observed"] and not site_is_subsample(s) and not s["infer"].get("is_auxiliary")
+        if s["is_observed"]
+        and not site_is_subsample(s)
+        and not s["infer"].get("is_auxiliary")
+        and not s["infer"].get("_deterministic")
     ]
     # one site for all examples, or one per time step (a Markov chain)
     per_example = int(np.prod(args[0].shape[1:], dtype=int))

@@ -149,12 +149,41 @@ def _run_pyro_chain(model, args, kwargs, chain, **options) -> dict:
         with quiet_jit_tracing():
             mcmc.run(*args, **kwargs)
         elapsed = time.perf_counter() - began
-    samples = {k: v.detach().cpu().numpy() for k, v in mcmc.get_samples().items()}
+    draws = mcmc.get_samples()
+    with use_backend("pyro"):
+        draws.update(_deterministic_sites(model, args, kwargs, draws))
+    samples = {k: v.detach().cpu().numpy() for k, v in draws.items()}
     return {
         "samples": samples,
         "stats": {k: np.asarray(v) for k, v in stats.items()},
         "elapsed": elapsed,
     }
+
+
+def _deterministic_sites(model, args, kwargs, draws: dict) -> dict[str, torch.Tensor]:
+    """The model's ``deterministic`` sites at every draw (NumPyro's MCMC returns them
+    with the draws; Pyro's does not): the model replayed once per draw, only when it
+    has such sites."""
+    from pyro import poutine
+
+    def replay(i: int):
+        conditioned = poutine.condition(model, {k: v[i] for k, v in draws.items()})
+        trace = poutine.trace(conditioned).get_trace(*args, **kwargs)
+        return {
+            name: site["value"].detach()
+            for name, site in trace.nodes.items()
+            if site["type"] == "sample" and site["infer"].get("_deterministic")
+        }
+
+    if not draws:
+        return {}
+    num_draws = len(next(iter(draws.values())))
+    with torch.no_grad():
+        first = replay(0)
+        if not first:
+            return {}
+        values = [first] + [replay(i) for i in range(1, num_draws)]
+    return {name: torch.stack([v[name] for v in values]) for name in first}
 
 
 def to_jax(value):
