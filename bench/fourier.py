@@ -14,6 +14,11 @@
    probability of the draw's bin), against the bits under the true CDF.
 4. Speed: pyrogen's MLE fit against a hand-written PyTorch loop of the same model, and
    the fit time of every model.
+5. NUTS on the Bayesian model (Old Faithful eruptions scaled into [-1, 1], N = 4,
+   NumPyro): the identified reflection parametrization against the prior on the raw
+   coefficients, by R-hat and effective draws per second of sampling, on each one's
+   own sites and on c_n / c_0, which both determine (sampling time includes JAX's
+   compilation).
 
     python bench/fourier.py           # the full protocol, about 15 minutes on 2 cores
     python bench/fourier.py --quick   # under a minute
@@ -290,6 +295,63 @@ def speed_section(quick, rng):
     }
 
 
+def nuts_section(quick, seed):
+    """NUTS mixing under the two parametrizations of fourier_density_bayes."""
+    import arviz as az
+    from pyrogen.models import fourier_density_bayes, normalized_autocorrelation
+
+    import pyrogen
+
+    eruptions = pyrogen.data.load("old_faithful")[:, 0]
+    low, high = eruptions.min() - 0.5, eruptions.max() + 0.5
+    scaled = torch.as_tensor(2 * (eruptions - low) / (high - low) - 1)
+    draws = 300 if quick else 1000
+    rows = {}
+    print(f"\n5. NUTS (NumPyro), Old Faithful eruptions, N = 4, 4 chains x ({draws} + {draws})")
+    for parametrization in ("reflection", "coefficients"):
+        fit = pyrogen.fit(
+            fourier_density_bayes,
+            scaled,
+            num_frequencies=4,
+            parametrization=parametrization,
+            method="nuts",
+            backend="numpyro",
+            num_warmup=draws,
+            num_samples=draws,
+            num_chains=4,
+            seed=seed,
+            progress=False,
+        )
+        seconds = fit.diagnostics["sampling_seconds"]
+        ratios = normalized_autocorrelation(np.asarray(fit.samples["coefficients"]))
+        own = az.summary(fit.to_arviz(), var_names=[parametrization], kind="diagnostics")
+        summary = az.summary(az.from_dict(posterior={"c": ratios}), kind="diagnostics")
+        rows[parametrization] = {
+            "seconds": float(seconds),
+            "leapfrog_steps_per_draw": float(np.mean(fit.sample_stats["n_steps"])),
+            "site_max_rhat": float(own.r_hat.max()),
+            "site_min_ess_per_second": float(own.ess_bulk.min() / seconds),
+            "c_max_rhat": float(summary.r_hat.max()),
+            "c_min_ess_per_second": float(summary.ess_bulk.min() / seconds),
+        }
+        row = rows[parametrization]
+        print(
+            f"   {parametrization:12s} {seconds:5.1f} s, {row['leapfrog_steps_per_draw']:4.1f} "
+            f"leapfrog steps a draw; own site: max R-hat "
+            f"{row['site_max_rhat']:.3f}, min bulk ESS/s {row['site_min_ess_per_second']:.1f}; "
+            f"c_n/c_0: max R-hat {row['c_max_rhat']:.3f}, "
+            f"min bulk ESS/s {row['c_min_ess_per_second']:.1f}"
+        )
+    ours, theirs = rows["reflection"], rows["coefficients"]
+    return {
+        "nuts": rows,
+        "reflection_vs_coefficients_site_ess_ratio": ours["site_min_ess_per_second"]
+        / theirs["site_min_ess_per_second"],
+        "reflection_vs_coefficients_c_ess_ratio": ours["c_min_ess_per_second"]
+        / theirs["c_min_ess_per_second"],
+    }
+
+
 def geometric_mean_ratio(rows, a, b):
     cells = {}
     for r in rows:
@@ -311,6 +373,7 @@ def main():
     rows = kl_section(args.quick, rng)
     compression = compression_section(args.quick, rng)
     figures.update(speed_section(args.quick, rng))
+    figures.update(nuts_section(args.quick, args.seed))
     figures["kl"] = rows
     figures["compression_bits"] = compression
     figures["fourier_vs_gmm_kl_ratio"] = geometric_mean_ratio(rows, "fourier", "gmm")

@@ -17,17 +17,30 @@ that leave the density unchanged, so the model has exactly 2N shape parameters
 \times 2}` (real and imaginary parts):
 
 - maximum likelihood (``prior=None``): b, t, s are parameters, ``method="mle"``;
-- MAP / SVI / NUTS with a prior that shrinks high frequencies,
-  :math:`b_{k} \sim \mathcal{N}(0, (\sigma / k^{\gamma})^2)` per real and
-  imaginary part (``FourierPrior(scale=sigma, decay=gamma)``); t and s stay
-  parameters (fitted jointly under MAP/SVI, held at their current values by NUTS);
+- MAP / SVI / NUTS with a prior that shrinks high frequencies
+  (``FourierPrior(scale=sigma, decay=gamma)``); t and s stay parameters (fitted
+  jointly under MAP/SVI, held at their current values by NUTS);
 - :func:`fourier_density_bayes`: the fully Bayesian model on [-1, 1] written against
   pyro-api, so that Pyro NUTS and NumPyro NUTS can be run on the very same function.
 
-The coefficients themselves are not identified (reflecting a root of the polynomial
-:math:`\sum_k a_k z^k` through the unit circle gives another b with the same
-density), so posteriors are compared on :func:`normalized_autocorrelation`,
-:math:`c_n / c_0`, which determines the density.
+The coefficients b themselves are not identified: reflecting a root of the polynomial
+:math:`A(z) = \sum_k a_k z^k` through the unit circle (r to :math:`1/\bar r`) gives
+another b with the same density, so a posterior over b has up to :math:`2^N` modes of
+different prior mass, which NUTS chains do not cross evenly. The default
+``parametrization="reflection"`` removes them: the site ``reflection`` holds
+unconstrained :math:`v_k \in \mathbb{R}^2`, mapped to reflection coefficients
+:math:`\kappa_k = v_k / \sqrt{1 + |v_k|^2}` inside the unit disk and by Levinson's
+step-up recursion to the unique minimum-phase A (every root outside the unit disk,
+:math:`a_0 = 1`, :math:`a_N = \kappa_N`) of each density
+(:func:`reflection_to_coefficients`), so v is identified and the density is a smooth
+one-to-one function of it. The prior is
+:math:`v_{k} \sim \mathcal{N}(0, (\sigma / k^{\gamma})^2)` per real and imaginary
+part, which shrinks the high-order reflection coefficients towards zero (and with
+them the high frequencies). ``parametrization="coefficients"`` puts that prior on b
+instead (the raw, non-identified coordinates); its posteriors are compared on
+:func:`normalized_autocorrelation`, :math:`c_n / c_0`, which determines the density.
+Either way b is kept as the site ``coefficients`` (a deterministic site under
+``"reflection"``).
 
 A smoothness penalty ``smoothness * N * roughness`` (the exact integral of
 :math:`p'(u)^2`, which weighs frequency n by :math:`n^2`) can be added to the
@@ -61,7 +74,14 @@ from pyroapi import ops
 from pyroapi import pyro as api_pyro
 from torch import nn
 
-from pyrogen.distributions import FourierSeriesDensity, autocorrelation, relative_coefficients
+from pyrogen.distributions import (
+    FourierSeriesDensity,
+    autocorrelation,
+    levinson_step_up,
+    minimum_phase,
+    reflection_coefficients,
+    relative_coefficients,
+)
 from pyrogen.infer.fast_elbo import module
 from pyrogen.validation import (
     as_data_tensor,
@@ -76,8 +96,12 @@ __all__ = [
     "FourierDensity",
     "FourierPrior",
     "fourier_density_bayes",
+    "coefficients_to_reflection",
     "normalized_autocorrelation",
+    "reflection_to_coefficients",
 ]
+
+PARAMETRIZATIONS = ("reflection", "coefficients")
 
 
 def _as_1d(value, name: str = "x") -> torch.Tensor:
@@ -106,11 +130,15 @@ def _robust_location_scale(x: torch.Tensor) -> tuple[float, float]:
 
 @dataclass
 class FourierPrior:
-    """b_k ~ Normal(0, (scale / k**decay)^2) for the real and imaginary part of the
-    coefficient of frequency k, relative to a_0 = 1: high frequencies shrink to zero."""
+    """Normal(0, (scale / k**decay)^2) on the real and imaginary part of order k's
+    parameter: high frequencies shrink to zero. ``parametrization="reflection"`` (the
+    default) puts it on the unconstrained reflection parameters v_k, which are
+    identified; ``"coefficients"`` on b_k, a_k relative to a_0 = 1, which are not
+    (see the module notes)."""
 
     scale: float = 1.0
     decay: float = 1.0
+    parametrization: str = "reflection"
 
     def sds(self, num_frequencies: int, dtype=None, device=None) -> torch.Tensor:
         k = torch.arange(1, num_frequencies + 1, dtype=dtype, device=device)
@@ -129,6 +157,34 @@ class FourierDensityConfig:
 def coefficients_to_a(b: torch.Tensor) -> torch.Tensor:
     """(…, N, 2) real and imaginary parts relative to a_0 = 1 -> complex a (…, N + 1)."""
     return relative_coefficients(b[..., 0], b[..., 1])
+
+
+def reflection_to_coefficients(v):
+    """Unconstrained reflection parameters v (…, N, 2) -> b (…, N, 2), the real and
+    imaginary parts of the minimum-phase a_1..a_N (a_0 = 1): kappa = v / sqrt(1 + |v|^2)
+    lies inside the unit disk, then Levinson's step-up recursion. Plain arithmetic and
+    ``pyroapi.ops``, so it runs on torch and (under NumPyro) jax arrays alike."""
+    N = v.shape[-2]
+    shrink = (1.0 + (v * v).sum(-1)) ** -0.5  # (…, N)
+    p, q = levinson_step_up(
+        [v[..., j, 0] * shrink[..., j] for j in range(N)],
+        [v[..., j, 1] * shrink[..., j] for j in range(N)],
+    )
+    return ops.stack([ops.stack(p, -1), ops.stack(q, -1)], -1)
+
+
+def coefficients_to_reflection(b) -> torch.Tensor:
+    """b (…, N, 2) -> the v (…, N, 2) of the same density (the inverse of
+    :func:`reflection_to_coefficients` on minimum-phase b; other b are first mapped to
+    the minimum-phase coefficients of their density)."""
+    b = torch.as_tensor(b)
+    a = minimum_phase(coefficients_to_a(b.to(torch.float64)))
+    flat = a.reshape(-1, a.shape[-1])
+    kappa = torch.stack([reflection_coefficients(row) for row in flat]).reshape(
+        a.shape[:-1] + (-1,)
+    )
+    v = kappa / (1 - kappa.abs().square()).clamp(min=1e-24).sqrt()
+    return torch.stack([v.real, v.imag], -1).to(b.dtype if b.is_floating_point() else torch.float64)
 
 
 def normalized_autocorrelation(b) -> np.ndarray | torch.Tensor:
@@ -156,8 +212,11 @@ class FourierDensity(ZooModel):
             :class:`FourierPrior` (``method="map"``, ``"svi"`` or ``"nuts"``).
         smoothness: weight of the roughness penalty (0 for none).
 
-    Sites: ``coefficients`` (N, 2) when a prior is given, ``obs`` (n,); the
-    penalty is the factor ``smoothness``.
+    Sites: with a prior, ``reflection`` (N, 2) (the identified parameters; b is the
+    deterministic site ``coefficients``) or, under
+    ``FourierPrior(parametrization="coefficients")``, ``coefficients`` (N, 2); ``obs``
+    (n,); the penalty is the factor ``smoothness``. The fitted b (every NUTS draw) is
+    kept in ``coefficient_draws`` either way.
 
     Example:
         >>> import torch, pyrogen
@@ -191,6 +250,7 @@ class FourierDensity(ZooModel):
         if prior is not None:
             check_positive_number(prior["scale"], "prior.scale")
             check_positive_number(prior["decay"], "prior.decay", allow_zero=True)
+            check_choice(prior["parametrization"], "prior.parametrization", PARAMETRIZATIONS)
         smoothness = check_positive_number(smoothness, "smoothness", allow_zero=True)
         self.config = FourierDensityConfig(num_frequencies, domain, bounds, prior, smoothness)
         N, dtype = num_frequencies, torch.float64
@@ -246,15 +306,31 @@ class FourierDensity(ZooModel):
             self.loc.fill_(median)
             self.log_scale.fill_(math.log(iqr / math.log(3.0)))
 
+    @property
+    def _site(self) -> str:
+        """The prior's sample site: ``reflection`` or ``coefficients``."""
+        return "reflection" if self.prior.parametrization == "reflection" else "coefficients"
+
+    def _coefficients_of(self, values: dict) -> torch.Tensor | None:
+        """b from a dict of site values (draws or point values), or None."""
+        if "coefficients" in values:
+            return torch.as_tensor(np.asarray(values["coefficients"]), dtype=self.loc.dtype)
+        if "reflection" in values:
+            v = torch.as_tensor(np.asarray(values["reflection"]), dtype=self.loc.dtype)
+            return reflection_to_coefficients(v)
+        return None
+
     def point_values(self) -> dict[str, torch.Tensor]:
         if self.prior is None:
             return {}
-        return {"coefficients": self.coefficient_draws[0].clone()}
+        b = self.coefficient_draws[0].clone()
+        return {self._site: coefficients_to_reflection(b) if self._site == "reflection" else b}
 
     def absorb(self, values: dict[str, torch.Tensor]) -> None:
-        """Keep MAP/SVI point estimates, or every NUTS draw (the posterior predictive)."""
-        if "coefficients" in values and self.prior is not None:
-            b = torch.as_tensor(values["coefficients"], dtype=self.loc.dtype)
+        """Keep MAP/SVI point estimates, or every NUTS draw (the posterior predictive),
+        as coefficients b."""
+        b = None if self.prior is None else self._coefficients_of(values)
+        if b is not None:
             self.coefficient_draws = (b if b.dim() == 3 else b[None]).to(self.loc.device).clone()
         self.fitted.fill_(True)
 
@@ -283,9 +359,12 @@ class FourierDensity(ZooModel):
             b = self.coefficients
         else:
             sds = self.prior.sds(self.config.num_frequencies, x.dtype, x.device)
-            b = pyro.sample(
-                "coefficients", dist.Normal(0.0, sds[:, None].expand(-1, 2)).to_event(2)
-            )
+            prior = dist.Normal(0.0, sds[:, None].expand(-1, 2)).to_event(2)
+            if self._site == "reflection":
+                v = pyro.sample("reflection", prior)
+                b = pyro.deterministic("coefficients", reflection_to_coefficients(v), 2)
+            else:
+                b = pyro.sample("coefficients", prior)
         density = self.distribution(b)
         with pyro.plate("data", x.shape[0]):
             pyro.sample("obs", density, obs=x)
@@ -330,28 +409,42 @@ class FourierDensity(ZooModel):
     def pointwise_log_likelihood(self, draws: dict, x: torch.Tensor) -> dict[str, np.ndarray]:
         """log p(x_n | draw s) for ArviZ, shape (S, n)."""
         with torch.no_grad():
-            if self.prior is None or "coefficients" not in draws:
+            b = None if self.prior is None else self._coefficients_of(draws)
+            if b is None:
                 return {"obs": self.distribution().log_prob(x)[None].cpu().numpy()}
-            b = torch.as_tensor(np.array(draws["coefficients"]), dtype=x.dtype, device=x.device)
+            b = b.to(device=x.device, dtype=x.dtype)
             return {"obs": self.distribution(b[:, None]).log_prob(x).cpu().numpy()}
 
 
 def fourier_density_bayes(
-    x, num_frequencies: int = 4, prior_scale: float = 1.0, decay: float = 1.0
+    x,
+    num_frequencies: int = 4,
+    prior_scale: float = 1.0,
+    decay: float = 1.0,
+    parametrization: str = "reflection",
 ):
     """The fully Bayesian Fourier density on [-1, 1], in pyro-api (Pyro and NumPyro).
 
-    ``coefficients`` (N, 2) ~ Normal(0, prior_scale / k**decay) (real, imaginary part
-    of a_k relative to a_0 = 1); each x_n in [-1, 1] has density
-    |sum_k a_k e^{-i pi k x}|^2 / (2 sum_k |a_k|^2), a factor inside the data plate
-    (so pointwise log-likelihoods exist for ArviZ).
+    Normal(0, prior_scale / k**decay) on the real and imaginary part of order k's
+    parameter: the identified reflection parameters ``reflection`` (N, 2), with b the
+    deterministic site ``coefficients`` (``parametrization="reflection"``, the default),
+    or b itself, a_k relative to a_0 = 1 (``"coefficients"``: not identified; compare
+    its posteriors on :func:`normalized_autocorrelation`). Each x_n in [-1, 1] has
+    density |sum_k a_k e^{-i pi k x}|^2 / (2 sum_k |a_k|^2), a factor inside the data
+    plate (so pointwise log-likelihoods exist for ArviZ).
 
     Arguments:
         x: observations in [-1, 1], shape (n,).
     """
+    check_choice(parametrization, "parametrization", PARAMETRIZATIONS)
     k = ops.arange(1, num_frequencies + 1) * 1.0
     sds = prior_scale / k**decay
-    b = api_pyro.sample("coefficients", api_dist.Normal(0.0, ops.stack([sds, sds], -1)).to_event(2))
+    prior = api_dist.Normal(0.0, ops.stack([sds, sds], -1)).to_event(2)
+    if parametrization == "reflection":
+        v = api_pyro.sample("reflection", prior)
+        b = api_pyro.deterministic("coefficients", reflection_to_coefficients(v))
+    else:
+        b = api_pyro.sample("coefficients", prior)
     angle = math.pi * x[..., None] * k  # (n, N)
     cos, sin = ops.cos(angle), ops.sin(angle)
     h_re = 1.0 + (b[..., 0] * cos + b[..., 1] * sin).sum(-1)

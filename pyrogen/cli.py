@@ -192,7 +192,6 @@ def _fit_fourier(args) -> dict:
                 num_warmup=args.num_warmup,
                 num_samples=args.num_samples,
                 num_chains=args.num_chains,
-                init={"coefficients": torch.zeros(args.frequencies, 2)},
             )
         else:
             options.update(

@@ -14,7 +14,11 @@ from pyrogen.models import (
     fourier_density_bayes,
     normalized_autocorrelation,
 )
-from pyrogen.models.fourier import coefficients_to_a
+from pyrogen.models.fourier import (
+    coefficients_to_a,
+    coefficients_to_reflection,
+    reflection_to_coefficients,
+)
 
 import pyrogen
 from pyrogen.distributions import FourierSeriesDensity
@@ -82,14 +86,48 @@ def test_smoothness_penalty_trades_likelihood_for_smoothness():
     assert rough[0] > rough[1] > rough[2]
 
 
-def test_map_with_a_tight_prior_is_nearly_uniform():
+@pytest.mark.parametrize("parametrization", ["reflection", "coefficients"])
+def test_map_with_a_tight_prior_is_nearly_uniform(parametrization):
     x = _draws(300)
-    model = FourierDensity(3, domain="interval", prior=FourierPrior(scale=1e-3))
-    pyrogen.fit(model, x, method="map", num_steps=500, lr=0.01, progress=False)
+    tight = FourierPrior(scale=1e-3, parametrization=parametrization)
+    model = FourierDensity(3, domain="interval", prior=tight)
+    fit = pyrogen.fit(model, x, method="map", num_steps=500, lr=0.01, progress=False)
+    assert set(fit.params) == {parametrization}
     assert model.coefficient_draws.abs().max() < 1e-2
-    loose = FourierDensity(3, domain="interval", prior=FourierPrior(scale=10.0))
+    loose = FourierPrior(scale=10.0, parametrization=parametrization)
+    loose = FourierDensity(3, domain="interval", prior=loose)
     pyrogen.fit(loose, x, method="map", num_steps=1500, lr=0.03, progress=False)
     assert loose.log_prob(x).mean() > model.log_prob(x).mean() + 0.05
+
+
+def test_reflection_parameters_identify_the_density():
+    """v -> b is one-to-one onto the minimum-phase coefficients: b's that differ by
+    root reflections (the same density) map back to one v, and v -> b -> v is the
+    identity; the same function on jax arrays (NumPyro) gives the same b."""
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn(5, 4, 2, generator=g, dtype=torch.float64)
+    b = reflection_to_coefficients(v)
+    for row in coefficients_to_a(b):
+        assert np.abs(np.roots(row.numpy()[::-1])).min() > 1
+    torch.testing.assert_close(coefficients_to_reflection(b), v)
+    roots = np.roots(coefficients_to_a(b[0]).numpy()[::-1])
+    roots[1] = 1 / roots[1].conj()  # another b of the same density
+    a = np.poly(roots)[::-1] / np.poly(roots)[-1]
+    other = torch.from_numpy(np.stack([a.real, a.imag], -1)[1:].copy())
+    u = torch.linspace(-1, 1, 51, dtype=torch.float64)
+    torch.testing.assert_close(
+        FourierDensity(4, domain="interval").distribution(other).log_prob(u),
+        FourierDensity(4, domain="interval").distribution(b[0]).log_prob(u),
+    )
+    torch.testing.assert_close(coefficients_to_reflection(other), v[0])
+    import jax.numpy as jnp
+
+    from pyrogen.compat import backend
+
+    jax_v = jnp.asarray(v.numpy())
+    with backend("numpyro"):
+        jax_b = np.asarray(reflection_to_coefficients(jax_v))
+    np.testing.assert_allclose(jax_b, b.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_checkpoint_resume_equals_an_uninterrupted_run(tmp_path):
@@ -124,9 +162,10 @@ def test_checkpoint_resume_equals_an_uninterrupted_run(tmp_path):
     torch.testing.assert_close(resumed.coefficients, whole.coefficients)
 
 
-def test_nuts_pyro_and_numpyro_agree_on_the_density():
-    """The pyro-api model under both NUTS backends, compared on c_n / c_0 (the raw
-    coefficients are not identified); the posterior mean is near the truth."""
+def test_nuts_pyro_and_numpyro_agree_on_the_identified_parameters():
+    """The pyro-api model under both NUTS backends. Its reflection parameters are
+    identified, so the raw draws themselves are compared (and b, a deterministic
+    site, and c_n / c_0); the posterior mean of c_n / c_0 is near the truth."""
     x = _draws(300)
     comparison = pyrogen.crosscheck(
         fourier_density_bayes,
@@ -135,10 +174,26 @@ def test_nuts_pyro_and_numpyro_agree_on_the_density():
         num_warmup=300,
         num_samples=400,
         num_chains=4,
-        init={"coefficients": torch.zeros(2, 2)},
-        transform=lambda d: {"c": normalized_autocorrelation(d["coefficients"])},
+        init={"reflection": torch.zeros(2, 2)},
+        transform=lambda d: {
+            "reflection": d["reflection"],
+            "coefficients": d["coefficients"],
+            "c": normalized_autocorrelation(d["coefficients"]),
+        },
     )
     assert comparison.passed, str(comparison)
+    for backend in ("pyro", "numpyro"):
+        samples = comparison.fits[backend].samples
+        np.testing.assert_allclose(
+            np.asarray(samples["coefficients"]),
+            reflection_to_coefficients(torch.as_tensor(np.asarray(samples["reflection"]))),
+            rtol=1e-5,
+            atol=1e-6,
+        )
+        # one mode: every chain has the same mean within a few of its standard errors
+        v = np.asarray(samples["reflection"], dtype=np.float64)
+        chain_means, sd = v.mean(1), v.std((0, 1))
+        assert np.all(np.ptp(chain_means, 0) < 0.5 * sd), backend
     draws = normalized_autocorrelation(comparison.fits["numpyro"].samples["coefficients"])
     truth = normalized_autocorrelation(TRUE_B.numpy())[:2]
     mean, sd = draws.mean((0, 1)), draws.std((0, 1))
@@ -152,19 +207,18 @@ def test_zoo_nuts_keeps_every_draw_as_a_posterior_predictive():
     x = _draws(200)
     model = FourierDensity(2, domain="interval", prior=FourierPrior())
     fit = pyrogen.fit(
-        model,
-        x,
-        method="nuts",
-        num_warmup=100,
-        num_samples=100,
-        num_chains=1,
-        progress=False,
-        init={"coefficients": torch.zeros(2, 2)},
+        model, x, method="nuts", num_warmup=100, num_samples=100, num_chains=1, progress=False
     )
-    assert model.coefficient_draws.shape == (100, 2, 2)
+    # Pyro's NUTS: the sampled site, and b as its deterministic site, for every draw
+    assert fit.samples["reflection"].shape == fit.samples["coefficients"].shape == (1, 100, 2, 2)
+    b = reflection_to_coefficients(torch.as_tensor(fit.samples["reflection"][0]))
+    torch.testing.assert_close(torch.as_tensor(fit.samples["coefficients"][0]), b)
+    torch.testing.assert_close(model.coefficient_draws, b)
     grid = torch.linspace(-1, 1, 20001)
     assert torch.trapezoid(model.log_prob(grid).exp(), grid).item() == pytest.approx(1, abs=1e-6)
-    assert fit.to_arviz().log_likelihood["obs"].shape == (1, 100, 200)
+    idata = fit.to_arviz()
+    assert idata.log_likelihood["obs"].shape == (1, 100, 200)
+    assert set(idata.posterior.data_vars) >= {"reflection", "coefficients"}
 
 
 def test_deep_factorized_density_is_a_normalized_monotone_cdf():
@@ -230,6 +284,17 @@ def test_bad_input_names_the_argument():
         FourierDensity(2, smoothness=-1.0)
     with pytest.raises(ValueError, match="prior.scale"):
         FourierDensity(2, prior=FourierPrior(scale=0.0))
+    with pytest.raises(ValueError, match="prior.parametrization: must be one of"):
+        FourierDensity(2, prior={"parametrization": "roots"})
+    with pytest.raises(ValueError, match="parametrization: must be one of"):
+        pyrogen.fit(fourier_density_bayes, torch.zeros(1), method="nuts", parametrization="b")
+    with pytest.raises(ValueError, match="init: 'coefficients' is not a latent site.*reflection"):
+        pyrogen.fit(
+            fourier_density_bayes,
+            torch.zeros(1),
+            method="nuts",
+            init={"coefficients": torch.zeros(4, 2)},
+        )
     with pytest.raises(ValueError, match="prior: method='nuts' needs a prior"):
         pyrogen.fit(FourierDensity(2), [0.1, 0.2], method="nuts")
     with pytest.raises(ValueError, match="num_units"):
