@@ -105,6 +105,7 @@ from pyro.nn.auto_reg_nn import MaskedLinear
 from torch import nn
 from torch.nn import functional as F
 
+from pyrogen.distributions import NormalMixture
 from pyrogen.infer.fast_elbo import module
 from pyrogen.nn.autoregressive import (
     LIKELIHOODS,
@@ -115,6 +116,7 @@ from pyrogen.nn.autoregressive import (
     TransformerBlock,
     WaveNetBlock,
     normal_mixture,
+    sample_normal_mixture,
 )
 from pyrogen.validation import (
     check_bool,
@@ -519,7 +521,7 @@ class RNADE(_Autoregressive):
         with torch.no_grad():  # means spread over [-2, 2] (standardized data)
             self.b[:, components : 2 * components] = torch.linspace(-2, 2, components)
 
-    def _mixture(self, h: torch.Tensor, d=slice(None)) -> dist.MixtureSameFamily:
+    def _mixture(self, h: torch.Tensor, d=slice(None)) -> NormalMixture:
         """The conditionals' mixtures from hidden states h (..., H) of dimensions d."""
         out = torch.einsum("...dh,dkh->...dk", h, self.V[d]) + self.b[d]
         return normal_mixture(out, self.config.components)
@@ -528,7 +530,7 @@ class RNADE(_Autoregressive):
         config = self.config
         return self.dim * (config.hidden + 3 * config.components)
 
-    def conditionals(self, x: torch.Tensor) -> dist.MixtureSameFamily:
+    def conditionals(self, x: torch.Tensor) -> NormalMixture:
         """p(x_d | x_<d) for every d of flat x (N, D): batch shape (N, D)."""
         return self._mixture(_running_hidden(x, self.W, self.c))
 
@@ -537,7 +539,9 @@ class RNADE(_Autoregressive):
         check_positive_int(n, "n")
 
         def draw(h, d):
-            return self._mixture(h[:, None], slice(d, d + 1)).sample()[:, 0]
+            return sample_normal_mixture(
+                torch.addmm(self.b[d], h, self.V[d].T), self.config.components
+            )
 
         return _sample_running(self.W, self.c, n, draw).reshape(n, *self.config.data_shape)
 

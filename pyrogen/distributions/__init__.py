@@ -8,11 +8,12 @@ from pyrogen.distributions.fourier import (
     reflection_coefficients,
     relative_coefficients,
 )
-from pyrogen.distributions.mixture import DiagonalNormalMixture
+from pyrogen.distributions.mixture import DiagonalNormalMixture, NormalMixture
 
 __all__ = [
     "DiagonalNormalMixture",
     "FourierSeriesDensity",
+    "NormalMixture",
     "autocorrelation",
     "levinson_step_up",
     "minimum_phase",

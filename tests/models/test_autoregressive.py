@@ -410,6 +410,23 @@ def test_rnade_density_integrates_to_one_and_its_draws_match_it():
     assert torch.all((draws.mean(0) - mean).abs() < 4 * se)
 
 
+def test_rnade_sampler_draws_what_its_conditionals_draw():
+    """The O(DH) sampler (pre-activation carried, no distribution objects) takes the
+    random numbers that building each conditional from scratch and sampling it takes:
+    the same draws."""
+    torch.manual_seed(0)
+    model = RNADE((6,), hidden=8, components=3)
+    torch.manual_seed(1)
+    fast = model.sample(500)
+    torch.manual_seed(1)
+    x = torch.zeros(500, 6)
+    with torch.no_grad():
+        for d in range(6):
+            h = torch.sigmoid(model.c + x[:, :d] @ model.W[:, :d].T)  # (N, H), from scratch
+            x[:, d] = model._mixture(h[:, None], slice(d, d + 1)).sample()[:, 0]
+    torch.testing.assert_close(fast, x)
+
+
 # -- sequence models: WaveNet, RNN and transformer decoders, the gated PixelCNN ----------
 
 SEQUENCE_MODELS = {
