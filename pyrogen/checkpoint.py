@@ -33,7 +33,7 @@ __all__ = [
 FORMAT = "pyrogen-checkpoint"
 VERSION = 1
 # fingerprint keys that checkpoints written by earlier versions lack: not compared there
-RECORDED_LATER = frozenset({"training"})
+RECORDED_LATER = frozenset({"training", "dense_mass"})
 
 
 class CheckpointError(ValueError):

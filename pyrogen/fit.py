@@ -165,6 +165,7 @@ def fit(
     num_chains: int = 4,
     backend: Literal["auto", "pyro", "numpyro"] = "auto",
     target_accept: float = 0.8,
+    dense_mass: bool = False,
     chain_method: Literal["auto", "parallel", "sequential", "vectorized"] = "auto",
     jit: bool | None = None,
     fast_elbo: bool = True,
@@ -212,6 +213,9 @@ def fit(
             autoguides, over the model's own start.
         backend: NUTS under ``"pyro"`` or ``"numpyro"``; ``"auto"`` picks NumPyro for
             models written against ``pyroapi`` (faster for small models), else Pyro.
+        dense_mass: NUTS adapts a dense mass matrix (the posterior's covariance)
+            rather than a diagonal one: fewer leapfrog steps a draw where the
+            posterior's coordinates are correlated, at O(d^2) a step.
         chain_method: how NumPyro runs several chains: ``"parallel"`` (one per
             device), ``"sequential"`` or ``"vectorized"`` (all in one pass);
             ``"auto"`` is parallel where there is a device per chain, else vectorized.
@@ -271,6 +275,7 @@ def fit(
             raise ValueError("num_epochs: give num_steps or num_epochs, not both")
 
     check_bool(fast_elbo, "fast_elbo")
+    check_bool(dense_mass, "dense_mass")
     is_zoo = isinstance(model, ZooModel)
     if is_zoo:
         if device is not None:
@@ -330,6 +335,7 @@ def fit(
             num_chains=num_chains,
             seed=seed,
             target_accept=target_accept,
+            dense_mass=dense_mass,
             chain_method=chain_method,
             jit=True if jit is None else jit,
             init_values=init_values,

@@ -168,6 +168,55 @@ def test_init_of_a_site_the_model_lacks_is_refused(data, method):
         )
 
 
+def ridge(x):
+    """x_i ~ N(a + b, 1) with broad priors on a and b: the data fix a + b, not a - b, so
+    the posterior is a narrow ridge (correlation about -1)."""
+    a = api_pyro.sample("a", api_dist.Normal(0.0, 10.0))
+    b = api_pyro.sample("b", api_dist.Normal(0.0, 10.0))
+    with api_pyro.plate("data", x.shape[0]):
+        api_pyro.sample("x", api_dist.Normal(a + b, 1.0), obs=x)
+
+
+@pytest.mark.parametrize("backend", ["pyro", "numpyro"])
+def test_dense_mass_takes_longer_steps_along_a_correlated_posterior(data, backend):
+    """With a diagonal mass matrix the step size is bound by the ridge's narrow width;
+    a dense one rescales along it, so its adapted step is several times longer."""
+    steps = {}
+    for dense in (False, True):
+        result = pyrogen.fit(
+            ridge,
+            data,
+            method="nuts",
+            backend=backend,
+            dense_mass=dense,
+            num_warmup=300,
+            num_samples=100,
+            num_chains=1,
+            progress=False,
+        )
+        steps[dense] = float(np.mean(result.sample_stats["step_size"]))
+        total = np.asarray(result.samples["a"]) + np.asarray(result.samples["b"])
+        assert abs(total.mean() - data.mean()) < 0.5  # the ridge's position is right
+    assert steps[True] > 3 * steps[False], steps
+
+
+def test_nuts_checkpoint_resumes_and_refuses_another_sampler(data, tmp_path):
+    path = tmp_path / "nuts.ckpt"
+    options = dict(method="nuts", backend="pyro", num_warmup=30, num_samples=20, progress=False)
+    first = pyrogen.fit(conjugate_normal, data, num_chains=2, checkpoint=path, **options)
+    again = pyrogen.fit(conjugate_normal, data, num_chains=2, checkpoint=path, **options)
+    np.testing.assert_array_equal(again.samples["mu"], first.samples["mu"])  # read back
+    assert again.diagnostics["sampling_seconds"] == first.diagnostics["sampling_seconds"]
+    with pytest.raises(CheckpointError, match="dense_mass: checkpoint has False"):
+        pyrogen.fit(
+            conjugate_normal, data, num_chains=3, checkpoint=path, dense_mass=True, **options
+        )
+    with pytest.raises(CheckpointError, match="sampler"):
+        pyrogen.fit(
+            conjugate_normal, data, num_chains=3, checkpoint=path, target_accept=0.9, **options
+        )
+
+
 def test_numpyro_backend_needs_a_pyroapi_model(data):
     with pytest.raises(
         ValueError, match="backend: 'numpyro' needs a model written against pyroapi"

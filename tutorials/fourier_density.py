@@ -271,6 +271,7 @@ bayes = pyrogen.fit(
     num_frequencies=4,
     method="nuts",
     backend="numpyro",
+    dense_mass=True,  # the map from v to a is curved: a dense mass matrix helps NUTS
     num_warmup=200 if QUICK else 1000,
     num_samples=200 if QUICK else 1000,
     num_chains=2 if QUICK else 4,
@@ -286,8 +287,8 @@ plt.show()
 # large. The coefficient parametrization (`parametrization="coefficients"`, the prior
 # on the $a_k$ themselves) is the comparison: its posterior has root-reflected modes,
 # and its chains mix worse over those raw sites (on this data, with 4 chains of 1000
-# draws: max R-hat 1.03 and a smallest bulk ESS of about 200, against 1.01 and about
-# 1000).
+# draws, a max R-hat of about 1.03 and a smallest bulk ESS of about 200; the lines
+# below print both fits' figures).
 
 # %%
 raw = pyrogen.fit(
@@ -311,11 +312,12 @@ for result, site in ((bayes, "reflection"), (raw, "coefficients")):
 
 # %% [markdown]
 # The price of the identified coordinates is geometry: the map from $v$ to $a$ is
-# curved where the data pin the density down, so NUTS takes more leapfrog steps per
-# draw (about 28 against 11 here). For the density itself (below) the effective draws
-# per second favour the raw coefficients by 2-3x (`python bench/fourier.py`, section 5);
-# choose `parametrization="coefficients"` where only the density matters and speed
-# does.
+# curved where the data pin the density down. With a diagonal mass matrix NUTS takes
+# about 28 leapfrog steps a draw here; the dense one used above (`dense_mass=True`)
+# about 15; the raw coefficients about 11. For the density itself (below) the
+# effective draws per second favour the raw coefficients by about 1.1-1.6x even so
+# (`python bench/fourier.py`, section 5): choose `parametrization="coefficients"`
+# where only the density matters and speed does.
 
 # %% [markdown]
 # Either way the density itself is determined by $c_n / c_0$ (the normalized

@@ -46,6 +46,7 @@ def run_nuts(
     seed: int = 0,
     target_accept: float = 0.8,
     max_tree_depth: int = 10,
+    dense_mass: bool = False,
     chain_method: str = "auto",
     jit: bool = True,
     max_plate_nesting: int | None = None,
@@ -63,6 +64,7 @@ def run_nuts(
         seed=seed,
         target_accept=target_accept,
         max_tree_depth=max_tree_depth,
+        dense_mass=dense_mass,
         chain_method=chain_method,
         jit=jit,
         max_plate_nesting=max_plate_nesting,
@@ -75,6 +77,7 @@ def run_nuts(
     )
     if backend == "numpyro" and chain_method != "auto":  # the draws depend on it
         fingerprint["chain_method"] = chain_method
+    fingerprint["dense_mass"] = str(bool(dense_mass))
     if checkpoint is not None and os.path.exists(checkpoint):
         state = load_checkpoint(checkpoint, fingerprint)
     else:
@@ -117,6 +120,7 @@ def _run_pyro_chain(model, args, kwargs, chain, **options) -> dict:
             model,
             target_accept_prob=options["target_accept"],
             max_tree_depth=options["max_tree_depth"],
+            full_mass=options["dense_mass"],
             jit_compile=options["jit"],
             ignore_jit_warnings=True,
             max_plate_nesting=nesting,
@@ -209,6 +213,7 @@ def _run_numpyro(model, args, kwargs, **options) -> MCMCResult:
         model,
         target_accept_prob=options["target_accept"],
         max_tree_depth=options["max_tree_depth"],
+        dense_mass=options["dense_mass"],
         init_strategy=init_to_value(values={k: to_jax(v) for k, v in start.items()})
         if start
         else init_to_uniform,
