@@ -308,8 +308,9 @@ class FourierDensity(ZooModel):
 
     @property
     def _site(self) -> str:
-        """The prior's sample site: ``reflection`` or ``coefficients``."""
-        return "reflection" if self.prior.parametrization == "reflection" else "coefficients"
+        """The prior's sample site, named by its parametrization: ``reflection`` or
+        ``coefficients``."""
+        return self.prior.parametrization
 
     def _coefficients_of(self, values: dict) -> torch.Tensor | None:
         """b from a dict of site values (draws or point values), or None."""

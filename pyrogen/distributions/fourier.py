@@ -39,6 +39,8 @@ import torch
 from pyro.distributions import TorchDistribution, constraints
 from torch.distributions.utils import broadcast_all
 
+from pyrogen.distributions.shapes import broadcast_shapes
+
 __all__ = [
     "FourierSeriesDensity",
     "autocorrelation",
@@ -133,19 +135,6 @@ def minimum_phase(a: torch.Tensor) -> torch.Tensor:
     return result.to(a.dtype) if a.is_complex() else result
 
 
-def _broadcast(*shapes) -> torch.Size:
-    """torch.broadcast_shapes without its per-call overhead (it runs every SVI step)."""
-    ndim = max(len(s) for s in shapes)
-    out = [1] * ndim
-    for shape in shapes:
-        for i, size in enumerate(shape, ndim - len(shape)):
-            if size != 1:
-                if out[i] not in (1, size):
-                    raise ValueError(f"shapes {[tuple(s) for s in shapes]} do not broadcast")
-                out[i] = size
-    return torch.Size(out)
-
-
 class FourierSeriesDensity(TorchDistribution):
     """A density whose shape is a non-negative Fourier series (see the module notes).
 
@@ -185,7 +174,7 @@ class FourierSeriesDensity(TorchDistribution):
         loc, scale = broadcast_all(
             torch.as_tensor(loc, dtype=real_dtype), torch.as_tensor(scale, dtype=real_dtype)
         )
-        batch_shape = _broadcast(a.shape[:-1], loc.shape)
+        batch_shape = broadcast_shapes(a.shape[:-1], loc.shape)
         if validate_args is not False and not torch._C._get_tracing_state():
             if not bool(torch.isfinite(torch.view_as_real(a)).all()):
                 raise ValueError("a: contains NaN or infinite coefficients")
@@ -207,7 +196,7 @@ class FourierSeriesDensity(TorchDistribution):
     def expand(self, batch_shape, _instance=None):
         batch_shape = torch.Size(batch_shape)
         new = self._get_checked_instance(FourierSeriesDensity, _instance)
-        _broadcast(batch_shape, self.batch_shape)  # raises if incompatible
+        broadcast_shapes(batch_shape, self.batch_shape)  # raises if incompatible
         new.a, new.loc, new.scale = self.a, self.loc, self.scale
         new.domain, new.num_frequencies = self.domain, self.num_frequencies
         super(FourierSeriesDensity, new).__init__(batch_shape, validate_args=False)
@@ -294,7 +283,7 @@ class FourierSeriesDensity(TorchDistribution):
     @torch.no_grad()
     def _invert_cdf(self, q: torch.Tensor, *, tol, max_iter: int) -> torch.Tensor:
         tol = tol if tol is not None else 16 * torch.finfo(q.dtype).eps
-        shape = _broadcast(q.shape, self.batch_shape)
+        shape = broadcast_shapes(q.shape, self.batch_shape)
         q = q.expand(shape)
         lo, hi = torch.full_like(q, -1.0), torch.full_like(q, 1.0)
         u = 2 * q - 1

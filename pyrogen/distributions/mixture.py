@@ -35,6 +35,8 @@ import math
 import torch
 from pyro.distributions import TorchDistribution, constraints
 
+from pyrogen.distributions.shapes import broadcast_shapes
+
 __all__ = ["DiagonalNormalMixture", "NormalMixture"]
 
 
@@ -126,7 +128,7 @@ class DiagonalNormalMixture(TorchDistribution):
         if self._validate_args:
             self._validate_sample(value)
         out = self.component_log_probs(value).logsumexp(-1).to(value.dtype)
-        shape = torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
+        shape = broadcast_shapes(value.shape[:-1], self.batch_shape)
         return out.expand(shape)
 
     def sample(self, sample_shape=()):
@@ -178,7 +180,7 @@ class NormalMixture(TorchDistribution):
     has_rsample = False
 
     def __init__(self, logits, loc, scale, validate_args=None):
-        shape = _common_shape(logits, loc, scale)
+        shape = broadcast_shapes(logits.shape, loc.shape, scale.shape)
         if len(shape) == 0:
             raise ValueError("logits: expected components along the last dimension, (..., K)")
         self.logits, self.loc, self.scale = logits, loc, scale
@@ -236,7 +238,7 @@ def draw_normal_mixture(logits, loc, scale, sample_shape=()) -> torch.Tensor:
     the chosen component's mean and scale. Autoregressive samplers call this once per
     position, so it is kept to a few tensor operations."""
     sample_shape = torch.Size(sample_shape)
-    shape = _common_shape(logits, loc, scale)
+    shape = broadcast_shapes(logits.shape, loc.shape, scale.shape)
     K = shape[-1]
     probs = torch.softmax(logits, -1)
     if probs.shape != shape:
@@ -247,12 +249,3 @@ def draw_normal_mixture(logits, loc, scale, sample_shape=()) -> torch.Tensor:
     mean = loc.expand(full).gather(-1, which)
     sd = scale.expand(full).gather(-1, which)
     return (mean + sd * torch.randn_like(mean))[..., 0]
-
-
-def _common_shape(*tensors) -> torch.Size:
-    """The tensors' broadcast shape; torch.broadcast_shapes costs about 50 us a call,
-    which a sampler calling once per position feels, so equal shapes skip it."""
-    shape = tensors[0].shape
-    if all(t.shape == shape for t in tensors[1:]):
-        return shape
-    return torch.broadcast_shapes(*(t.shape for t in tensors))

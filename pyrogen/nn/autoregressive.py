@@ -284,8 +284,13 @@ def normal_mixture(params: torch.Tensor, components: int) -> NormalMixture:
     """A mixture of ``components`` Gaussians from params (..., 3K): weight logits,
     means, and scales (softplus, 1 at 0, floored at 1e-3); batch shape (...)."""
     logits, loc, raw_scale = params.split(components, -1)
-    scale = F.softplus(raw_scale + math.log(math.e - 1)) + 1e-3
-    return NormalMixture(logits, loc, scale, validate_args=False)
+    return NormalMixture(logits, loc, _mixture_scale(raw_scale), validate_args=False)
+
+
+def _mixture_scale(raw: torch.Tensor) -> torch.Tensor:
+    """A component's standard deviation from its raw output: softplus shifted to give
+    1 at 0, floored at 1e-3."""
+    return F.softplus(raw + math.log(math.e - 1)) + 1e-3
 
 
 def sample_normal_mixture(params: torch.Tensor, components: int) -> torch.Tensor:
@@ -298,5 +303,5 @@ def sample_normal_mixture(params: torch.Tensor, components: int) -> torch.Tensor
     which = which.reshape(loc.shape[:-1] + (1,))
     # the chosen component's mean and scale only (the scale is elementwise in its raw value)
     mean = loc.gather(-1, which)
-    sd = F.softplus(raw_scale.gather(-1, which) + math.log(math.e - 1)) + 1e-3
+    sd = _mixture_scale(raw_scale.gather(-1, which))
     return (mean + sd * torch.randn_like(mean))[..., 0]
