@@ -96,6 +96,7 @@ def reflection_coefficients(a: torch.Tensor) -> torch.Tensor:
     of sum_k a_k z^k outside the unit disk -> its reflection coefficients (N,), each of
     modulus below 1 (the inverse of :func:`levinson_step_up`)."""
     a = torch.as_tensor(a).to(torch.complex128)
+    _check_finite(a)
     if a.dim() != 1 or a.shape[0] < 1 or not torch.isclose(a[0], a.new_ones(())):
         raise ValueError(f"a: expected complex coefficients (N + 1,) with a_0 = 1, got {a}")
     kappa = []
@@ -111,12 +112,19 @@ def reflection_coefficients(a: torch.Tensor) -> torch.Tensor:
     return torch.stack(kappa[::-1]) if kappa else a.new_zeros(0)
 
 
+def _check_finite(a: torch.Tensor) -> None:
+    """Refuse coefficients ``a`` (complex or real) with a NaN or an infinity."""
+    if a.numel() and not bool(torch.isfinite(torch.view_as_real(a) if a.is_complex() else a).all()):
+        raise ValueError("a: contains NaN or infinite coefficients")
+
+
 def minimum_phase(a: torch.Tensor) -> torch.Tensor:
     """The coefficients (…, N + 1) with a_0 = 1 of the same density whose polynomial
     sum_k a_k z^k has every root outside the unit disk: roots inside are reflected to
     1 / conj(root), which changes |A| on the unit circle by a constant factor only.
     Roots on the circle are moved just outside it. Computed in NumPy, no gradient."""
     a = torch.as_tensor(a)
+    _check_finite(a)
     flat = a.detach().to(torch.complex128).reshape(-1, a.shape[-1]).cpu().numpy()
     out = np.zeros_like(flat)
     for row, coefficients in enumerate(flat):
@@ -176,8 +184,7 @@ class FourierSeriesDensity(TorchDistribution):
         )
         batch_shape = broadcast_shapes(a.shape[:-1], loc.shape)
         if validate_args is not False and not torch._C._get_tracing_state():
-            if not bool(torch.isfinite(torch.view_as_real(a)).all()):
-                raise ValueError("a: contains NaN or infinite coefficients")
+            _check_finite(a)
             if not bool((a.abs().square().sum(-1) > 0).all()):
                 raise ValueError("a: every coefficient vector must be non-zero")
         # parameters are kept unexpanded (they broadcast): an expand by a data plate then

@@ -195,3 +195,7 @@ def test_reflection_coefficients_refuse_a_root_inside_the_disk():
         reflection_coefficients(torch.tensor([2, 0.5], dtype=torch.complex128))
     with pytest.raises(ValueError, match="a: a_0 must be non-zero"):
         minimum_phase(torch.tensor([0, 1.0], dtype=torch.complex128))
+    nan = torch.tensor([1, float("nan")], dtype=torch.complex128)
+    for function in (minimum_phase, reflection_coefficients):
+        with pytest.raises(ValueError, match="a: contains NaN or infinite"):
+            function(nan)
