@@ -76,6 +76,7 @@ from torch import nn
 
 from pyrogen.distributions import (
     FourierSeriesDensity,
+    NetworkDistribution,
     autocorrelation,
     levinson_step_up,
     minimum_phase,
@@ -89,7 +90,7 @@ from pyrogen.validation import (
     check_positive_int,
     check_positive_number,
 )
-from pyrogen.zoo import ZooModel, register
+from pyrogen.zoo import DensityModel, ZooModel, register
 
 __all__ = [
     "DeepFactorizedDensity",
@@ -143,15 +144,6 @@ class FourierPrior:
     def sds(self, num_frequencies: int, dtype=None, device=None) -> torch.Tensor:
         k = torch.arange(1, num_frequencies + 1, dtype=dtype, device=device)
         return self.scale / k**self.decay
-
-
-@dataclass
-class FourierDensityConfig:
-    num_frequencies: int  # N: the highest frequency; 2N shape parameters
-    domain: str = "real"  # "real" (tanh map, learned offset and scale) or "interval"
-    bounds: tuple[float, float] = (-1.0, 1.0)  # the interval of domain="interval"
-    prior: dict | None = None  # FourierPrior fields, or None for maximum likelihood
-    smoothness: float = 0.0  # weight of the roughness penalty per example
 
 
 def coefficients_to_a(b: torch.Tensor) -> torch.Tensor:
@@ -252,7 +244,7 @@ class FourierDensity(ZooModel):
             check_positive_number(prior["decay"], "prior.decay", allow_zero=True)
             check_choice(prior["parametrization"], "prior.parametrization", PARAMETRIZATIONS)
         smoothness = check_positive_number(smoothness, "smoothness", allow_zero=True)
-        self.config = FourierDensityConfig(num_frequencies, domain, bounds, prior, smoothness)
+        self.normalize(bounds=bounds, prior=prior, smoothness=smoothness)
         N, dtype = num_frequencies, torch.float64
         self.register_buffer("fitted", torch.tensor(False))
         if prior is None:
@@ -458,14 +450,8 @@ def fourier_density_bayes(
 # -- the deep factorized baseline -------------------------------------------------------
 
 
-@dataclass
-class DeepFactorizedConfig:
-    num_units: tuple[int, ...] = (3, 3, 3)  # hidden widths of the monotone CDF network
-    init_scale: float = 1.0  # the start density is spread over about this many data scales
-
-
 @register("deep-factorized")
-class DeepFactorizedDensity(ZooModel):
+class DeepFactorizedDensity(DensityModel):
     """The deep factorized density of Balle et al. (2018), a monotone-network CDF.
 
     Arguments:
@@ -478,8 +464,9 @@ class DeepFactorizedDensity(ZooModel):
     median and inter-quartile range seen at ``initialize``.
     """
 
-    default_method = "mle"
     jit_safe = True
+    site = "obs"
+    module_name = "deep_factorized"
 
     def __init__(self, num_units: tuple[int, ...] | list[int] = (3, 3, 3), init_scale=1.0):
         super().__init__()
@@ -487,7 +474,7 @@ class DeepFactorizedDensity(ZooModel):
         for i, width in enumerate(num_units):
             check_positive_int(width, f"num_units[{i}]")
         init_scale = check_positive_number(init_scale, "init_scale")
-        self.config = DeepFactorizedConfig(num_units, init_scale)
+        self.normalize(num_units=num_units, init_scale=init_scale)
         widths = (1, *num_units, 1)
         scale = init_scale ** (1 / (len(widths) - 1))
         dtype = torch.float64
@@ -523,12 +510,6 @@ class DeepFactorizedDensity(ZooModel):
         self.shift.fill_(median)
         self.spread.fill_(iqr)
 
-    def point_values(self) -> dict[str, torch.Tensor]:
-        return {}
-
-    def absorb(self, values: dict[str, torch.Tensor]) -> None:
-        self.fitted.fill_(True)
-
     def _logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The CDF's logit and the log of its derivative in x, elementwise."""
         v = ((x - self.shift) / self.spread)[..., None]  # (…, 1)
@@ -550,15 +531,14 @@ class DeepFactorizedDensity(ZooModel):
         logit, log_slope = self._logits(x)
         return nn.functional.logsigmoid(logit) + nn.functional.logsigmoid(-logit) + log_slope
 
-    def model(self, x: torch.Tensor) -> None:
-        module("deep_factorized", self)
-        with pyro.plate("data", x.shape[0]):
-            pyro.sample("obs", _NetworkDensity(self, x.shape), obs=x)
+    def distribution(self, context=None) -> NetworkDistribution:
+        """p(x) as a Pyro distribution: log c'(x), and draws by the inverse CDF."""
+        if context is not None:
+            raise ValueError("context: DeepFactorizedDensity is unconditional")
+        return NetworkDistribution(self.log_density, self.sample)
 
-    def log_prob(self, x) -> torch.Tensor:
-        x = _as_1d(x).to(self.shift.dtype).to(self.shift.device)
-        with torch.no_grad():
-            return self.log_density(x)
+    def _numbers_per_example(self) -> int:
+        return 4 * sum(self.config.num_units)
 
     def cdf(self, x) -> torch.Tensor:
         x = _as_1d(x).to(self.shift.dtype).to(self.shift.device)
@@ -587,25 +567,3 @@ class DeepFactorizedDensity(ZooModel):
     def sample(self, n: int) -> torch.Tensor:
         check_positive_int(n, "n")
         return self.icdf(torch.rand(n, dtype=self.shift.dtype, device=self.shift.device))
-
-    def pointwise_log_likelihood(self, draws: dict, x: torch.Tensor) -> dict[str, np.ndarray]:
-        return {"obs": self.log_prob(x)[None].cpu().numpy()}
-
-
-class _NetworkDensity(dist.TorchDistribution):
-    """A scalar density given by a network's ``log_density`` (the model's likelihood)."""
-
-    arg_constraints: dict = {}
-    support = dist.constraints.real
-    has_rsample = False
-
-    def __init__(self, network: DeepFactorizedDensity, batch_shape):
-        self.network = network
-        super().__init__(torch.Size(batch_shape), validate_args=False)
-
-    def log_prob(self, value):
-        return self.network.log_density(value)
-
-    def sample(self, sample_shape=()):
-        shape = self._extended_shape(torch.Size(sample_shape))
-        return self.network.sample(max(1, shape.numel())).reshape(shape)

@@ -29,7 +29,7 @@ References:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 import numpy as np
@@ -85,19 +85,6 @@ class GaussianMixturePrior:
             scale_scale=(2 * std).tolist(),
             lkj=2.0,
         )
-
-
-@dataclass
-class GaussianMixtureConfig:
-    n_components: int  # K, the number of components
-    covariance: Covariance = "full"  # "full", "diag" (axis-aligned) or "spherical"
-    init: str | list = "kmeans++"  # "kmeans++", "random", or initial means (K, D)
-    n_init: int = 1  # EM restarts; the best final log-likelihood is kept
-    reg_covar: float = 1e-6  # added to covariance diagonals in EM's M-step, as scikit-learn
-    prior: dict | None = None  # GaussianMixturePrior fields; None means flat priors (ML)
-    dim: int | None = None  # D; set from the first data seen
-    kmeans_iter: int = 100  # Lloyd iterations after k-means++ seeding
-    extra: dict = field(default_factory=dict)
 
 
 @register("gmm")
@@ -167,17 +154,8 @@ class GaussianMixture(ZooModel):
             prior = asdict(prior)
         elif prior is not None:
             prior = asdict(GaussianMixturePrior(**prior))
-        self.config = GaussianMixtureConfig(
-            n_components,
-            covariance,
-            init,
-            n_init,
-            float(reg_covar),
-            prior,
-            dim,
-            kmeans_iter,
-            extra or {},
-        )
+        self.normalize(init=init, reg_covar=float(reg_covar), prior=prior, dim=dim)
+        self.normalize(extra=extra or {})
         self.register_buffer("fitted", torch.tensor(False))
         if dim is not None:
             self._allocate(dim)

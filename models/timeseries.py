@@ -24,7 +24,6 @@ References:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pyro as pyro_torch  # the Pyro module itself, for the torch-only HiddenMarkov.model
@@ -83,14 +82,6 @@ def simulate_ar(alpha, beta, sigma, length: int, burn_in: int = 50) -> torch.Ten
     return torch.stack(values[burn_in:])
 
 
-@dataclass
-class AutoRegressiveConfig:
-    order: int  # p, the number of lags
-    alpha_scale: float = 10.0  # prior sd of the intercept
-    beta_scale: float = 10.0  # prior sd of each lag coefficient
-    sigma_scale: float = 2.5  # HalfCauchy scale of the noise sd
-
-
 @register("ar")
 class AutoRegressive(ZooModel):
     """Bayesian AR(p) (posteriordb ``arK`` priors by default).
@@ -117,11 +108,10 @@ class AutoRegressive(ZooModel):
     def __init__(self, order: int, alpha_scale=10.0, beta_scale=10.0, sigma_scale=2.5):
         super().__init__()
         check_positive_int(order, "order")
-        self.config = AutoRegressiveConfig(
-            order,
-            check_positive_number(alpha_scale, "alpha_scale"),
-            check_positive_number(beta_scale, "beta_scale"),
-            check_positive_number(sigma_scale, "sigma_scale"),
+        self.normalize(
+            alpha_scale=check_positive_number(alpha_scale, "alpha_scale"),
+            beta_scale=check_positive_number(beta_scale, "beta_scale"),
+            sigma_scale=check_positive_number(sigma_scale, "sigma_scale"),
         )
         dtype = torch.float64
         self.register_buffer("fitted", torch.tensor(False))
@@ -275,16 +265,6 @@ def hmm_model(
     pyro.factor("y", _log_evidence(log_emission, ops.log(theta), ops))
 
 
-@dataclass
-class HiddenMarkovConfig:
-    num_states: int  # K
-    scale: float = 1.0  # the emission sd (known, as in posteriordb's hmm_example)
-    mu_loc: list | None = None  # prior means of the ordered state means; None: flat (ML)
-    mu_scale: float = 1.0  # prior sd of each state mean
-    concentration: float = 1.0  # Dirichlet concentration of each transition row
-    n_init: int = 1  # Baum-Welch restarts
-
-
 @register("hmm")
 class HiddenMarkov(ZooModel):
     """A hidden Markov model with K states and Gaussian emissions N(mu_z, scale^2).
@@ -331,8 +311,11 @@ class HiddenMarkov(ZooModel):
             mu_loc = [float(v) for v in mu_loc]
             if len(mu_loc) != num_states:
                 raise ValueError(f"mu_loc: expected {num_states} prior means, got {len(mu_loc)}")
-        self.config = HiddenMarkovConfig(
-            num_states, float(scale), mu_loc, float(mu_scale), float(concentration), n_init
+        self.normalize(
+            scale=float(scale),
+            mu_loc=mu_loc,
+            mu_scale=float(mu_scale),
+            concentration=float(concentration),
         )
         K, dtype = num_states, torch.float64
         self.register_buffer("fitted", torch.tensor(False))

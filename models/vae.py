@@ -68,9 +68,7 @@ References:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
-from dataclasses import dataclass, field
 
 import pyro
 import pyro.distributions as dist
@@ -95,62 +93,29 @@ __all__ = ["VAE", "HierarchicalVAE", "Autoencoder"]
 _NETWORKS = {"mlp": (MLPEncoder, MLPDecoder), "conv": (ConvEncoder, ConvDecoder)}
 
 
-@dataclass
-class AutoencoderConfig:
-    data_shape: list[int]
-    latent_dim: int = 50
-    hidden: list[int] = field(default_factory=lambda: [400])
-    likelihood: str = "bernoulli"  # or "gaussian"
-    architecture: str = "mlp"  # or "conv"
-    scale: float | None = None  # Gaussian likelihood: fixed sd, or None to learn one per dim
-    corruption: float = 0.0
-
-
-@dataclass
-class VAEConfig(AutoencoderConfig):
-    beta: float = 1.0
-    prior: str = "standard"  # or "vamp"
-    num_pseudo: int = 500  # VampPrior pseudo-inputs
-
-
 class _Networks(NetworkModel):
     """What the VAE and the autoencoder share: configuration, networks, data checks."""
 
-    def _build(
-        self,
-        config_class,
-        data_shape,
-        latent_dim,
-        hidden,
-        likelihood,
-        architecture,
-        scale,
-        corruption,
-        **extra,
-    ):
-        """Check the options, keep them in ``config_class`` and build the networks."""
-        config = config_class(
-            check_data_shape(data_shape),
-            latent_dim,
-            [int(h) for h in hidden],
-            likelihood,
-            architecture,
-            None if scale is None else float(scale),
-            float(corruption),
-            **extra,
+    def _build(self) -> None:
+        """Check the recorded options, keep them in canonical form, build the networks."""
+        config = self.config
+        self.normalize(
+            data_shape=check_data_shape(config.data_shape),
+            hidden=[int(h) for h in config.hidden],
+            scale=None if config.scale is None else float(config.scale),
+            corruption=float(config.corruption),
         )
         check_positive_int(config.latent_dim, "latent_dim")
         for h in config.hidden:
             check_positive_int(h, "hidden")
         check_choice(config.likelihood, "likelihood", ("bernoulli", "gaussian"))
         check_choice(config.architecture, "architecture", tuple(_NETWORKS))
-        if "beta" in extra:
-            check_positive_number(config.beta, "beta", allow_zero=True)
+        if hasattr(config, "beta"):
+            self.normalize(beta=check_positive_number(config.beta, "beta", allow_zero=True))
         if config.scale is not None:
             check_positive_number(config.scale, "scale")
         if not 0.0 <= config.corruption < 1.0 or not math.isfinite(config.corruption):
             raise ValueError(f"corruption: must be in [0, 1), got {config.corruption}")
-        self.config = config
         encoder, decoder = _NETWORKS[config.architecture]
         self.encoder = encoder(config.data_shape, config.latent_dim, config.hidden)
         self.decoder = decoder(config.data_shape, config.latent_dim, config.hidden)
@@ -282,19 +247,8 @@ class VAE(_Networks):
         super().__init__()
         check_choice(prior, "prior", ("standard", "vamp"))
         check_positive_int(num_pseudo, "num_pseudo")
-        self._build(
-            VAEConfig,
-            data_shape,
-            latent_dim,
-            hidden,
-            likelihood,
-            architecture,
-            scale,
-            corruption,
-            beta=float(beta),
-            prior=prior,
-            num_pseudo=int(num_pseudo),
-        )
+        self.normalize(num_pseudo=int(num_pseudo))
+        self._build()
         if prior == "vamp":  # pseudo-inputs, before the squashing of _pseudo_inputs
             self.raw_pseudo = nn.Parameter(torch.zeros(num_pseudo, *self.config.data_shape))
 
@@ -482,11 +436,6 @@ class VAE(_Networks):
         return self.decode(z, mean=mean)
 
 
-@dataclass
-class HierarchicalVAEConfig(VAEConfig):
-    bottom_dim: int = 40
-
-
 @register("hvae")
 class HierarchicalVAE(VAE):
     """A VAE with two stochastic layers (see the module docstring for the math).
@@ -527,8 +476,7 @@ class HierarchicalVAE(VAE):
             prior,
             num_pseudo,
         )
-        self.config = HierarchicalVAEConfig(**dataclasses.asdict(self.config))
-        self.config.bottom_dim = int(bottom_dim)
+        self.normalize(bottom_dim=int(bottom_dim))
         size = math.prod(self.config.data_shape)
         hidden = self.config.hidden
         self.bottom_encoder = MLPEncoder((size + latent_dim,), bottom_dim, hidden)
@@ -628,16 +576,7 @@ class Autoencoder(_Networks):
         corruption: float = 0.0,
     ):
         super().__init__()
-        self._build(
-            AutoencoderConfig,
-            data_shape,
-            latent_dim,
-            hidden,
-            likelihood,
-            architecture,
-            scale,
-            corruption,
-        )
+        self._build()
 
     def model(self, x, num_examples: int | None = None) -> None:
         module("encoder", self.encoder)

@@ -142,7 +142,8 @@ def sbc(
         An :class:`SBCResult`.
     """
     from pyrogen.arviz import draws_from_guide
-    from pyrogen.fit import _to_tensors, fit
+    from pyrogen.fit import fit
+    from pyrogen.zoo import FunctionModel
 
     check_positive_int(num_simulations, "num_simulations")
     check_positive_int(num_draws, "num_draws")
@@ -152,7 +153,7 @@ def sbc(
         fit_options.setdefault("num_chains", 1)
         fit_options.setdefault("num_samples", 4 * num_draws)
     fit_options.setdefault("progress", False)
-    tensor_args = _to_tensors(args, None)  # the prior draws run the model under Pyro
+    tensor_args = FunctionModel(model).prepare(*args)  # the prior draws run the model under Pyro
     ranks: dict[str, list[int]] = {}
     spreads: dict[str, list[float]] = {}
     prior_values: dict[str, list[float]] = {}

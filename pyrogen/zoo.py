@@ -1,25 +1,80 @@
-"""The surface every zoo model shares, and the registry behind ``pyrogen zoo``."""
+"""The zoo contract: the surface every zoo model offers, the optional abilities the
+engines and the command line look for, and the registry behind ``pyrogen zoo``.
+
+Required of every model (:class:`ZooModel`, an abstract base):
+
+- ``model(*data)``, the generative story as a Pyro model, and optionally ``guide``;
+- ``log_prob(x)`` per example in nats and ``sample(n)``;
+- ``config``: the constructor's arguments, recorded by the base class (one source of
+  truth: a model writes its defaults once, in its ``__init__`` signature), so that
+  ``save``/``load`` round-trip it;
+- ``prepare(*data)``, ``initialize(*data)``, ``point_values()``, ``absorb(values)``:
+  what ``pyrogen.fit`` calls around an engine (defaults are given).
+
+Optional abilities are runtime-checkable protocols, found by ``isinstance``:
+:class:`SupportsEM` (closed-form EM), :class:`SupportsMinibatches`,
+:class:`SupportsRelabel` (NUTS draws put in a canonical order),
+:class:`SupportsPointwiseLogLikelihood` (ArviZ's ``log_likelihood`` group written by
+the model), :class:`ChecksNUTS` and :class:`HasCLI` (``pyrogen fit NAME``'s data,
+metrics and pictures). :func:`supported_methods` reads them; ``pyrogen.fit`` refuses
+any other method by name before any work.
+
+A family is added by one file in ``models/`` that defines a ``ZooModel`` subclass and
+decorates it with :func:`register`: see ``docs/adding-a-model.md``.
+"""
 
 from __future__ import annotations
 
+import abc
+import copy
 import dataclasses
+import functools
+import inspect
+import math
 import os
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 
 from pyrogen.checkpoint import atomic_write
 from pyrogen.validation import as_data_tensor
 
-__all__ = ["ZooModel", "NetworkModel", "register", "ZOO", "get_model_class", "data_plate"]
+__all__ = [
+    "ZOO",
+    "ALL_METHODS",
+    "ChecksNUTS",
+    "DensityModel",
+    "FunctionModel",
+    "HasCLI",
+    "NetworkModel",
+    "SupportsEM",
+    "SupportsMinibatches",
+    "SupportsPointwiseLogLikelihood",
+    "SupportsRelabel",
+    "ZooModel",
+    "as_target",
+    "check_method",
+    "data_plate",
+    "get_model_class",
+    "register",
+    "supported_methods",
+]
 
 ZOO: dict[str, type[ZooModel]] = {}
+ALL_METHODS = ("svi", "map", "mle", "em", "nuts")
 
 
 def register(name: str):
-    """Class decorator: list the model under ``name`` in ``pyrogen zoo``."""
+    """Class decorator: list the model under ``name`` in ``pyrogen zoo`` and make it
+    fittable by ``pyrogen fit NAME``."""
 
     def wrap(cls):
+        if not (isinstance(cls, type) and issubclass(cls, ZooModel)):
+            raise TypeError(f"register({name!r}): {cls!r} is not a ZooModel subclass")
+        if inspect.isabstract(cls):
+            missing = ", ".join(sorted(cls.__abstractmethods__))
+            raise TypeError(f"register({name!r}): {cls.__name__} does not define {missing}")
         cls.zoo_name = name
         ZOO[name] = cls
         return cls
@@ -45,20 +100,177 @@ def data_plate(x: torch.Tensor, num_examples: int | None = None):
     return pyro.plate("data", num_examples or batch, subsample=torch.arange(batch, device=x.device))
 
 
-class ZooModel(torch.nn.Module):
+# -- optional abilities ----------------------------------------------------------------
+@runtime_checkable
+class SupportsEM(Protocol):
+    """Closed-form EM: ``em_init(x)`` starts a run, ``em_step(x)`` takes one E- and
+    M-step and returns the mean log-likelihood before the M-step."""
+
+    def em_init(self, x: torch.Tensor) -> None: ...
+
+    def em_step(self, x: torch.Tensor) -> float: ...
+
+
+@runtime_checkable
+class SupportsMinibatches(Protocol):
+    """``model(x, num_examples=N)`` scales a minibatch's likelihood up to N examples, so
+    ``fit(..., batch_size=B)`` may step on minibatches."""
+
+    supports_batches: bool
+
+
+@runtime_checkable
+class SupportsRelabel(Protocol):
+    """Puts NUTS draws in a canonical order (mixture components, HMM states)."""
+
+    def relabel(self, samples: dict) -> dict: ...
+
+
+@runtime_checkable
+class ChecksNUTS(Protocol):
+    """Refuses NUTS, by a clear error, where the model's configuration has no posterior
+    to sample (no prior)."""
+
+    def check_nuts(self) -> None: ...
+
+
+@runtime_checkable
+class SupportsPointwiseLogLikelihood(Protocol):
+    """Writes ArviZ's ``log_likelihood`` group itself (enumerated or Markov models)."""
+
+    def pointwise_log_likelihood(self, draws: dict, *data) -> dict: ...
+
+
+@runtime_checkable
+class HasCLI(Protocol):
+    """``pyrogen fit NAME``'s own data and report (see :mod:`pyrogen.cli`):
+    ``cli_data(options)`` returns a :class:`pyrogen.cli.RunData`, ``cli_report(run)``
+    writes the model's own metrics and pictures (after the generic ones)."""
+
+    @classmethod
+    def cli_data(cls, options) -> Any: ...
+
+
+def supported_methods(model) -> tuple[str, ...]:
+    """The ``method`` values ``pyrogen.fit`` accepts for ``model``, in preference order."""
+    methods = getattr(model, "methods", None)
+    if methods is None:
+        methods = ("svi", "map", "mle", "nuts")
+    methods = tuple(methods)
+    if isinstance(model, SupportsEM) and "em" not in methods:
+        methods += ("em",)
+    return methods
+
+
+def check_method(model, method: str) -> None:
+    """Refuse a method the model cannot run, naming the model and the methods it can."""
+    methods = supported_methods(model)
+    if method not in methods:
+        name = getattr(model, "name", None) or type(model).__name__
+        why = ""
+        if method == "em":
+            why = " (no closed-form EM: it defines no em_step)"
+        raise ValueError(
+            f"method: {name} cannot be fitted with method={method!r}{why}; "
+            f"its methods: {', '.join(methods)}"
+        )
+
+
+# -- configuration from the constructor's signature ----------------------------------
+def _config_class(cls: type, init: Callable) -> type:
+    """A dataclass with a field per argument of ``init`` (defaults copied per instance)."""
+    fields = []
+    for name, parameter in list(inspect.signature(init).parameters.items())[1:]:
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            raise TypeError(
+                f"{cls.__name__}.__init__: *args and **kwargs cannot be recorded in its config; "
+                "name every argument"
+            )
+        if parameter.default is parameter.empty:
+            fields.append((name, Any))
+        else:
+            default = functools.partial(copy.deepcopy, parameter.default)
+            fields.append((name, Any, dataclasses.field(default_factory=default)))
+    config = dataclasses.make_dataclass(f"{cls.__name__}Config", fields, kw_only=True)
+    config.__module__ = cls.__module__
+    config.__qualname__ = f"{cls.__qualname__}.Config"
+    return config
+
+
+def _recording(init: Callable) -> Callable:
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        if "config" not in self.__dict__:  # the outermost constructor records
+            try:
+                bound = signature.bind(self, *args, **kwargs)
+            except TypeError as error:
+                raise TypeError(f"{type(self).__name__}: {error}") from None
+            bound.apply_defaults()
+            values = dict(list(bound.arguments.items())[1:])
+            object.__setattr__(self, "config", type(self).Config(**values))
+        init(self, *args, **kwargs)
+
+    __init__._records_config = True
+    return __init__
+
+
+class ZooModel(torch.nn.Module, metaclass=abc.ABCMeta):
     """Base class of the zoo: a Pyro ``model``/``guide`` pair with a density surface.
 
-    Subclasses define ``model(*data)`` (the generative story), optionally ``guide``
-    (else ``pyrogen.fit`` chooses an autoguide), ``log_prob(x)`` per example in
-    nats and ``sample(n)``. Hyper-parameters live in a dataclass ``self.config``,
-    fitted values in parameters and buffers, so ``save``/``load`` round-trip both.
+    A subclass defines ``model(*data)`` (the generative story), optionally ``guide``
+    (else ``pyrogen.fit`` chooses an autoguide), ``log_prob(x)`` per example in nats and
+    ``sample(n)``. The constructor's arguments are recorded in ``self.config`` (a
+    dataclass made from the signature, ``type(model).Config``) before the constructor
+    body runs; the body checks them and may normalize a field in place
+    (``self.config.hidden = [int(h) for h in hidden]``). Fitted values live in
+    parameters and buffers, so ``save``/``load`` round-trip config and fit.
+
+    Class attributes: ``default_method`` (what ``pyrogen fit`` and the contract tests
+    run), ``methods`` (what ``fit`` accepts; ``em`` is added for :class:`SupportsEM`),
+    ``jit_safe`` (model and guide trace the same way on every call, so SVI may compile).
     """
 
     zoo_name: ClassVar[str] = ""
+    Config: ClassVar[type]
     config: Any
     guide = None  # a subclass may define its own guide method
-    jit_safe: ClassVar[bool] = False  # model and guide trace the same way on every call
-    default_method: str = "svi"  # the engine ``pyrogen fit`` and the contract tests use
+    jit_safe: ClassVar[bool] = False
+    default_method: ClassVar[str] = "svi"
+    methods: ClassVar[tuple[str, ...]] = ("svi", "map", "mle", "nuts")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and not getattr(init, "_records_config", False):
+            cls.Config = _config_class(cls, init)
+            cls.__init__ = _recording(init)
+
+    @property
+    def name(self) -> str:
+        return self.zoo_name or type(self).__name__
+
+    def normalize(self, **values) -> None:
+        """Keep checked, canonical values of constructor arguments in ``self.config``
+        (a list of ints for a tuple of widths, a dict for a prior object)."""
+        for key, value in values.items():
+            if not hasattr(self.config, key):
+                raise AttributeError(f"{type(self).__name__}.normalize: no config field {key!r}")
+            setattr(self.config, key, value)
+
+    # -- the required surface -----------------------------------------------------------
+    @abc.abstractmethod
+    def model(self, *data) -> None:
+        """The generative story: a Pyro model over the data ``fit`` was given."""
+
+    @abc.abstractmethod
+    def log_prob(self, x) -> torch.Tensor:
+        """log p(x) per example, in nats."""
+
+    @abc.abstractmethod
+    def sample(self, n: int) -> torch.Tensor:
+        """n draws from the fitted model."""
 
     # -- data -------------------------------------------------------------------
     def prepare(self, *data) -> tuple:
@@ -71,13 +283,19 @@ class ZooModel(torch.nn.Module):
         return int(data[0].shape[0])
 
     # -- fitted values ----------------------------------------------------------
+    @property
+    def is_fitted(self) -> bool:
+        return bool(getattr(self, "fitted", False))
+
+    def initialize(self, *data) -> None:
+        """Set a start from the data before SVI, MAP or NUTS (an unfitted model)."""
+
     def point_values(self) -> dict[str, torch.Tensor]:
         """The current values of the model's global latent sites, by site name."""
-        raise NotImplementedError
+        return {}
 
     def absorb(self, values: dict[str, torch.Tensor]) -> None:
         """Take point estimates of the global sites (from MAP, SVI or NUTS)."""
-        raise NotImplementedError
 
     # -- persistence ------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
@@ -97,6 +315,8 @@ class ZooModel(torch.nn.Module):
             raise ValueError(
                 f"path: {str(path)!r} is not a readable pyrogen model ({error})"
             ) from None
+        if not isinstance(payload, dict) or not {"class", "config", "state"} <= set(payload):
+            raise ValueError(f"path: {str(path)!r} holds no pyrogen model (class, config, state)")
         if payload.get("class") != cls.__name__:
             raise ValueError(
                 f"path: {str(path)!r} holds a {payload.get('class')}, not a {cls.__name__}"
@@ -118,8 +338,13 @@ class NetworkModel(ZooModel):
     ``binary_data``, integer classes where ``data_classes`` is set."""
 
     supports_batches = True  # fit(..., batch_size=B) passes num_examples=N
+    methods: ClassVar[tuple[str, ...]] = ("svi", "map", "mle")
     binary_data = False
     data_classes: int | None = None  # the data are integer classes in [0, data_classes)
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("fitted", torch.tensor(False))
 
     def prepare(self, *data) -> tuple:
         from pyrogen.validation import as_examples
@@ -136,16 +361,133 @@ class NetworkModel(ZooModel):
         )
         return (x,)
 
-    def __init__(self):
-        super().__init__()
-        self.register_buffer("fitted", torch.tensor(False))
-
-    def point_values(self) -> dict[str, torch.Tensor]:
-        return {}
-
     def absorb(self, values: dict[str, torch.Tensor]) -> None:
         self.fitted.fill_(True)
         self.eval()
 
     def initialize(self, x) -> None:
         self.train()
+
+
+class DensityModel(NetworkModel):
+    """A zoo model whose whole job is a density network, as zuko's lazy distributions:
+    a subclass gives ``distribution(context=None)``, a Pyro distribution whose event is
+    one example, and gets the Pyro ``model`` (one observed site, ``site``, in the data
+    plate, minibatches allowed), ``log_prob`` evaluated in chunks of bounded memory,
+    ``sample``, ``bits_per_dim``, ``anomaly_score`` and the pointwise log-likelihood
+    ArviZ reads. Fitted by maximum likelihood (``method="mle"``); a subclass may add a
+    prior on its weights as a factor (a MAP fit by the same engine)."""
+
+    default_method: ClassVar[str] = "mle"
+    site: ClassVar[str] = "x"
+
+    @abc.abstractmethod
+    def distribution(self, context=None):
+        """p(x | context): a Pyro distribution whose event shape is one example's."""
+
+    @property
+    def module_name(self) -> str:
+        """The name its parameters carry in Pyro's parameter store (and checkpoints)."""
+        return type(self).__name__.lower()
+
+    def model(self, x, num_examples: int | None = None) -> None:
+        import pyro
+
+        from pyrogen.infer.fast_elbo import module
+
+        module(self.module_name, self)
+        with data_plate(x, num_examples):
+            pyro.sample(self.site, self.distribution(), obs=x)
+
+    def _numbers_per_example(self) -> int:
+        """About how many numbers one example holds in log_prob's largest temporaries."""
+        shape = getattr(self.config, "data_shape", None) or [1]
+        return 4 * math.prod(shape)
+
+    def log_prob(self, x) -> torch.Tensor:
+        """Exact log p(x) per example (nats; a density for real-valued data), examples in
+        chunks of about 2**24 numbers, so memory stays bounded whatever N."""
+        import pyro
+
+        from pyrogen.chunks import map_chunks
+
+        (x,) = self.prepare(x)  # checked here: the distribution need not check again
+        with torch.no_grad(), pyro.validation_enabled(False):
+            return map_chunks(self.distribution().log_prob, x, self._numbers_per_example())
+
+    def sample(self, n: int) -> torch.Tensor:
+        from pyrogen.validation import check_positive_int
+
+        check_positive_int(n, "n")
+        with torch.no_grad():
+            return self.distribution().sample((n,))
+
+    def bits_per_dim(self, x) -> torch.Tensor:
+        """-log2 p(x) / D per example (bits per character for text)."""
+        (x,) = self.prepare(x)
+        return -self.log_prob(x) / (max(1, x[0].numel()) * math.log(2.0))
+
+    def anomaly_score(self, x) -> torch.Tensor:
+        """-log p(x) per example (nats): high where the model finds x unlikely, the
+        out-of-distribution detector of PixelDefend (Song et al. 2018)."""
+        return -self.log_prob(x)
+
+    def pointwise_log_likelihood(self, draws: dict, x: torch.Tensor) -> dict:
+        """ArviZ's log_likelihood: the fitted log p(x) per example (one draw)."""
+        return {self.site: self.log_prob(x)[None].cpu().numpy()}
+
+
+# -- plain model functions -----------------------------------------------------------
+class FunctionModel:
+    """A plain Pyro model function seen through the zoo's surface, so the engines never
+    ask "zoo model or function": its data are converted to tensors, it has no start or
+    fitted state of its own, and its loss is not scaled per example."""
+
+    jit_safe = False
+    guide = None
+    methods = ("svi", "map", "mle", "nuts")
+    config = None
+    is_fitted = False
+
+    def __init__(self, fn: Callable, device=None):
+        self.model, self.device = fn, device
+        self.name = getattr(fn, "__name__", type(fn).__name__)
+        self.identity = getattr(fn, "__qualname__", repr(fn))
+
+    def prepare(self, *args) -> tuple:
+        """Arrays become checked tensors (booleans and other values are passed as they
+        are, so JAX arrays reach a NumPyro run unchanged)."""
+        import numpy as np
+
+        return tuple(
+            as_data_tensor(arg, f"args[{i}]", device=self.device)
+            if isinstance(arg, np.ndarray)
+            or (isinstance(arg, torch.Tensor) and arg.dtype != torch.bool)
+            else arg
+            for i, arg in enumerate(args)
+        )
+
+    def num_examples(self, *args) -> float:
+        return 1.0
+
+    def initialize(self, *args) -> None:
+        pass
+
+    def point_values(self) -> dict:
+        return {}
+
+    def absorb(self, values: dict) -> None:
+        pass
+
+
+def as_target(model, device=None):
+    """The object the engines drive: a zoo model itself, or a function's adapter."""
+    if isinstance(model, ZooModel):
+        return model
+    if isinstance(model, type) and issubclass(model, ZooModel):
+        raise TypeError(
+            f"model: got the class {model.__name__}; pass an instance, e.g. {model.__name__}(...)"
+        )
+    if callable(model):
+        return FunctionModel(model, device)
+    raise TypeError(f"model: expected a zoo model or a callable, got {type(model).__name__}")

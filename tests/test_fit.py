@@ -359,7 +359,7 @@ def test_early_stopping_by_tol(data):
         (dict(lr=-1.0), "lr: must be a positive number"),
         (dict(tol=float("nan")), "tol: must be a non-negative number"),
         (dict(backend="stan"), "backend: must be one of"),
-        (dict(method="em"), "method='em' needs a zoo model"),
+        (dict(method="em"), "method: conjugate_normal cannot be fitted with method='em'"),
     ],
 )
 def test_bad_options_are_refused_by_name(data, options, message):

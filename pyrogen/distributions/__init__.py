@@ -9,10 +9,12 @@ from pyrogen.distributions.fourier import (
     relative_coefficients,
 )
 from pyrogen.distributions.mixture import DiagonalNormalMixture, NormalMixture
+from pyrogen.distributions.network import NetworkDistribution
 
 __all__ = [
     "DiagonalNormalMixture",
     "FourierSeriesDensity",
+    "NetworkDistribution",
     "NormalMixture",
     "autocorrelation",
     "levinson_step_up",

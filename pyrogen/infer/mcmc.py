@@ -18,11 +18,10 @@ import torch
 from pyrogen.checkpoint import load_checkpoint, save_checkpoint
 from pyrogen.compat import backend as use_backend
 from pyrogen.infer.init import init_from
+from pyrogen.infer.options import CHAIN_METHODS, NUTSOptions, RunOptions
 from pyrogen.validation import check_choice
 
-__all__ = ["CHAIN_METHODS", "MCMCResult", "run_nuts"]
-
-CHAIN_METHODS = ("auto", "parallel", "sequential", "vectorized")  # NumPyro's, and auto
+__all__ = ["CHAIN_METHODS", "MCMCResult", "fit_nuts", "run_nuts"]
 
 
 @dataclass
@@ -104,6 +103,49 @@ def run_nuts(
         backend="pyro",
         elapsed=sum(c["elapsed"] for c in chains),
     )
+
+
+def fit_nuts(target, args, kwargs, nuts: NUTSOptions, run: RunOptions, result, init_values):
+    """``fit(method="nuts")``: the backend chosen (NumPyro for pyro-api models under
+    ``"auto"``), the chains run, draws relabelled where the model does that, and the
+    posterior means absorbed by the model and kept in ``result.params``."""
+    from pyrogen.compat import uses_pyroapi
+    from pyrogen.zoo import ChecksNUTS, SupportsRelabel
+
+    if isinstance(target, ChecksNUTS):
+        target.check_nuts()
+    portable = uses_pyroapi(target.model)
+    backend = nuts.backend if nuts.backend != "auto" else ("numpyro" if portable else "pyro")
+    if backend == "numpyro" and not portable:
+        raise ValueError(
+            "backend: 'numpyro' needs a model written against pyroapi "
+            "(from pyroapi import pyro, distributions as dist)"
+        )
+    mcmc = run_nuts(
+        target.model,
+        args,
+        kwargs,
+        backend=backend,
+        num_warmup=nuts.num_warmup,
+        num_samples=nuts.num_samples,
+        num_chains=nuts.num_chains,
+        seed=run.seed,
+        target_accept=nuts.target_accept,
+        dense_mass=nuts.dense_mass,
+        chain_method=nuts.chain_method,
+        jit=True if nuts.jit is None else nuts.jit,
+        init_values=init_values,
+        progress=bool(run.progress),
+        checkpoint=run.checkpoint,
+        fingerprint=result.diagnostics.pop("fingerprint", None),
+    )
+    samples = target.relabel(mcmc.samples) if isinstance(target, SupportsRelabel) else mcmc.samples
+    result.samples, result.sample_stats, result.backend = samples, mcmc.sample_stats, backend
+    result.diagnostics["sampling_seconds"] = mcmc.elapsed
+    draws = {k: torch.as_tensor(np.array(v)).flatten(0, 1) for k, v in samples.items()}
+    target.absorb(draws)
+    result.params = {k: v.mean(0) if v.is_floating_point() else v for k, v in draws.items()}
+    return result
 
 
 def _run_pyro_chain(model, args, kwargs, chain, **options) -> dict:

@@ -41,6 +41,8 @@ from pyrogen.validation import check_positive_number
 
 __all__ = [
     "ModelStructure",
+    "empty_guide",
+    "fit_svi",
     "SVIEngine",
     "SharedAdam",
     "make_elbo",
@@ -431,3 +433,108 @@ class SVIEngine:
         if self.batch_size is not None and "batches" in state:
             self.order = state["batches"]["order"].to(self.args[0].device)
             self.position = state["batches"]["position"]
+
+
+def empty_guide(*args, **kwargs) -> None:
+    """The guide of a fit with nothing latent to approximate (maximum likelihood)."""
+    return None
+
+
+def _choose_guide(target, method, options, structure, init_values):
+    if method == "mle" or (not structure.continuous and options.guide is None):
+        return empty_guide  # nothing latent: MAP and SVI reduce to maximum likelihood
+    if method == "svi" and options.guide is None and target.guide is not None:
+        return target.guide
+    return make_guide(
+        options.guide, target.model, structure, method=method, init_values=init_values
+    )
+
+
+def _training_record(options) -> str:
+    """What a resumed SVI run must share with the checkpoint it resumes."""
+    from pyrogen.checkpoint import describe
+
+    return repr(
+        (
+            describe(options.optim),
+            options.lr if isinstance(options.optim, str) else None,
+            options.batch_size,
+            describe(options.loss),
+            options.num_particles,
+            describe(options.guide),
+        )
+    )
+
+
+def fitted_parameters(target) -> dict[str, torch.Tensor]:
+    """A fit with no global latent site to report: the model's sites if it keeps any,
+    else its parameters by name (a plain function's: Pyro's parameter store)."""
+    values = target.point_values()
+    if values:
+        return values
+    if isinstance(target, torch.nn.Module):
+        return {name: p.detach().clone() for name, p in target.named_parameters()}
+    return {name: value.detach().clone() for name, value in pyro.get_param_store().items()}
+
+
+def fit_svi(target, args, kwargs, method, options, run, result, init_values):
+    """``fit(method="svi" | "map" | "mle")``: the guide and ELBO chosen from the model's
+    structure (read on two examples when minibatched), then the shared loop."""
+    import math
+
+    from pyrogen.infer.loop import run_loop
+    from pyrogen.zoo import NetworkModel
+
+    pyro.clear_param_store()
+    batch = options.batch_size
+    probe = select_examples(args, slice(0, min(batch, 2))) if batch is not None else args
+    structure = model_structure(target.model, probe, kwargs)
+    guide = _choose_guide(target, method, options, structure, init_values)
+    elbo = make_elbo(
+        options.loss,
+        enumerated=structure.enumerated,
+        nesting=structure.nesting,
+        num_particles=options.num_particles,
+        vectorize_particles=options.vectorize_particles,
+        jit=target.jit_safe if options.jit is None else options.jit,
+    )
+    fingerprint = result.diagnostics.pop("fingerprint", None)
+    if fingerprint is not None:  # resuming under another optimizer would change the run
+        fingerprint["training"] = _training_record(options)
+    engine = SVIEngine(
+        target.model,
+        guide,
+        make_optim(options.optim, options.lr),
+        elbo,
+        args,
+        kwargs,
+        loss_scale=target.num_examples(*args),
+        batch_size=batch,
+        fast=options.fast_elbo,
+    )
+    num_steps = run.num_steps or 1000
+    if options.num_epochs is not None:
+        num_steps = options.num_epochs * math.ceil(target.num_examples(*args) / batch)
+    looped = run_loop(
+        engine,
+        num_steps=num_steps,
+        tol=run.tol,
+        window=run.window or 50,
+        progress=run.progress,
+        desc=f"{method} {target.name}",
+        loss_name="loss",
+        checkpoint=run.checkpoint,
+        checkpoint_every=run.checkpoint_every,
+        fingerprint=fingerprint,
+        callback=run.callback,
+    )
+    result.losses, result.num_steps = looped.losses, looped.num_steps
+    result.converged, result.guide, result.backend = looped.converged, guide, "pyro"
+    result.diagnostics["resumed_from"] = looped.resumed_from
+    if guide is empty_guide or isinstance(target, NetworkModel):
+        target.absorb({})  # an amortized guide's latents are per example: the fit is the networks
+        result.params = fitted_parameters(target)
+    else:
+        result.params = point_values(guide, args, kwargs)
+        target.absorb(result.params)
+    return result

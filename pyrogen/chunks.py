@@ -1,0 +1,31 @@
+"""Evaluation in chunks of bounded memory: the one helper behind every ``log_prob`` that
+would otherwise build tensors of N x (something large) at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+__all__ = ["BUDGET", "rows_per_chunk", "map_chunks"]
+
+BUDGET = 2**24  # numbers held by one chunk's largest temporaries (128 MiB in float64)
+
+
+def rows_per_chunk(numbers_per_row: int, budget: int = BUDGET) -> int:
+    """How many rows fit in ``budget`` numbers when each row costs ``numbers_per_row``."""
+    return max(1, int(budget) // max(1, int(numbers_per_row)))
+
+
+def map_chunks(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    numbers_per_row: int,
+    budget: int = BUDGET,
+) -> torch.Tensor:
+    """``fn`` over x's rows in chunks of at most ``rows_per_chunk`` rows, concatenated
+    along the first dimension (``fn`` maps rows to per-row results)."""
+    rows = rows_per_chunk(numbers_per_row, budget)
+    if len(x) <= rows:
+        return fn(x)
+    return torch.cat([fn(part) for part in x.split(rows)])

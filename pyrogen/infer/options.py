@@ -1,0 +1,171 @@
+"""``pyrogen.fit``'s options in the groups NumPyro keeps apart: how a run goes
+(:class:`RunOptions`: steps, seed, progress, checkpoint), how SVI optimizes
+(:class:`SVIOptions`: guide, loss, optimizer) and how NUTS samples
+(:class:`NUTSOptions`: warmup, draws, chains, backend). Each group checks its own
+values, so every bad option is refused by name before any work."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from pyrogen.validation import check_bool, check_choice, check_positive_int, check_positive_number
+
+__all__ = ["CHAIN_METHODS", "RunOptions", "SVIOptions", "NUTSOptions", "split_options"]
+
+CHAIN_METHODS = ("auto", "parallel", "sequential", "vectorized")  # NumPyro's, and auto
+
+
+@dataclass
+class RunOptions:
+    """The loop around any engine.
+
+    Attributes:
+        seed: seeds Pyro's (torch's, NumPy's, Python's) random number generators.
+        num_steps: the most steps (SVI default 1000, EM default 100); ``max_steps`` is
+            an alias.
+        tol: stop early when the windowed mean loss changes by less than ``tol`` (EM
+            default 1e-3 on the mean log-likelihood, as scikit-learn).
+        window: the steps averaged by ``tol``'s rule (SVI default 50).
+        init: starting values of latent sites (site -> value) for NUTS chains and
+            autoguides, over the model's own start.
+        progress: a progress bar (default: on a terminal, off in CI).
+        checkpoint: a file path; an existing checkpoint resumes the run. It is refused
+            (``CheckpointError``, naming what differs) by a run of another model,
+            config, data or seed, or, for SVI, MAP and MLE, another optimizer, ``lr``,
+            ``batch_size``, ``loss``, ``num_particles`` or guide; ``num_steps`` and
+            ``num_epochs`` may change, to extend a run.
+        checkpoint_every: steps between checkpoints.
+        callback: ``callback(step, loss)`` after every step of SVI, MAP, MLE or EM;
+            returning True stops the run. An object with ``state_dict`` and
+            ``load_state_dict`` is checkpointed and resumed with the run.
+        device: where a zoo model and the data go (``"cpu"``, ``"cuda"``).
+    """
+
+    seed: int = 0
+    num_steps: int | None = None
+    tol: float | None = None
+    window: int | None = None
+    init: dict | None = None
+    progress: bool | None = None
+    checkpoint: str | os.PathLike | None = None
+    checkpoint_every: int = 100
+    callback: Callable[[int, float], bool | None] | None = None
+    device: Any = None
+
+    def __post_init__(self):
+        if self.num_steps is not None:
+            check_positive_int(self.num_steps, "num_steps")
+        if self.tol is not None and not (np.isfinite(self.tol) and self.tol >= 0):
+            raise ValueError(f"tol: must be a non-negative number, got {self.tol}")
+        if self.window is not None:
+            check_positive_int(self.window, "window")
+        check_positive_int(self.checkpoint_every, "checkpoint_every")
+        if self.init is not None and not isinstance(self.init, dict):
+            raise TypeError(
+                f"init: expected a dict of site -> value, got {type(self.init).__name__}"
+            )
+        if self.callback is not None and not callable(self.callback):
+            raise TypeError("callback: expected a callable callback(step, loss)")
+
+
+@dataclass
+class SVIOptions:
+    """Stochastic variational inference, MAP and maximum likelihood.
+
+    Attributes:
+        guide: ``"mean_field"`` (AutoNormal), ``"full_rank"`` (AutoMultivariateNormal),
+            ``"low_rank"``, ``"flow"`` (AutoIAFNormal), ``"spline"`` (neural spline
+            flows), ``"delta"`` or a guide callable; default: the model's own guide,
+            else AutoNormal (SVI) or AutoDelta (MAP).
+        loss: ``"trace"``, ``"mean_field"`` (analytic KL), ``"enum"``, ``"iwae"`` or a
+            ``pyro.infer.ELBO``.
+        optim: ``"adam"``, ``"clipped_adam"``, ``"sgd"`` or a ``pyro.optim.PyroOptim``.
+        lr: the learning rate of a named optimizer.
+        num_particles, vectorize_particles: samples per ELBO estimate, drawn in one
+            vectorized pass when asked (the model must respect its plates).
+        batch_size: minibatches of this many examples (models that support them scale
+            each batch's likelihood up to N); ``num_epochs`` then counts passes.
+        fast_elbo: evaluate Trace_ELBO / TraceMeanField_ELBO (one particle) without
+            traces (checked against Pyro's at the first step).
+        jit: compile the ELBO with ``torch.jit`` (default: for ``jit_safe`` models).
+    """
+
+    guide: str | Callable | None = None
+    loss: Any = None
+    optim: Any = "adam"
+    lr: float = 0.01
+    num_particles: int = 1
+    vectorize_particles: bool = False
+    batch_size: int | None = None
+    num_epochs: int | None = None
+    fast_elbo: bool = True
+    jit: bool | None = None
+
+    def __post_init__(self):
+        check_positive_number(self.lr, "lr")
+        check_positive_int(self.num_particles, "num_particles")
+        check_bool(self.fast_elbo, "fast_elbo")
+        check_bool(self.vectorize_particles, "vectorize_particles")
+        if self.batch_size is not None:
+            check_positive_int(self.batch_size, "batch_size")
+        if self.num_epochs is not None:
+            check_positive_int(self.num_epochs, "num_epochs")
+            if self.batch_size is None:
+                raise ValueError(
+                    "num_epochs: give batch_size too (an epoch is N / batch_size steps)"
+                )
+
+
+@dataclass
+class NUTSOptions:
+    """The No-U-Turn sampler (Pyro's or NumPyro's).
+
+    Attributes:
+        num_warmup, num_samples, num_chains: adaptation steps, draws per chain, chains.
+        backend: ``"pyro"`` or ``"numpyro"``; ``"auto"`` picks NumPyro for models
+            written against ``pyroapi`` (faster for small models), else Pyro.
+        target_accept: the step size adaptation's target acceptance probability.
+        dense_mass: adapt a dense mass matrix (the posterior's covariance) instead of
+            a diagonal one: fewer leapfrog steps along correlated coordinates.
+        chain_method: NumPyro's ``"parallel"`` (one chain per device),
+            ``"sequential"`` or ``"vectorized"``; ``"auto"`` is parallel where there
+            is a device per chain, else vectorized. Pyro's chains run in turn.
+        jit: compile the potential (default on).
+    """
+
+    num_warmup: int = 500
+    num_samples: int = 500
+    num_chains: int = 4
+    backend: str = "auto"
+    target_accept: float = 0.8
+    dense_mass: bool = False
+    chain_method: str = "auto"
+    jit: bool | None = None
+
+    def __post_init__(self):
+        check_positive_int(self.num_samples, "num_samples")
+        check_positive_int(self.num_chains, "num_chains")
+        check_positive_int(self.num_warmup, "num_warmup", minimum=0)
+        check_choice(self.backend, "backend", ("auto", "pyro", "numpyro"))
+        check_choice(self.chain_method, "chain_method", CHAIN_METHODS)
+        check_bool(self.dense_mass, "dense_mass")
+        if not 0 < float(self.target_accept) < 1:
+            raise ValueError(f"target_accept: must be in (0, 1), got {self.target_accept}")
+
+
+def _names(group) -> set[str]:
+    return {f.name for f in fields(group)}
+
+
+def split_options(options: dict) -> tuple[RunOptions, SVIOptions, NUTSOptions]:
+    """``fit``'s flat keywords as the three groups (each checked); the ``jit`` keyword
+    goes to both engines that compile."""
+    run = RunOptions(**{k: v for k, v in options.items() if k in _names(RunOptions)})
+    svi = SVIOptions(**{k: v for k, v in options.items() if k in _names(SVIOptions)})
+    nuts = NUTSOptions(**{k: v for k, v in options.items() if k in _names(NUTSOptions)})
+    return run, svi, nuts
