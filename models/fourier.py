@@ -74,6 +74,7 @@ from pyroapi import ops
 from pyroapi import pyro as api_pyro
 from torch import nn
 
+from pyrogen.chunks import map_chunks
 from pyrogen.distributions import (
     FourierSeriesDensity,
     NetworkDistribution,
@@ -220,6 +221,15 @@ class FourierDensity(ZooModel):
     """
 
     jit_safe = True
+    # pyrogen fit fourier: one column of a table, N = 8 unless told
+    cli_data, cli_report, cli_method = "column", "fourier", "mle"
+    cli_defaults, cli_aliases = {"num_frequencies": 8}, {"frequencies": "num_frequencies"}
+    cli_fit = {"num_steps": 3000}
+
+    @classmethod
+    def cli_config(cls, options, data, method: str) -> dict:
+        """MAP, SVI and NUTS need the prior; maximum likelihood has none."""
+        return {} if method == "mle" else {"prior": FourierPrior()}
 
     def __init__(
         self,
@@ -377,9 +387,11 @@ class FourierDensity(ZooModel):
             if self.prior is None:
                 return self.distribution().log_prob(x)
             draws = self.coefficient_draws
-            chunk = max(1, 2**22 // max(1, x.numel() * (self.config.num_frequencies + 1)))
-            total = torch.cat(
-                [self.distribution(d[:, None]).log_prob(x) for d in draws.split(chunk)]
+            total = map_chunks(
+                lambda d: self.distribution(d[:, None]).log_prob(x),
+                draws,
+                x.numel() * (self.config.num_frequencies + 1),
+                budget=2**22,
             )
             return total.logsumexp(0) - math.log(len(draws))
 
@@ -465,6 +477,7 @@ class DeepFactorizedDensity(DensityModel):
     """
 
     jit_safe = True
+    cli_data = "column"
     site = "obs"
     module_name = "deep_factorized"
 

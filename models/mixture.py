@@ -41,6 +41,7 @@ from pyroapi import distributions as api_dist
 from pyroapi import ops
 from pyroapi import pyro as api_pyro
 
+from pyrogen.chunks import map_chunks, rows_per_chunk
 from pyrogen.validation import (
     as_data_tensor,
     check_choice,
@@ -56,7 +57,7 @@ _BLOCK_ELEMENTS = 2**18  # (rows, K, D) temporaries of about 2 MiB stay in cache
 
 
 def _rows_per_block(K: int, D: int) -> int:
-    return max(256, _BLOCK_ELEMENTS // (K * D))
+    return rows_per_chunk(K * D, _BLOCK_ELEMENTS, minimum=256)
 
 
 @dataclass
@@ -119,6 +120,18 @@ class GaussianMixture(ZooModel):
 
     jit_safe = True  # no data-dependent control flow: SVI compiles the ELBO
     default_method = "em"
+    # pyrogen fit gmm: a table (Old Faithful or a CSV), two components unless told
+    cli_data, cli_report = "table", "mixture"
+    cli_defaults, cli_aliases = {"n_components": 2}, {"components": "n_components"}
+
+    @classmethod
+    def cli_config(cls, options, data, method: str) -> dict:
+        """NUTS needs proper priors: weakly informative ones centred on the data."""
+        return (
+            {"prior": GaussianMixturePrior.weakly_informative(data.train)}
+            if method == "nuts"
+            else {}
+        )
 
     def __init__(
         self,
@@ -339,16 +352,22 @@ class GaussianMixture(ZooModel):
         """log pi_k + log N(x_n; mu_k, Sigma_k), shape (N, K)."""
         x = self._check_x(x)
         whitening = self._whitening()
-        block = _rows_per_block(*self.locs.shape)
-        return torch.cat([self._weighted_log_prob(b, whitening) for b in x.split(block)])
+        K, D = self.locs.shape
+        return map_chunks(
+            lambda b: self._weighted_log_prob(b, whitening), x, K * D, _BLOCK_ELEMENTS, 256
+        )
 
     def log_prob(self, x) -> torch.Tensor:
         """Exact log-density of every row of x (N, D), in nats, shape (N,)."""
         x = self._check_x(x)
         whitening = self._whitening()
-        block = _rows_per_block(*self.locs.shape)
-        return torch.cat(
-            [self._weighted_log_prob(b, whitening).logsumexp(-1) for b in x.split(block)]
+        K, D = self.locs.shape
+        return map_chunks(
+            lambda b: self._weighted_log_prob(b, whitening).logsumexp(-1),
+            x,
+            K * D,
+            _BLOCK_ELEMENTS,
+            256,
         )
 
     def predict(self, x) -> torch.Tensor:
@@ -493,8 +512,8 @@ def _one_hot(labels: torch.Tensor, K: int, dtype) -> torch.Tensor:
 
 def _nearest(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
     """Index of the nearest center of every row, block by block."""
-    block = _rows_per_block(*centers.shape)
-    return torch.cat([torch.cdist(b, centers).argmin(1) for b in x.split(block)])
+    K, D = centers.shape
+    return map_chunks(lambda b: torch.cdist(b, centers).argmin(1), x, K * D, _BLOCK_ELEMENTS, 256)
 
 
 def _kmeans(x: torch.Tensor, K: int, num_iter: int) -> torch.Tensor:

@@ -104,6 +104,8 @@ class AutoRegressive(ZooModel):
     jit_safe = True
     portable = True  # model() is the pyro-api ar_model: NUTS may run it under NumPyro
     default_method = "svi"
+    # pyrogen fit ar: posteriordb's arK series (or sunspots, a CSV column), AR(5)
+    cli_data, cli_report, cli_defaults = "series", "series", {"order": 5}
 
     def __init__(self, order: int, alpha_scale=10.0, beta_scale=10.0, sigma_scale=2.5):
         super().__init__()
@@ -288,6 +290,19 @@ class HiddenMarkov(ZooModel):
 
     jit_safe = True  # one site per time step: the trace depends only on T, fixed in a fit
     default_method = "em"
+    # pyrogen fit hmm: posteriordb's hmm_example series, two states
+    cli_data, cli_report, cli_defaults = "series", "series", {"num_states": 2}
+    cli_default_data = "hmm_example"
+
+    @classmethod
+    def cli_config(cls, options, data, method: str) -> dict:
+        """NUTS needs a proper prior on the state means: spread over the data's range."""
+        if method != "nuts":
+            return {}
+        y = np.asarray(data.train)
+        states = int(options.config.get("num_states", 2))
+        spread = np.quantile(y, np.linspace(0.25, 0.75, states))
+        return {"mu_loc": spread.tolist(), "mu_scale": float(y.std())}
 
     def __init__(
         self,

@@ -77,6 +77,7 @@ from pyro import poutine
 from torch import nn
 from torch.nn import functional as F
 
+from pyrogen.chunks import rows_per_chunk
 from pyrogen.distributions import DiagonalNormalMixture
 from pyrogen.infer.fast_elbo import module
 from pyrogen.nn.vae_nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
@@ -230,6 +231,10 @@ class VAE(_Networks):
     # traceable, but torch.jit's compile (once per batch shape) cost more than it saved
     # in bench/vae_epoch.py, so fit does not compile the ELBO by default
     jit_safe = False
+    methods = ("svi", "map")  # the amortized guide (svi), or a point per example (map)
+    # pyrogen fit vae|hvae: binarized MNIST or dequantized 8x8 digits, the analytic KL
+    cli_data, cli_report, cli_aliases = "vae_images", "vae", {"latent": "latent_dim"}
+    cli_fit = {"loss": "mean_field"}
 
     def __init__(
         self,
@@ -332,7 +337,7 @@ class VAE(_Networks):
     def _draws_per_chunk(self) -> int:
         """How many example-draws one chunk of the evaluation holds: about 2**22 numbers
         (see :meth:`_numbers_per_draw`)."""
-        return max(1, 2**22 // self._numbers_per_draw())
+        return rows_per_chunk(self._numbers_per_draw(), budget=2**22)
 
     def _log_weights(self, x, prior, num_samples: int, chunk: int, generator=None):
         """log p(x, z_k) - log q(z_k | x) for z_k ~ q, shape (num_samples, N), drawn

@@ -12,9 +12,11 @@ __all__ = ["BUDGET", "rows_per_chunk", "map_chunks"]
 BUDGET = 2**24  # numbers held by one chunk's largest temporaries (128 MiB in float64)
 
 
-def rows_per_chunk(numbers_per_row: int, budget: int = BUDGET) -> int:
-    """How many rows fit in ``budget`` numbers when each row costs ``numbers_per_row``."""
-    return max(1, int(budget) // max(1, int(numbers_per_row)))
+def rows_per_chunk(numbers_per_row: int, budget: int = BUDGET, minimum: int = 1) -> int:
+    """How many rows fit in ``budget`` numbers when each row costs ``numbers_per_row``
+    (at least ``minimum``: a floor that keeps chunks from getting too small to be
+    efficient)."""
+    return max(minimum, int(budget) // max(1, int(numbers_per_row)))
 
 
 def map_chunks(
@@ -22,10 +24,11 @@ def map_chunks(
     x: torch.Tensor,
     numbers_per_row: int,
     budget: int = BUDGET,
+    minimum: int = 1,
 ) -> torch.Tensor:
-    """``fn`` over x's rows in chunks of at most ``rows_per_chunk`` rows, concatenated
-    along the first dimension (``fn`` maps rows to per-row results)."""
-    rows = rows_per_chunk(numbers_per_row, budget)
+    """``fn`` over x's rows in chunks of ``rows_per_chunk`` rows, concatenated along the
+    first dimension (``fn`` maps rows to per-row results)."""
+    rows = rows_per_chunk(numbers_per_row, budget, minimum)
     if len(x) <= rows:
         return fn(x)
     return torch.cat([fn(part) for part in x.split(rows)])

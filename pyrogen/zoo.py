@@ -151,6 +151,15 @@ class HasCLI(Protocol):
     def cli_data(cls, options) -> Any: ...
 
 
+def summary(cls) -> str:
+    """The first sentence of a model class's docstring, on one line."""
+    import re
+
+    text = " ".join((cls.__doc__ or cls.__name__).split()).replace("``", "")
+    match = re.match(r"(.+?[.:])(\s+[A-Z]|$)", text)
+    return (match.group(1) if match else text).rstrip(".:")
+
+
 def supported_methods(model) -> tuple[str, ...]:
     """The ``method`` values ``pyrogen.fit`` accepts for ``model``, in preference order."""
     methods = getattr(model, "methods", None)
@@ -379,6 +388,7 @@ class DensityModel(NetworkModel):
     prior on its weights as a factor (a MAP fit by the same engine)."""
 
     default_method: ClassVar[str] = "mle"
+    methods: ClassVar[tuple[str, ...]] = ("mle", "map", "svi")
     site: ClassVar[str] = "x"
 
     @abc.abstractmethod

@@ -136,7 +136,9 @@ def test_fit_fourier_writes_metrics_and_plots(tmp_path):
         "loss.png",
         "metrics.json",
     ]
-    with pytest.raises(SystemExit, match="--method em is not one of mle, map, nuts"):
+    with pytest.raises(
+        SystemExit, match="--method em is not one of svi, map, mle, nuts for fourier"
+    ):
         main(["fit", "fourier", "--method", "em", "--out", str(tmp_path / "x")])
 
 
@@ -179,7 +181,7 @@ def test_fit_vae_on_digits_and_bad_options(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == VAE_FILES
     with pytest.raises(SystemExit, match="--data old_faithful is not binarized_mnist or digits"):
         main(["fit", "vae", "--data", "old_faithful", "--out", str(tmp_path / "x")])
-    with pytest.raises(SystemExit, match="--method nuts is not svi"):
+    with pytest.raises(SystemExit, match="--method nuts is not one of svi, map for vae"):
         main(["fit", "vae", "--method", "nuts", "--out", str(tmp_path / "y")])
     with pytest.raises(SystemExit, match="latent_dim"):
         main(["fit", "vae", "--data", "digits", "--latent", "0", "--out", str(tmp_path / "z")])
@@ -246,21 +248,113 @@ def test_fit_autoregressive_models_on_mnist_and_characters(tmp_path, reference_d
         main(["fit", "nade", "--data", "characters", "--out", str(tmp_path / "a")])
     with pytest.raises(SystemExit, match="--data must be"):
         main(["fit", "rnn", "--data", "old_faithful", "--out", str(tmp_path / "b")])
-    with pytest.raises(SystemExit, match="--method nuts is not mle"):
+    with pytest.raises(SystemExit, match="--method nuts is not one of mle, map, svi for made"):
         main(["fit", "made", "--method", "nuts", "--out", str(tmp_path / "c")])
     with pytest.raises(SystemExit, match="hidden"):
         main(["fit", "nade", "--hidden", "0", "--train-size", "10", "--out", str(tmp_path / "d")])
     with pytest.raises(SystemExit, match="--samples"):
         main(["fit", "nade", "--samples", "0", "--out", str(tmp_path / "e")])
-    with pytest.raises(SystemExit, match="--steps is deepnade's"):
+    with pytest.raises(
+        SystemExit, match=r"--steps is not an option of made \(models that take it: deepnade\)"
+    ):
         main(["fit", "made", "--steps", "2", "--out", str(tmp_path / "f")])
-    with pytest.raises(SystemExit, match="--masks is made's and deepnade's, not nade's"):
+    with pytest.raises(
+        SystemExit,
+        match=r"--masks is not an option of nade \(models that take it: deepnade, made\)",
+    ):
         main(["fit", "nade", "--masks", "2", "--out", str(tmp_path / "f")])
-    with pytest.raises(SystemExit, match="--masks must be positive"):
+    with pytest.raises(SystemExit, match="num_masks: must be"):
         main(["fit", "made", "--masks", "0", "--out", str(tmp_path / "f")])
-    with pytest.raises(SystemExit, match="--direct is made's, not deepnade's"):
+    with pytest.raises(
+        SystemExit, match=r"--direct is not an option of deepnade \(models that take it: made\)"
+    ):
         main(["fit", "deepnade", "--direct", "--out", str(tmp_path / "f")])
     with pytest.raises(SystemExit, match="steps"):
         main(
             ["fit", "deepnade", "--steps", "0", "--train-size", "10", "--out", str(tmp_path / "g")]
         )
+
+
+# every zoo model, fitted by `pyrogen fit NAME` on tiny settings: a new family gets an
+# entry here (test_every_zoo_model_has_a_cli_case fails otherwise)
+TINY = ["--train-size", "64", "--epochs", "1", "--eval-size", "10", "--samples", "2"]
+CLI_CASES = {
+    "ar": ["--num-steps", "50"],
+    "hmm": ["--num-steps", "5"],
+    "gmm": ["--components", "2"],
+    "fourier": ["--frequencies", "3", "--num-steps", "50"],
+    "deep-factorized": ["--num-steps", "50", "--num-units", "2", "2"],
+    "fvsbn": TINY,
+    "nade": [*TINY, "--hidden", "8"],
+    "made": [*TINY, "--hidden", "8"],
+    "deepnade": [*TINY, "--hidden", "8"],
+    "pixelcnn": [*TINY, "--channels", "4", "--layers", "2", "--first-kernel", "3"],
+    "rnade": [*TINY, "--hidden", "4", "--components", "2"],
+    "vae": [*TINY, "--hidden", "8", "--latent", "2", "--num-samples-iwae", "5"],
+    "hvae": [*TINY, "--hidden", "8", "--latent", "2", "--bottom-dim", "2"]
+    + ["--num-samples-iwae", "5"],
+    "rnn": [*TINY, "--data", "characters", "--length", "16", "--hidden", "8"]
+    + ["--embedding", "4"],
+    "transformer": [*TINY, "--data", "characters", "--length", "16", "--dim", "8"]
+    + ["--heads", "2", "--layers", "1"],
+    "wavenet": [*TINY, "--data", "characters", "--length", "16", "--channels", "4"],
+}
+
+
+def test_every_zoo_model_has_a_cli_case():
+    from pyrogen.zoo import ZOO, get_model_class
+
+    get_model_class("gmm")
+    assert set(ZOO) == set(CLI_CASES), set(ZOO) ^ set(CLI_CASES)
+
+
+@pytest.mark.parametrize("name", sorted(CLI_CASES))
+def test_pyrogen_fit_runs_every_zoo_model(name, tmp_path, reference_data):
+    out = tmp_path / name
+    assert main(["fit", name, *CLI_CASES[name], "--out", str(out), "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"] == name
+    score = [
+        metrics[k]
+        for k in ("test_nll", "mean_log_likelihood", "test_log_likelihood")
+        if k in metrics
+    ]
+    assert score and all(math.isfinite(v) for v in score), metrics
+    names = set(os.listdir(out))
+    assert {"metrics.json", "loss.png"} <= names
+    assert len({"model.pt", "inference_data.nc"} & names) == 1
+    if "--data" in CLI_CASES[name]:
+        assert (out / "samples.txt").read_text().count("\n---\n") == 1  # two draws
+    from pyrogen.zoo import NetworkModel, get_model_class
+
+    cls = get_model_class(name)
+    if issubclass(cls, NetworkModel):  # the saved model is the fitted one
+        assert cls.load(out / "model.pt").is_fitted
+
+
+def test_fit_help_lists_every_model_and_the_model_options(capsys):
+    from pyrogen.zoo import ZOO
+
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    printed = capsys.readouterr().out
+    for name in ZOO:
+        assert f"  {name}" in printed
+    with pytest.raises(SystemExit):
+        main(["fit", "made", "--help"])
+    printed = capsys.readouterr().out
+    assert "--num-masks" in printed and "--masks" in printed and "--direct" in printed
+
+
+def test_set_and_config_flags_reach_the_model(tmp_path, reference_data):
+    out = tmp_path / "nade"
+    argv = ["fit", "nade", *TINY, "--set", "hidden=6", "--out", str(out)]
+    assert main(argv) == 0
+    from pyrogen.models import NADE
+
+    assert NADE.load(out / "model.pt").config.hidden == 6
+    with pytest.raises(SystemExit, match="--set bogus=1: expected KEY=VALUE with KEY one of"):
+        main(["fit", "nade", "--set", "bogus=1", "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="--set hidden: expected KEY=VALUE"):
+        main(["fit", "nade", "--set", "hidden", "--out", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()

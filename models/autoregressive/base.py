@@ -23,6 +23,7 @@ class _Autoregressive(DensityModel):
     (or its own ``sample``)."""
 
     binary_data = True
+    cli_data = "binary_images"  # pyrogen fit NAME: binarized MNIST
 
     def _setup(self, **normalized) -> None:
         """Keep the checked constructor arguments and the flat dimension D."""

@@ -69,6 +69,8 @@ class DeepNADE(_Autoregressive):
     for MNIST, two layers of 500 and k = 5 (2 CPU cores).
     """
 
+    cli_aliases = {"masks": "num_orderings"}
+
     def __init__(
         self,
         data_shape,

@@ -41,6 +41,8 @@ class MADE(_Autoregressive):
     network, the ``direct_input_connect="Output"`` of Germain et al.'s MNIST runs, which
     also used hidden layers of 8000 units)."""
 
+    cli_aliases = {"masks": "num_masks"}
+
     def __init__(
         self, data_shape, hidden=(500,), num_masks: int = 1, seed: int = 0, direct: bool = False
     ):

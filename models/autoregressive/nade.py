@@ -64,6 +64,7 @@ class RNADE(_Autoregressive):
     """Real-valued NADE: ``hidden`` shared sigmoid units (default 100) and a mixture of
     ``components`` Gaussians (default 10) per conditional."""
 
+    cli_data = "digits"  # pyrogen fit rnade: dequantized 8x8 digits
     binary_data = False
 
     def __init__(self, data_shape, hidden: int = 100, components: int = 10):

@@ -31,6 +31,11 @@ class PixelCNN(_Autoregressive):
     convolution to ``channels`` channels, ``layers`` - 1 residual mask-B ``kernel``
     convolutions with ReLUs, and a 1x1 convolution to the logits (2016a)."""
 
+    @classmethod
+    def cli_config(cls, options, data, method: str) -> dict:
+        """The images' own (height, width)."""
+        return {"data_shape": list(data.image_shape)}
+
     def __init__(
         self,
         data_shape,

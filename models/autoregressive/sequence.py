@@ -36,6 +36,8 @@ class _SequenceModel(_Autoregressive):
     them into p(x_t | x_<t). Sampling runs ``_start`` then ``_step`` per position,
     which subclasses make incremental."""
 
+    cli_data = "sequences"  # pyrogen fit NAME: binarized MNIST or --data characters
+
     def _setup_sequence(self, input_width: int, feature_width: int, **normalized) -> None:
         self._setup(**normalized)
         config = self.config

@@ -1,0 +1,567 @@
+"""``pyrogen fit NAME``: the data a zoo model is fitted on, the fit, and its report
+(``metrics.json``, the saved model or its ArviZ InferenceData, pictures), the same way
+for every model of the zoo.
+
+A model class says what it needs by class attributes, all optional:
+
+- ``cli_data``: the data recipe, a name in :data:`DATA` (``"table"`` by default) or a
+  callable ``(options) -> RunData``;
+- ``cli_defaults``: values for constructor arguments the command cannot leave out
+  (``{"n_components": 2}``); ``cli_aliases``: short flags (``{"components":
+  "n_components"}``); ``cli_fit``: engine defaults (``{"lr": 0.05}``);
+- ``cli_config(options, data)``, a classmethod: constructor arguments that depend on
+  the data or the method (a prior for NUTS, the data's shape);
+- ``cli_report``: a name in :data:`REPORTS` or a callable ``(run) -> None`` that adds
+  the model's own metrics and figures to the run before the generic ones.
+
+Everything else (flags from the config, engine options, scoring, loss curve, samples,
+NUTS diagnostics and trace plots) is generic.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["DATA", "REPORTS", "Run", "RunData", "execute"]
+
+
+class RunError(ValueError):
+    """A bad command-line value: the command prints it and exits."""
+
+
+@dataclass
+class RunData:
+    """What a recipe hands the run: ``train`` (and ``test``) arrays, what they are
+    (``kind``: table, column, images, text, series), and the constructor arguments they
+    imply (``config``: the data's shape, a likelihood, a number of classes)."""
+
+    train: Any
+    test: Any = None
+    name: str = ""
+    kind: str = "table"
+    columns: list[str] | None = None
+    image_shape: tuple[int, ...] | None = None
+    labels: Any = None
+    text: Any = None
+    config: dict = field(default_factory=dict)
+
+
+@dataclass
+class Run:
+    """One ``pyrogen fit``: the model, its :class:`~pyrogen.Fit`, the data and the
+    report being written (metrics, figures by file name, texts by file name)."""
+
+    name: str
+    model: Any
+    fit: Any
+    data: RunData
+    options: Any
+    out: Path
+    metrics: dict = field(default_factory=dict)
+    figures: dict = field(default_factory=dict)
+    texts: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # what a report computes for its pictures
+    written: str = ""  # model.pt or inference_data.nc
+    _idata: Any = None
+
+    def inference_data(self):
+        """The fit's InferenceData (200 guide draws after SVI), made once."""
+        if self._idata is None:
+            self._idata = self.fit.to_arviz(num_samples=200)
+        return self._idata
+
+
+# -- data recipes ------------------------------------------------------------------
+def _table(options) -> RunData:
+    from pyrogen import data
+
+    spec = options.data or "old_faithful"
+    if spec == "old_faithful":
+        return RunData(data.load("old_faithful"), name=spec, columns=list(FAITHFUL_COLUMNS))
+    if spec in data.list_datasets():
+        raise RunError(f"--data {spec} is not a table of real values for this model")
+    names = options.columns.split(",") if options.columns else None
+    try:
+        x = data.load_csv(spec, names)
+    except ValueError as error:
+        raise RunError(f"--data: {error}") from None
+    if names is None:
+        with open(spec) as handle:
+            names = handle.readline().strip().split(",")
+    return RunData(x, name=spec, columns=names)
+
+
+FAITHFUL_COLUMNS = ("eruptions (min)", "waiting (min)")
+
+
+def _column(options) -> RunData:
+    table = _table(options)
+    table.train, table.columns, table.kind = table.train[:, 0], table.columns[:1], "column"
+    return table
+
+
+def _subset(run_data: RunData, options) -> RunData:
+    if options.train_size is not None:
+        run_data.train = run_data.train[: options.train_size]
+    if run_data.test is not None:
+        run_data.test = run_data.test[: options.eval_size]
+    if run_data.labels is not None:
+        run_data.labels = run_data.labels[: options.eval_size]
+    return run_data
+
+
+def _mnist(options) -> RunData:
+    from pyrogen import data
+
+    # all images in random order (the test file's halves differ in difficulty)
+    train, _, test = data.mnist_splits((50000, 0, 10000), seed=options.seed)
+    return RunData(
+        train, test, "binarized_mnist", "images", image_shape=(28, 28), config={"data_shape": [784]}
+    )
+
+
+def _binary_images(options) -> RunData:
+    spec = options.data or "binarized_mnist"
+    if spec == "characters":
+        raise RunError(
+            f"--data characters needs a sequence model ({', '.join(SEQUENCE_MODELS)}), "
+            f"not {options.model}"
+        )
+    if spec != "binarized_mnist":
+        raise RunError(f"--data must be binarized_mnist for {options.model}, got {spec!r}")
+    return _subset(_mnist(options), options)
+
+
+SEQUENCE_MODELS = ("wavenet", "rnn", "transformer")
+
+
+def _sequences(options) -> RunData:
+    from pyrogen import data
+
+    spec = options.data or "binarized_mnist"
+    if spec == "binarized_mnist":
+        return _subset(_mnist(options), options)
+    if spec != "characters":
+        raise RunError(f"--data must be binarized_mnist or characters for {options.model}")
+    if options.length < 1:
+        raise RunError(f"--length must be positive, got {options.length}")
+    text = data.characters(options.length)
+    config = {
+        "data_shape": [options.length],
+        "likelihood": "categorical",
+        "num_classes": len(text.alphabet),
+    }
+    return _subset(RunData(text.train, text.test, spec, "text", text=text, config=config), options)
+
+
+def _vae_images(options) -> RunData:
+    from pyrogen import data
+
+    spec = options.data or "binarized_mnist"
+    if spec == "binarized_mnist":
+        return _subset(_mnist(options), options)
+    if spec != "digits":
+        raise RunError(f"--data {spec} is not binarized_mnist or digits for {options.model}")
+    try:
+        x, labels = data.dequantized_digits(options.seed)
+    except ImportError as error:
+        raise RunError(f"--data digits: {error}") from None
+    x = torch.as_tensor(x, dtype=torch.float32)
+    config = {"data_shape": [64], "likelihood": "gaussian"}
+    found = RunData(
+        x[:1400], x[1400:], spec, "images", image_shape=(8, 8), labels=labels[1400:], config=config
+    )
+    return _subset(found, options)
+
+
+def _digits(options) -> RunData:
+    spec = options.data or "digits"
+    if spec != "digits":
+        raise RunError(f"--data must be digits for {options.model}, got {spec!r}")
+    return _vae_images(options)
+
+
+def _series(options) -> RunData:
+    from pyrogen import data
+
+    spec = options.data or options.default_data or "arK"
+    if spec == "sunspots":
+        y = data.load("sunspots")
+    elif spec.endswith(".csv"):
+        y = _column(options).train
+    else:
+        try:
+            y = np.asarray(data.load_posteriordb(spec).data["y"], dtype=np.float64)
+        except (ValueError, OSError, KeyError) as error:
+            raise RunError(f"--data {spec}: not a series ({error})") from None
+    return RunData(np.asarray(y, dtype=np.float64), name=spec, kind="series")
+
+
+DATA: dict[str, Callable[[Any], RunData]] = {
+    "table": _table,
+    "column": _column,
+    "binary_images": _binary_images,
+    "sequences": _sequences,
+    "vae_images": _vae_images,
+    "digits": _digits,
+    "series": _series,
+}
+
+
+# -- the run -------------------------------------------------------------------------
+def _hook(value, table: dict, what: str):
+    if value is None or callable(value):
+        return value
+    if value not in table:
+        raise KeyError(f"{what} {value!r} is not one of {', '.join(table)}")
+    return table[value]
+
+
+def build_model(cls, options, run_data: RunData, method: str):
+    """The model from the command's config values, the data's and the model's own."""
+    config = dict(getattr(cls, "cli_defaults", {}))
+    config.update(run_data.config)
+    config.update(cls.cli_config(options, run_data, method) if hasattr(cls, "cli_config") else {})
+    config.update(options.config)
+    fields = cls.Config.__dataclass_fields__
+    return cls(**{k: v for k, v in config.items() if k in fields})
+
+
+def fit_options(cls, model, options, method: str) -> dict:
+    """``pyrogen.fit``'s keywords: the command's, else the model's ``cli_fit``, else
+    minibatches (10 epochs of 128, lr 1e-3) for network models and 1000 steps (lr 0.05)
+    for the others."""
+    from pyrogen.zoo import SupportsMinibatches
+
+    fitted = {"lr": 0.05}
+    if isinstance(model, SupportsMinibatches):
+        fitted = {"lr": 1e-3, "batch_size": 128, "num_epochs": 10}
+    fitted.update(getattr(cls, "cli_fit", {}))
+    given = {
+        "lr": options.lr,
+        "num_steps": options.num_steps,
+        "batch_size": options.batch_size,
+        "num_epochs": options.epochs,
+        "loss": options.loss,
+        "guide": options.guide,
+    }
+    fitted.update({k: v for k, v in given.items() if v is not None})
+    if fitted.get("num_steps") is not None:
+        fitted.pop("num_epochs", None)
+    if method == "nuts":
+        fitted = {
+            "num_warmup": options.num_warmup,
+            "num_samples": options.num_samples,
+            "num_chains": options.num_chains,
+        }
+    elif method == "em":
+        fitted = {"num_steps": options.num_steps}
+    return {**fitted, "method": method, "seed": options.seed, "progress": options.progress}
+
+
+def execute(name: str, options) -> Run:
+    """Fit zoo model ``name`` as the command's options say and write its report."""
+    import pyrogen
+    from pyrogen.zoo import NetworkModel, get_model_class, supported_methods
+
+    cls = get_model_class(name)
+    if not issubclass(cls, NetworkModel):
+        torch.set_default_dtype(torch.float64)
+    method = options.method or getattr(cls, "cli_method", None) or cls.default_method
+    options.default_data = getattr(cls, "cli_default_data", None)
+    recipe = _hook(getattr(cls, "cli_data", "table"), DATA, "cli_data")
+    run_data = recipe(options)
+    try:
+        torch.manual_seed(options.seed)
+        model = build_model(cls, options, run_data, method)
+        methods = supported_methods(model)
+        if method not in methods:
+            raise RunError(f"--method {method} is not one of {', '.join(methods)} for {name}")
+        keywords = fit_options(cls, model, options, method)
+        keywords["checkpoint"] = options.checkpoint
+        result = pyrogen.fit(model, run_data.train, **keywords)
+    except (ValueError, TypeError) as error:
+        raise RunError(str(error)) from None
+    out = Path(options.out or f"runs/{name}")
+    out.mkdir(parents=True, exist_ok=True)
+    run = Run(name, model, result, run_data, options, out)
+    run.metrics.update(model=name, method=method, data=run_data.name)
+    report = _hook(getattr(cls, "cli_report", None), REPORTS, "cli_report")
+    if report is not None:
+        report(run)
+    _generic_report(run)
+    write(run)
+    return run
+
+
+# -- reports -------------------------------------------------------------------------
+def _scalar(value) -> float:
+    return float(value.mean()) if isinstance(value, torch.Tensor) else float(value)
+
+
+def _score(run: Run) -> None:
+    """The held-out (else training) log-likelihood, where the model has not given it."""
+    model, data, metrics = run.model, run.data, run.metrics
+    if {"test_nll", "mean_log_likelihood", "test_log_likelihood"} & set(metrics):
+        return
+    if data.test is not None:
+        with torch.no_grad():
+            log_p = _scalar(model.log_prob(data.test))
+        dims = math.prod(np.shape(data.test)[1:]) or 1
+        metrics.update(test_nll=-log_p, test_bits_per_dim=-log_p / (dims * math.log(2.0)))
+    else:
+        with torch.no_grad():
+            metrics["mean_log_likelihood"] = _scalar(model.log_prob(data.train))
+
+
+def _nuts_diagnostics(run: Run, idata) -> None:
+    import arviz as az
+
+    with warnings.catch_warnings():  # constant entries (a Cholesky factor's unit diagonal)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        summary = az.summary(idata, kind="diagnostics")
+    r_hat = summary["r_hat"].to_numpy()
+    r_hat = r_hat[np.isfinite(r_hat)]
+    run.metrics.update(
+        max_r_hat=float(r_hat.max()) if r_hat.size else None,
+        min_ess_bulk=float(summary["ess_bulk"].min()),
+        divergences=int(np.sum(run.fit.sample_stats["diverging"])),
+    )
+    try:
+        run.metrics["elpd_loo"] = float(az.loo(idata).elpd_loo)
+    except (ValueError, TypeError, KeyError):
+        run.metrics["elpd_loo"] = None
+
+
+def _pictures(run: Run) -> None:
+    import matplotlib.pyplot as plt
+
+    from pyrogen.plots import plot_density_1d, plot_density_2d, plot_images, plot_losses
+
+    result, data, model, options = run.fit, run.data, run.model, run.options
+    if result.losses is not None and "loss.png" not in run.figures:
+        figure, ax = plt.subplots(figsize=(5, 3.5))
+        plot_losses(result.losses, ax=ax, ylabel=run.extra.get("loss_name", "loss per example"))
+        run.figures["loss.png"] = figure
+    if "density.png" not in run.figures and data.kind in ("table", "column"):
+        figure, ax = plt.subplots(figsize=(5.5, 4.5))
+        x = np.asarray(data.train)
+        if x.ndim == 1 or x.shape[1] == 1:
+            plot_density_1d(model.log_prob, x.reshape(len(x), *np.shape(x)[1:]), ax=ax)
+            ax.set_xlabel(data.columns[0] if data.columns else "x")
+        else:
+            plot_density_2d(model.log_prob, x, ax=ax, labels=data.columns)
+        run.figures["density.png"] = figure
+    if data.kind == "images" and "samples.png" not in run.figures:
+        draws = model.sample(options.samples)
+        run.figures["samples.png"] = plot_images(draws, data.image_shape, 2, f"{run.name} samples")
+    if data.kind == "text" and "samples.txt" not in run.texts:
+        draws = model.sample(options.samples)
+        run.texts["samples.txt"] = "\n---\n".join(data.text.decode(draws)) + "\n"
+
+
+def _generic_report(run: Run) -> None:
+    """Scores, run facts, NUTS diagnostics, the loss curve, samples or density."""
+    import arviz as az
+
+    from pyrogen.zoo import NetworkModel
+
+    result, model = run.fit, run.model
+    run.metrics.setdefault("train_examples", len(run.data.train))
+    if run.data.test is not None:
+        run.metrics.setdefault("test_examples", len(run.data.test))
+    if result.losses is not None:
+        run.metrics.update(
+            num_steps=result.num_steps, final_loss=result.loss, converged=bool(result.converged)
+        )
+    if isinstance(model, NetworkModel):
+        run.metrics.setdefault("parameters", sum(p.numel() for p in model.parameters()))
+    _score(run)
+    run.metrics["seconds"] = result.elapsed
+    if not isinstance(model, NetworkModel) and result.method == "nuts":
+        _nuts_diagnostics(run, run.inference_data())
+        if "trace.png" not in run.figures:
+            axes = az.plot_trace(run.inference_data(), compact=True)
+            run.figures["trace.png"] = np.ravel(axes)[0].figure
+    _pictures(run)
+
+
+def write(run: Run) -> None:
+    """metrics.json, model.pt (network models) or inference_data.nc, the pictures and
+    texts; every file written atomically."""
+    import matplotlib.pyplot as plt
+
+    from pyrogen.checkpoint import atomic_path, atomic_write
+    from pyrogen.plots import save_figure
+    from pyrogen.zoo import NetworkModel
+
+    if not isinstance(run.model, NetworkModel):
+        with atomic_path(run.out / "inference_data.nc") as tmp:
+            run.inference_data().to_netcdf(tmp)
+        run.written = "inference_data.nc"
+    else:
+        run.model.save(run.out / "model.pt")
+        run.written = "model.pt"
+    for name, figure in run.figures.items():
+        save_figure(figure, run.out / name)
+        plt.close(figure)
+    for name, text in run.texts.items():
+        atomic_write(run.out / name, lambda handle, text=text: handle.write(text.encode()))
+    text = json.dumps(run.metrics, indent=2, default=float) + "\n"
+    atomic_write(run.out / "metrics.json", lambda handle: handle.write(text.encode()))
+
+
+def _mixture_report(run: Run) -> None:
+    """A Gaussian mixture: BIC, AIC, the fitted weights and means, the means on the
+    density picture, and a pair plot of the means after NUTS."""
+    import arviz as az
+    import matplotlib.pyplot as plt
+
+    from pyrogen.plots import plot_density_1d, plot_density_2d
+
+    model, x, method = run.model, np.asarray(run.data.train), run.fit.method
+    log_lik = float(model.log_prob(torch.as_tensor(x)).mean())
+    n, d = x.shape
+    k = model.config.n_components
+    run.metrics.update(
+        n=n,
+        dim=d,
+        components=k,
+        covariance=model.config.covariance,
+        mean_log_likelihood=log_lik,
+        bic=float(-2 * log_lik * n + model.num_parameters * np.log(n)),
+        aic=float(-2 * log_lik * n + 2 * model.num_parameters),
+        weights=model.weights.tolist(),
+        locs=model.locs.tolist(),
+    )
+    run.extra["loss_name"] = "-mean log-likelihood" if method == "em" else "-ELBO per point"
+    figure, ax = plt.subplots(figsize=(5.5, 4.5))
+    if d == 1:
+        plot_density_1d(model.log_prob, x, ax=ax)
+        ax.set_xlabel(run.data.columns[0])
+    else:
+        plot_density_2d(model.log_prob, x, ax=ax, labels=run.data.columns)
+        ax.scatter(*model.locs[:, :2].T.numpy(), marker="x", s=80, c="tab:red", label="means")
+        ax.legend(loc="upper left")
+    ax.set_title(f"{k}-component mixture, {method}: mean log p(x) = {log_lik:.3f}")
+    run.figures["density.png"] = figure
+    if method == "nuts":
+        idata = run.inference_data()
+        axes = az.plot_trace(idata, var_names=["weights", "locs"], compact=True)
+        run.figures["trace.png"] = np.ravel(axes)[0].figure
+        axes = az.plot_pair(idata, var_names=["locs"], kind="kde", divergences=True)
+        run.figures["pair.png"] = np.ravel(axes)[0].figure
+
+
+def _fourier_report(run: Run) -> None:
+    """The Fourier density: its size, and the density over the data's histogram."""
+    import matplotlib.pyplot as plt
+
+    model, x = run.model, np.asarray(run.data.train)
+    log_lik = float(model.log_prob(x).mean())
+    run.metrics.update(
+        column=run.data.columns[0],
+        n=len(x),
+        num_frequencies=model.config.num_frequencies,
+        num_parameters=model.num_parameters,
+        mean_log_likelihood=log_lik,
+    )
+    run.extra["loss_name"] = "-mean log-likelihood (penalized)"
+    figure, ax = plt.subplots(figsize=(6, 3.8))
+    span = x.max() - x.min()
+    grid = np.linspace(x.min() - 0.2 * span, x.max() + 0.2 * span, 600)
+    ax.hist(x, bins=40, density=True, color="0.85", label="data")
+    label = f"N={model.config.num_frequencies}, {run.fit.method}"
+    ax.plot(grid, np.exp(model.log_prob(grid).numpy()), label=label)
+    ax.set(xlabel=run.data.columns[0], ylabel="density", title=f"mean log p(x) = {log_lik:.3f}")
+    ax.legend()
+    run.figures["density.png"] = figure
+
+
+def _vae_metrics(run: Run) -> None:
+    vae, test, options = run.model, run.data.test, run.options
+    k_max = options.iwae_samples
+    ks = [k for k in (1, 10, 100, 1000, 5000) if k < k_max] + [k_max]
+    estimates = [float(vae.log_prob(test, num_samples=k).mean()) for k in ks]
+    terms = vae.elbo_terms(test)
+    run.extra.update(terms=terms, ks=ks, estimates=estimates)
+    run.metrics.update(
+        train_images=len(run.data.train),
+        test_images=len(test),
+        latent_dim=vae.config.latent_dim,
+        hidden=list(vae.config.hidden),
+        prior=vae.config.prior,
+        epochs=options.epochs or 10,
+        test_reconstruction=float(terms["reconstruction"].mean()),
+        test_kl=float(terms["kl"].mean()),
+        test_elbo=float((terms["reconstruction"] - terms["kl"]).mean()),
+        test_log_likelihood=estimates[-1],
+        num_samples=k_max,
+        iwae_by_k=dict(zip(map(str, ks), estimates)),
+        psis_khat_median=float(vae.psis_khat(test[:200], num_samples=1000).median()),
+    )
+    run.extra["loss_name"] = "-ELBO per example (nats)"
+
+
+def _vae_report(run: Run) -> None:
+    """A VAE: importance-weighted log p(x) by K, the ELBO's terms, PSIS k-hat, and the
+    pictures of reconstructions, samples, the latent map and traversals."""
+    import matplotlib.pyplot as plt
+
+    from pyrogen.plots import plot_images, plot_latent_map
+
+    if run.options.iwae_samples < 1:
+        raise RunError(f"--num-samples-iwae must be positive, got {run.options.iwae_samples}")
+    _vae_metrics(run)
+    vae, test, shape, figures = run.model, run.data.test, run.data.image_shape, run.figures
+    figure, ax = plt.subplots(figsize=(5, 3.5))
+    terms = run.extra["terms"]
+    ax.hist(-terms["reconstruction"].numpy(), bins=40, alpha=0.7, label="-reconstruction")
+    ax.hist(terms["kl"].numpy(), bins=40, alpha=0.7, label="KL")
+    ax.set(xlabel="nats per example", title="the ELBO's two terms on test data")
+    ax.legend()
+    figures["elbo_terms.png"] = figure
+    pairs = torch.cat([test[:10], vae.reconstruct(test[:10])])
+    figures["reconstructions.png"] = plot_images(pairs, shape, 2, "test data (top), reconstructed")
+    figures["samples.png"] = plot_images(vae.sample(40, mean=True), shape, 4, "samples")
+    loc = vae.encode(test)[0]
+    figure, ax = plt.subplots(figsize=(5.5, 4.5))
+    plot_latent_map(loc.numpy(), run.data.labels, ax=ax, title="encoder means of test data")
+    figures["latent.png"] = figure
+    used = loc.var(0).argsort(descending=True)[: min(5, vae.config.latent_dim)]
+    rows = []
+    for unit in used:
+        for value in np.linspace(-3, 3, 8):
+            z = loc[0].clone()
+            z[unit] = float(value)
+            rows.append(z)
+    traversed = vae.decode(torch.stack(rows))
+    figures["traversals.png"] = plot_images(traversed, shape, len(used), "one unit per row")
+    figure, ax = plt.subplots(figsize=(5, 3.5))
+    ax.semilogx(run.extra["ks"], run.extra["estimates"], marker="o")
+    ax.set(xlabel="K (importance samples)", ylabel="mean log p(x) estimate (nats)")
+    figures["iwae.png"] = figure
+
+
+def _series_report(run: Run) -> None:
+    """A time series model: the one-step-ahead log density per step."""
+    with torch.no_grad():
+        log_p = run.model.log_prob(run.data.train)
+    run.metrics.update(n=len(run.data.train), mean_log_likelihood=_scalar(log_p))
+
+
+REPORTS: dict[str, Callable[[Run], None]] = {
+    "mixture": _mixture_report,
+    "fourier": _fourier_report,
+    "vae": _vae_report,
+    "series": _series_report,
+}
