@@ -159,23 +159,16 @@ def fit(
     device: str | torch.device | None = None,
     **kwargs,
 ) -> Fit:
-    """Fit ``model`` to data with the engine named by ``method``.
-
-    ``model`` is a zoo object (its ``model``/``guide`` are used) or a Pyro model
-    function called as ``model(*args, **kwargs)``. ``method`` is ``"svi"`` (the model's
-    guide, else AutoNormal), ``"map"`` (AutoDelta; enumerated discrete sites summed
-    out), ``"mle"`` (no latent guide), ``"em"`` (closed-form EM) or ``"nuts"``; a
-    method the model cannot run is refused, naming the ones it can
-    (:func:`pyrogen.zoo.supported_methods`). The options are documented by group:
-    :class:`~pyrogen.infer.options.RunOptions` (``seed``, ``num_steps``/``max_steps``,
-    ``tol``, ``window``, ``init``, ``progress``, ``checkpoint``, ``callback``,
-    ``device``), :class:`~pyrogen.infer.options.SVIOptions` (``guide``, ``loss``,
-    ``optim``, ``lr``, particles, ``batch_size``, ``num_epochs``, ``fast_elbo``,
-    ``jit``) and :class:`~pyrogen.infer.options.NUTSOptions` (``num_warmup``,
-    ``num_samples``, ``num_chains``, ``backend``, ``target_accept``, ``dense_mass``,
-    ``chain_method``, ``jit``). EM starts from the model's ``em_init`` every time;
-    SVI, MAP and NUTS start from the model's current fit when it has one (so ``em``
-    then ``map`` refines), else from its ``initialize``.
+    """Fit ``model`` (a zoo object, or a Pyro model function called as
+    ``model(*args, **kwargs)``) with the engine ``method``: ``"svi"`` (the model's
+    guide, else AutoNormal), ``"map"`` (AutoDelta; enumerated sites summed out),
+    ``"mle"``, ``"em"`` (closed form) or ``"nuts"``. A method the model cannot run is
+    refused, naming those it can. Options, by group: :class:`~pyrogen.infer.options.RunOptions`
+    (seed, steps, ``tol``, ``init``, progress, checkpoint, callback, device),
+    :class:`~pyrogen.infer.options.SVIOptions` (guide, loss, optimizer, particles,
+    minibatches) and :class:`~pyrogen.infer.options.NUTSOptions` (warmup, draws,
+    chains, backend, mass matrix). EM starts from the model's ``em_init`` each time;
+    SVI, MAP and NUTS from the model's current fit, else its ``initialize``.
 
     Example:
         >>> import pyrogen
@@ -191,24 +184,11 @@ def fit(
     options = {k: v for k, v in locals().items() if k not in ("model", "args", "kwargs")}
     options["num_steps"] = num_steps if num_steps is not None else max_steps
     run, svi, nuts = split_options(options)
-    target = as_target(model, device)
-    check_method(target, method)
-    _check_batches(target, method, svi, run)
-    if device is not None and isinstance(target, torch.nn.Module):
-        target.to(device)
-    args = target.prepare(*args)
-    if device is not None:
-        args = tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in args)
+    target, args = _prepare(model, args, method, svi, run)
     pyro.set_rng_seed(seed)
     result = Fit(method=method, model=model, args=args, kwargs=kwargs)
     if checkpoint is not None:  # what a checkpoint must match to be resumed
-        result.diagnostics["fingerprint"] = make_fingerprint(
-            model=type(model).__name__ if isinstance(model, ZooModel) else target.identity,
-            config=target.config,
-            method=method,
-            seed=seed,
-            data=tuple(a for a in args if isinstance(a, torch.Tensor)),
-        )
+        result.diagnostics["fingerprint"] = _fingerprint(model, target, method, seed, args)
     began = time.perf_counter()
     if method == "em":
         fit_em(target, args, run, result)
@@ -220,6 +200,29 @@ def fit(
             fit_svi(target, args, kwargs, method, svi, run, result, init_values)
     result.elapsed = time.perf_counter() - began
     return result
+
+
+def _prepare(model, args, method: str, svi, run) -> tuple[Any, tuple]:
+    """The engines' view of the model, its checks against the method, and its data."""
+    target = as_target(model, run.device)
+    check_method(target, method)
+    _check_batches(target, method, svi, run)
+    if run.device is not None and isinstance(target, torch.nn.Module):
+        target.to(run.device)
+    args = target.prepare(*args)
+    if run.device is not None:
+        args = tuple(a.to(run.device) if isinstance(a, torch.Tensor) else a for a in args)
+    return target, args
+
+
+def _fingerprint(model, target, method: str, seed: int, args: tuple) -> dict:
+    return make_fingerprint(
+        model=type(model).__name__ if isinstance(model, ZooModel) else target.identity,
+        config=target.config,
+        method=method,
+        seed=seed,
+        data=tuple(a for a in args if isinstance(a, torch.Tensor)),
+    )
 
 
 def _check_batches(target, method: str, svi, run) -> None:

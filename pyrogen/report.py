@@ -89,9 +89,7 @@ def compare_inference(
     over-confident)."""
     import arviz as az
     import pyro
-    from pyro.infer import Trace_ELBO
 
-    from pyrogen.arviz import draws_from_guide
     from pyrogen.fit import fit
 
     began = time.perf_counter()
@@ -125,45 +123,51 @@ def compare_inference(
         )
     ]
     report = InferenceReport(rows, {"nuts": nuts_draws})
+    options = dict(num_steps=num_steps, lr=lr, num_particles=num_particles, seed=seed)
     for guide in guides:
-        began = time.perf_counter()
-        result = fit(
-            model,
-            *args,
-            method="svi",
-            guide=guide,
-            num_steps=num_steps,
-            lr=lr,
-            num_particles=num_particles,
-            vectorize_particles=True,
-            seed=seed,
-            progress=False,
-            **kwargs,
+        row, draws = _guide_row(model, args, kwargs, guide, options, num_samples * num_chains)
+        errors = [abs(draws_flat - mean[k]) / sd[k] for k, draws_flat in _means(draws).items()]
+        ratios = [v.var() / sd[k] ** 2 for k, v in flatten_sites(draws, 1).items()]
+        row.update(
+            max_mean_error=float(max(errors)),
+            min_variance_ratio=float(min(ratios)),
+            max_variance_ratio=float(max(ratios)),
         )
-        seconds = time.perf_counter() - began
-        draws = draws_from_guide(
-            result.model_fn, result.guide, result.args, result.kwargs, num_samples * num_chains
-        )
-        flat = flatten_sites(draws, 1)
-        with torch.no_grad():
-            elbo = -Trace_ELBO(
-                num_particles=1000, vectorize_particles=True, max_plate_nesting=_nesting(result)
-            ).loss(result.model_fn, result.guide, *result.args, **result.kwargs)
-        ratios = [flat[k].var() / sd[k] ** 2 for k in nuts_flat]
-        rows.append(
-            dict(
-                method=guide,
-                seconds=seconds,
-                ess_per_second=None,
-                elbo=float(elbo),
-                max_mean_error=float(max(abs(flat[k].mean() - mean[k]) / sd[k] for k in nuts_flat)),
-                min_variance_ratio=float(min(ratios)),
-                max_variance_ratio=float(max(ratios)),
-            )
-        )
+        rows.append(row)
         report.draws[guide] = draws
         pyro.clear_param_store()
     return report
+
+
+def _means(draws: dict) -> dict:
+    return {k: v.mean() for k, v in flatten_sites(draws, 1).items()}
+
+
+def _guide_row(model, args, kwargs, guide, options, num_draws: int) -> tuple[dict, dict]:
+    """Fit one guide by SVI: its time, its ELBO (1000 particles) and its draws."""
+    from pyro.infer import Trace_ELBO
+
+    from pyrogen.arviz import draws_from_guide
+    from pyrogen.fit import fit
+
+    began = time.perf_counter()
+    result = fit(
+        model,
+        *args,
+        method="svi",
+        guide=guide,
+        vectorize_particles=True,
+        progress=False,
+        **options,
+        **kwargs,
+    )
+    seconds = time.perf_counter() - began
+    draws = draws_from_guide(result.model_fn, result.guide, result.args, result.kwargs, num_draws)
+    with torch.no_grad():
+        elbo = -Trace_ELBO(
+            num_particles=1000, vectorize_particles=True, max_plate_nesting=_nesting(result)
+        ).loss(result.model_fn, result.guide, *result.args, **result.kwargs)
+    return dict(method=guide, seconds=seconds, ess_per_second=None, elbo=float(elbo)), draws
 
 
 def _nesting(result) -> int:

@@ -137,21 +137,26 @@ def _binary_images(options) -> RunData:
             f"not {options.model}"
         )
     if spec != "binarized_mnist":
-        raise RunError(f"--data must be binarized_mnist for {options.model}, got {spec!r}")
+        raise RunError(f"--data {spec} is not binarized_mnist for {options.model}")
     return _subset(_mnist(options), options)
 
 
 SEQUENCE_MODELS = ("wavenet", "rnn", "transformer")
 
 
-def _sequences(options) -> RunData:
-    from pyrogen import data
-
+def _mnist_or(options, other: str, load_other) -> RunData:
+    """Binarized MNIST (the default) or the one other data set the model takes."""
     spec = options.data or "binarized_mnist"
     if spec == "binarized_mnist":
         return _subset(_mnist(options), options)
-    if spec != "characters":
-        raise RunError(f"--data must be binarized_mnist or characters for {options.model}")
+    if spec != other:
+        raise RunError(f"--data {spec} is not binarized_mnist or {other} for {options.model}")
+    return _subset(load_other(options), options)
+
+
+def _characters(options) -> RunData:
+    from pyrogen import data
+
     if options.length < 1:
         raise RunError(f"--length must be positive, got {options.length}")
     text = data.characters(options.length)
@@ -160,34 +165,42 @@ def _sequences(options) -> RunData:
         "likelihood": "categorical",
         "num_classes": len(text.alphabet),
     }
-    return _subset(RunData(text.train, text.test, spec, "text", text=text, config=config), options)
+    return RunData(text.train, text.test, "characters", "text", text=text, config=config)
 
 
-def _vae_images(options) -> RunData:
+def _sequences(options) -> RunData:
+    return _mnist_or(options, "characters", _characters)
+
+
+def _dequantized_digits(options) -> RunData:
     from pyrogen import data
 
-    spec = options.data or "binarized_mnist"
-    if spec == "binarized_mnist":
-        return _subset(_mnist(options), options)
-    if spec != "digits":
-        raise RunError(f"--data {spec} is not binarized_mnist or digits for {options.model}")
     try:
         x, labels = data.dequantized_digits(options.seed)
     except ImportError as error:
         raise RunError(f"--data digits: {error}") from None
     x = torch.as_tensor(x, dtype=torch.float32)
     config = {"data_shape": [64], "likelihood": "gaussian"}
-    found = RunData(
-        x[:1400], x[1400:], spec, "images", image_shape=(8, 8), labels=labels[1400:], config=config
+    return RunData(
+        x[:1400],
+        x[1400:],
+        "digits",
+        "images",
+        image_shape=(8, 8),
+        labels=labels[1400:],
+        config=config,
     )
-    return _subset(found, options)
+
+
+def _vae_images(options) -> RunData:
+    return _mnist_or(options, "digits", _dequantized_digits)
 
 
 def _digits(options) -> RunData:
     spec = options.data or "digits"
     if spec != "digits":
-        raise RunError(f"--data must be digits for {options.model}, got {spec!r}")
-    return _vae_images(options)
+        raise RunError(f"--data {spec} is not digits for {options.model}")
+    return _subset(_dequantized_digits(options), options)
 
 
 def _series(options) -> RunData:

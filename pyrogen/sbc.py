@@ -141,7 +141,6 @@ def sbc(
     Returns:
         An :class:`SBCResult`.
     """
-    from pyrogen.arviz import draws_from_guide
     from pyrogen.fit import fit
     from pyrogen.zoo import FunctionModel
 
@@ -173,14 +172,7 @@ def sbc(
         result = fit(
             model, *call_args, method=method, seed=seed * 100_003 + i, **fit_options, **call_kwargs
         )
-        if method == "nuts":
-            draws = {
-                k: np.asarray(v).reshape((-1,) + np.shape(v)[2:]) for k, v in result.samples.items()
-            }
-        else:
-            draws = draws_from_guide(
-                result.model_fn, result.guide, result.args, result.kwargs, 4 * num_draws
-            )
+        draws = _posterior_draws(result, 4 * num_draws)
         truth = flatten_sites({k: v.cpu().numpy() for k, v in latents.items()}, 0)
         flat = flatten_sites(draws, 1)
         for name, value in truth.items():
@@ -188,6 +180,23 @@ def sbc(
             ranks.setdefault(name, []).append(int(np.sum(thinned < value)))
             spreads.setdefault(name, []).append(float(flat[name].std()))
             prior_values.setdefault(name, []).append(float(value))
+    return _summarize(ranks, spreads, prior_values, num_draws, bins)
+
+
+def _posterior_draws(result, num_draws: int) -> dict:
+    """A fit's posterior draws, one flat sample dimension: NUTS's chains joined, or
+    ``num_draws`` draws of the fitted guide."""
+    from pyrogen.arviz import draws_from_guide
+
+    if result.method == "nuts":
+        return {
+            k: np.asarray(v).reshape((-1,) + np.shape(v)[2:]) for k, v in result.samples.items()
+        }
+    return draws_from_guide(result.model_fn, result.guide, result.args, result.kwargs, num_draws)
+
+
+def _summarize(ranks, spreads, prior_values, num_draws: int, bins: int) -> SBCResult:
+    """Rank histograms' chi-square p-values and posterior shrinkage per quantity."""
     from scipy import stats
 
     result = SBCResult({k: np.asarray(v) for k, v in ranks.items()}, num_draws, bins)

@@ -4,6 +4,10 @@ A new family adds its constructor and a small data set to CASES; a zoo entry wit
 a case fails ``test_every_zoo_model_has_a_contract_case``.
 """
 
+import dataclasses
+import inspect
+import json
+
 import numpy as np
 import pyro
 import pytest
@@ -13,7 +17,7 @@ from pyro.poutine.util import site_is_subsample
 import pyrogen
 from pyrogen.infer.init import trace_structure
 from pyrogen.infer.svi import make_elbo, make_guide, model_structure
-from pyrogen.zoo import ZOO, get_model_class
+from pyrogen.zoo import ZOO, DensityModel, get_model_class
 
 
 def _faithful():
@@ -274,3 +278,135 @@ def test_fit_returns_a_fit_with_arviz(case):
     result = pyrogen.fit(model, *args, method=model.default_method, num_steps=5, progress=False)
     idata = result.to_arviz()
     assert {"posterior", "log_likelihood", "observed_data"} <= set(idata.groups())
+
+
+# -- the contract itself ----------------------------------------------------------------
+def test_fit_refuses_a_method_the_model_cannot_run_before_any_work():
+    from pyrogen.models import NADE, VAE
+
+    nan_data = np.full((4, 6), np.nan)  # refused for the method first, not for the data
+    with pytest.raises(
+        ValueError,
+        match=r"method: vae cannot be fitted with method='em' \(no closed-form EM.*"
+        r"its methods: svi, map$",
+    ):
+        pyrogen.fit(VAE((6,), latent_dim=2, hidden=(8,)), nan_data, method="em")
+    with pytest.raises(ValueError, match="method: nade cannot be fitted with method='nuts'"):
+        pyrogen.fit(NADE((6,), hidden=3), nan_data, method="nuts")
+    with pytest.raises(TypeError, match="pass an instance"):
+        pyrogen.fit(NADE, nan_data)
+
+
+def test_register_refuses_a_model_without_the_required_surface():
+    from pyrogen.zoo import ZooModel, register
+
+    class Half(ZooModel):
+        def model(self, x):
+            pass
+
+    with pytest.raises(
+        TypeError, match=r"register\('half'\): Half does not define log_prob, sample"
+    ):
+        register("half")(Half)
+    with pytest.raises(TypeError, match="not a ZooModel subclass"):
+        register("thing")(dict)
+    assert "half" not in ZOO
+
+
+def test_config_is_the_constructor_signature_recorded():
+    from pyrogen.models import MADE, NADE, HierarchicalVAE
+
+    get_model_class("gmm")  # fills the registry
+    for name, cls in ZOO.items():  # one source of truth: the fields are the arguments
+        params = list(inspect.signature(cls.__init__).parameters)[1:]
+        assert [f.name for f in dataclasses.fields(cls.Config)] == params, name
+    assert NADE((2, 3), hidden=5).config == NADE.Config(data_shape=[2, 3], hidden=5)
+    first, second = MADE((4,)), MADE((4,))
+    assert first.config.hidden == [500] and first.config.hidden is not second.config.hidden
+    assert MADE((4,), hidden=(8, 6)).config.hidden == [8, 6]  # normalized to a list
+    with pytest.raises(TypeError, match="NADE: got an unexpected keyword argument 'hiden'"):
+        NADE((6,), hiden=3)
+    hvae = HierarchicalVAE((6,), latent_dim=3, bottom_dim=2, hidden=(8,))
+    assert (hvae.config.latent_dim, hvae.config.bottom_dim, hvae.config.hidden) == (3, 2, [8])
+    rebuilt = HierarchicalVAE(**dataclasses.asdict(hvae.config))
+    assert rebuilt.config == hvae.config
+
+
+def test_fit_params_have_one_meaning():
+    from pyrogen.models import VAE
+
+    x = (np.random.default_rng(0).random((30, 6)) < 0.3).astype(float)
+    vae = VAE((6,), latent_dim=2, hidden=(8,))
+    result = pyrogen.fit(vae, x, num_steps=3, progress=False)
+    # no global latent site: the networks' parameters, not one guide draw of z per example
+    assert "z" not in result.params
+    assert set(result.params) == {name for name, _ in vae.named_parameters()}
+    gmm = get_model_class("gmm")(2)
+    result = pyrogen.fit(gmm, _faithful(), method="map", num_steps=20, progress=False)
+    assert set(result.params) == {"weights", "locs", "scales", "corr_tril"}
+
+
+def test_map_chunks_equals_one_pass():
+    from pyrogen.chunks import map_chunks, rows_per_chunk
+
+    x = torch.randn(11, 3)
+    calls = []
+
+    def fn(part):
+        calls.append(len(part))
+        return part.sum(-1)
+
+    torch.testing.assert_close(map_chunks(fn, x, numbers_per_row=10, budget=25), x.sum(-1))
+    assert calls == [2, 2, 2, 2, 2, 1] and rows_per_chunk(10, 25, minimum=4) == 4
+
+
+class _Gaussian(DensityModel):
+    """A diagonal Gaussian density: the smallest family, written as a new one would be."""
+
+    cli_data = "table"
+
+    def __init__(self, dim: int = 2):
+        super().__init__()
+        self.loc = torch.nn.Parameter(torch.zeros(dim))
+        self.log_scale = torch.nn.Parameter(torch.zeros(dim))
+
+    def prepare(self, *data):
+        return (pyrogen.validation.as_data_tensor(data[0], "x", ndim=2),)
+
+    def initialize(self, x):
+        with torch.no_grad():
+            self.loc.copy_(x.mean(0))
+
+    def distribution(self, context=None):
+        return pyro.distributions.Normal(self.loc, self.log_scale.exp()).to_event(1)
+
+
+def test_a_new_family_is_one_class_fitted_by_fit_and_the_command(tmp_path):
+    """A DensityModel subclass gets model, log_prob, sample and ``pyrogen fit NAME``
+    without any other edit; its maximum-likelihood fit is the closed form."""
+    from pyrogen.cli import main
+    from pyrogen.zoo import register
+
+    x = _faithful()
+    register("test-gaussian")(_Gaussian)
+    try:
+        model = _Gaussian(2)
+        pyrogen.fit(model, x, method="mle", num_steps=3000, lr=0.05, progress=False)
+        torch.testing.assert_close(
+            model.loc.detach(), torch.as_tensor(x.mean(0)), rtol=1e-3, atol=0
+        )
+        torch.testing.assert_close(
+            model.log_scale.exp().detach(), torch.as_tensor(x.std(0)), rtol=1e-2, atol=0
+        )
+        exact = torch.distributions.Normal(torch.as_tensor(x.mean(0)), torch.as_tensor(x.std(0)))
+        expected = exact.log_prob(torch.as_tensor(x)).sum(-1)
+        torch.testing.assert_close(model.log_prob(x), expected, rtol=2e-3, atol=0)
+        assert model.sample(5).shape == (5, 2)
+        out = tmp_path / "gauss"
+        argv = ["fit", "test-gaussian", "--num-steps", "3000", "--lr", "0.05", "--out", str(out)]
+        assert main(argv) == 0
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["mean_log_likelihood"] == pytest.approx(float(expected.mean()), abs=0.01)
+        assert (out / "density.png").stat().st_size > 0
+    finally:
+        ZOO.pop("test-gaussian")

@@ -81,30 +81,12 @@ def run_loop(
     if progress is None:
         progress = default_progress()
     fingerprint = fingerprint or {}
-    losses: list[float] = []
-    start, resumed_from, converged = 0, None, False
-    if checkpoint is not None and os.path.exists(checkpoint):
-        state = load_checkpoint(checkpoint, fingerprint)
-        engine.load_state_dict(state["engine"])
-        pyro.util.set_rng_state(state["rng"])
-        losses = list(state["losses"])
-        start = resumed_from = state["step"]
-        converged = state["converged"]
-        if "callback" in state and hasattr(callback, "load_state_dict"):
-            callback.load_state_dict(state["callback"])
+    losses, resumed_from, converged = _resume(engine, checkpoint, fingerprint, callback)
+    start = resumed_from or 0
 
     def save(step: int) -> None:
         if checkpoint is not None:
-            state = {
-                "engine": engine.state_dict(),
-                "rng": pyro.util.get_rng_state(),
-                "losses": np.asarray(losses),
-                "step": step,
-                "converged": converged,
-            }
-            if hasattr(callback, "state_dict"):
-                state["callback"] = callback.state_dict()
-            save_checkpoint(checkpoint, state, fingerprint)
+            _save(engine, checkpoint, fingerprint, callback, losses, step, converged)
 
     began = time.perf_counter()
     step = start
@@ -141,3 +123,29 @@ def run_loop(
         resumed_from=resumed_from,
         elapsed=time.perf_counter() - began,
     )
+
+
+def _resume(engine, checkpoint, fingerprint: dict, callback):
+    """(losses, step, converged) of the run a checkpoint holds, its engine, random
+    number generators and callback restored; ([], None, False) where there is none."""
+    if checkpoint is None or not os.path.exists(checkpoint):
+        return [], None, False
+    state = load_checkpoint(checkpoint, fingerprint)
+    engine.load_state_dict(state["engine"])
+    pyro.util.set_rng_state(state["rng"])
+    if "callback" in state and hasattr(callback, "load_state_dict"):
+        callback.load_state_dict(state["callback"])
+    return list(state["losses"]), state["step"], state["converged"]
+
+
+def _save(engine, checkpoint, fingerprint, callback, losses, step: int, converged: bool) -> None:
+    state = {
+        "engine": engine.state_dict(),
+        "rng": pyro.util.get_rng_state(),
+        "losses": np.asarray(losses),
+        "step": step,
+        "converged": converged,
+    }
+    if hasattr(callback, "state_dict"):
+        state["callback"] = callback.state_dict()
+    save_checkpoint(checkpoint, state, fingerprint)
