@@ -377,6 +377,8 @@ class GaussianMixture(ZooModel):
     def sample(self, n: int) -> torch.Tensor:
         """n draws from the fitted mixture, shape (n, D)."""
         check_positive_int(n, "n")
+        if self.config.dim is None:
+            raise RuntimeError("GaussianMixture: fit the model (or call initialize) first")
         z = torch.multinomial(self.weights, n, replacement=True)
         noise = torch.randn(
             n, self.config.dim, 1, dtype=self.weights.dtype, device=self.weights.device

@@ -43,6 +43,9 @@ _RUN_FLAGS = {
     "num_chains": dict(type=int, default=4, help="NUTS"),
     "seed": dict(type=int, default=0),
     "checkpoint": dict(help="resume from / save to this file"),
+    "trust_checkpoint": dict(
+        action="store_true", help="also read pickled checkpoints of pyrogen's format 1"
+    ),
     "out": dict(help="output folder (default runs/NAME)"),
     "train_size": dict(type=int, help="the first N training examples"),
     "eval_size": dict(type=int, default=1000, help="test examples scored"),

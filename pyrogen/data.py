@@ -165,7 +165,19 @@ def _binarized_mnist(base_url: str | None = None) -> dict[str, np.ndarray]:
             splits[split] = packed
         path = cache_dir() / "binarized_mnist.npz"
         atomic_write(path, lambda handle: np.savez_compressed(handle, **splits))
-    with np.load(path) as archive:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"binarized_mnist: {str(path)!r} is not a readable .npz ({error})"
+        ) from None
+    with archive:
+        missing = sorted(set(MNIST_SHA256) - set(archive.files))
+        if missing:
+            raise ValueError(
+                f"binarized_mnist: {str(path)!r} lacks the split(s) {missing}; it holds "
+                f"{sorted(archive.files)} (expected bit-packed uint8 arrays {sorted(MNIST_SHA256)})"
+            )
         # unpackbits along rows returns a column-major array: copy to rows, so that a
         # minibatch of images is contiguous (a row-major matrix product is faster)
         return {

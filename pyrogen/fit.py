@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -80,6 +81,10 @@ class Fit:
         """An ``arviz.InferenceData`` with posterior, sample_stats, log_likelihood and
         observed_data. For SVI/MAP the posterior holds ``num_samples`` draws from the
         fitted guide (one chain); for EM, the point estimate as a single draw."""
+        with data_dtype(self.args):
+            return self._to_arviz(num_samples, log_likelihood)
+
+    def _to_arviz(self, num_samples: int, log_likelihood: bool):
         from pyrogen import arviz as bridge
 
         fn, args, kwargs = self.model_fn, self.args, self.kwargs
@@ -155,6 +160,7 @@ def fit(
     progress: bool | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 100,
+    trust_checkpoint: bool = False,
     callback: Callable[[int, float], bool | None] | None = None,
     device: str | torch.device | None = None,
     **kwargs,
@@ -190,16 +196,33 @@ def fit(
     if checkpoint is not None:  # what a checkpoint must match to be resumed
         result.diagnostics["fingerprint"] = _fingerprint(model, target, method, seed, args)
     began = time.perf_counter()
-    if method == "em":
-        fit_em(target, args, run, result)
-    else:
-        init_values = _start(target, run.init, args, kwargs)
-        if method == "nuts":
-            fit_nuts(target, args, kwargs, nuts, run, result, init_values)
+    with data_dtype(args):  # what Pyro makes (autoguide parameters, ...) matches the data
+        if method == "em":
+            fit_em(target, args, run, result)
         else:
-            fit_svi(target, args, kwargs, method, svi, run, result, init_values)
+            init_values = _start(target, run.init, args, kwargs)
+            if method == "nuts":
+                fit_nuts(target, args, kwargs, nuts, run, result, init_values)
+            else:
+                fit_svi(target, args, kwargs, method, svi, run, result, init_values)
     result.elapsed = time.perf_counter() - began
     return result
+
+
+@contextlib.contextmanager
+def data_dtype(args: tuple):
+    """torch's default dtype set to the data's floating dtype while an engine runs, so
+    the tensors Pyro creates itself (improper priors' zeros, autoguides' parameters,
+    enumeration's probabilities) are of the data's precision whatever the user's
+    default: float64 data under a float32 default would otherwise meet float32 terms."""
+    floating = [a.dtype for a in args if isinstance(a, torch.Tensor) and a.is_floating_point()]
+    old = torch.get_default_dtype()
+    if floating and floating[0] in (torch.float32, torch.float64):
+        torch.set_default_dtype(floating[0])
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)
 
 
 def _prepare(model, args, method: str, svi, run) -> tuple[Any, tuple]:

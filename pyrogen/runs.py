@@ -301,6 +301,7 @@ def execute(name: str, options) -> Run:
             raise RunError(f"--method {method} is not one of {', '.join(methods)} for {name}")
         keywords = fit_options(cls, model, options, method)
         keywords["checkpoint"] = options.checkpoint
+        keywords["trust_checkpoint"] = options.trust_checkpoint
         result = pyrogen.fit(model, run_data.train, **keywords)
     except (ValueError, TypeError) as error:
         raise RunError(str(error)) from None

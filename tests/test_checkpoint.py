@@ -74,3 +74,102 @@ def test_describe_is_the_same_in_every_process_and_tells_settings_apart():
     assert describe(test_round_trip) == "test_round_trip"
     assert describe(torch.optim.Adam) == "Adam"
     assert describe(None) == "None" and describe("adam") == "'adam'"
+
+
+class _Payload:
+    """A pickle that creates a file when it is loaded: what a crafted checkpoint does."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def _crafted(path, marker):
+    payload = {"format": "pyrogen-checkpoint", "version": 1, "fingerprint": {}}
+    torch.save({**payload, "state": _Payload(marker)}, path)
+
+
+def test_a_crafted_checkpoint_is_refused_and_runs_nothing(tmp_path):
+    import numpy as np
+    from pyrogen.models import GaussianMixture
+
+    import pyrogen
+    from pyrogen.cli import main
+
+    path, marker = tmp_path / "evil.ckpt", tmp_path / "pwned"
+    _crafted(path, marker)
+    with pytest.raises(CheckpointError, match="was not loaded: it holds objects"):
+        load_checkpoint(path, {})
+    with pytest.raises(CheckpointError, match="trust_checkpoint=True"):
+        pyrogen.fit(lambda: None, checkpoint=path, num_steps=2, progress=False)
+    x = np.random.default_rng(0).normal(size=(50, 2))
+    with pytest.raises(CheckpointError):
+        pyrogen.fit(GaussianMixture(2), x, method="em", checkpoint=path)
+    with pytest.raises(SystemExit, match="was not loaded"):
+        main(["fit", "gmm", "--checkpoint", str(path), "--out", str(tmp_path / "out")])
+    assert not marker.exists()
+
+
+def test_format_one_checkpoints_load_only_when_trusted(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "old.ckpt"
+    state = {"losses": np.arange(3.0), "rng": {"numpy": ("MT19937", np.arange(4, dtype=np.uint32))}}
+    payload = {"format": "pyrogen-checkpoint", "version": 1, "fingerprint": {"model": "'m'"}}
+    torch.save({**payload, "state": state}, path)  # as pyrogen 0.1 wrote them: a pickle
+    with pytest.raises(CheckpointError, match="format 1"):
+        load_checkpoint(path, {"model": "'m'"})
+    with pytest.warns(UserWarning, match="trust_checkpoint=True, which runs the code"):
+        loaded = load_checkpoint(path, {"model": "'m'"}, trust=True)
+    np.testing.assert_array_equal(loaded["losses"], np.arange(3.0))
+    marker = tmp_path / "pwned"
+    _crafted(path, marker)  # trusting is what it says: the user's own files only
+    with pytest.warns(UserWarning):
+        load_checkpoint(path, {}, trust=True)
+    assert marker.exists()
+
+
+def test_the_safe_encoding_round_trips_what_engines_store(tmp_path):
+    import numpy as np
+    from pyro.distributions import constraints
+
+    from pyrogen.checkpoint import decode, encode
+    from pyrogen.infer.mcmc import MCMCResult
+
+    state = {
+        "arrays": [np.arange(5, dtype=dtype) for dtype in ("float64", "uint32", "int8")]
+        + [np.arange(5) % 2 == 0],
+        "complex": np.ones((2, 2), dtype=np.complex128) * 1j,
+        "scalar": np.float32(1.5),
+        "rng": ("MT19937", np.arange(624, dtype=np.uint32), 3, 0, 0.0),
+        "constraints": [
+            constraints.positive,
+            constraints.interval(0.0, 2.0),
+            constraints.greater_than(torch.tensor(3.0)),
+            constraints.independent(constraints.real, 1),
+            constraints.corr_cholesky,
+            constraints.simplex,
+        ],
+        "record": MCMCResult(
+            {"a": np.zeros((1, 3))}, {"diverging": np.zeros((1, 3), bool)}, "x", 1.0
+        ),
+    }
+    path = tmp_path / "state.ckpt"
+    save_checkpoint(path, state, {})
+    loaded = load_checkpoint(path, {})
+    for got, want in zip(loaded["arrays"], state["arrays"]):
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+    assert np.array_equal(loaded["complex"], state["complex"])
+    assert loaded["scalar"] == np.float32(1.5) and loaded["scalar"].dtype == np.float32
+    assert loaded["rng"][0] == "MT19937" and np.array_equal(loaded["rng"][1], state["rng"][1])
+    positive, interval, greater, independent, corr, simplex = loaded["constraints"]
+    assert positive is constraints.positive and corr is constraints.corr_cholesky
+    assert simplex is constraints.simplex
+    assert (interval.lower_bound, interval.upper_bound) == (0.0, 2.0)
+    assert float(greater.lower_bound) == 3.0 and independent.reinterpreted_batch_ndims == 1
+    assert isinstance(loaded["record"], MCMCResult) and loaded["record"].backend == "x"
+    assert decode(encode((1, [2.0], {"k": None}))) == (1, [2.0], {"k": None})
+    with pytest.raises(CheckpointError, match="cannot store a object safely"):
+        encode(object())

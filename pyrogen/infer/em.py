@@ -63,6 +63,7 @@ def fit_em(target, args, run, result):
             checkpoint_every=run.checkpoint_every,
             fingerprint={**fingerprint, "attempt": str(attempt)},
             callback=run.callback,
+            trust_checkpoint=run.trust_checkpoint,
         )
         with torch.no_grad():
             final = float(target.log_prob(x).mean())

@@ -47,8 +47,20 @@ def init_from(values: dict[str, torch.Tensor] | None):
 
 
 def trace_structure(model, args=(), kwargs=None, values: dict | None = None):
-    """One trace of ``model`` for its structure (sites, plates), without side effects."""
-    with poutine.block(), torch.no_grad():
-        return poutine.trace(InitMessenger(init_from(values))(model)).get_trace(
-            *args, **(kwargs or {})
-        )
+    """One trace of ``model`` for its structure (sites, plates), without side effects.
+    An error the model raises keeps its type and gains a note that says where it came
+    from (pyrogen reading the model's structure, before any fitting)."""
+    try:
+        with poutine.block(), torch.no_grad():
+            return poutine.trace(InitMessenger(init_from(values))(model)).get_trace(
+                *args, **(kwargs or {})
+            )
+    except Exception as error:
+        name = getattr(model, "__qualname__", type(model).__name__)
+        if hasattr(error, "add_note") and not getattr(error, "_pyrogen_noted", False):
+            error.add_note(
+                f"pyrogen: raised by the model {name} when pyrogen ran it once to read its "
+                "sites and plates, before any fitting: the model fails on these arguments"
+            )
+            error._pyrogen_noted = True
+        raise

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -61,6 +62,7 @@ def run_loop(
     checkpoint_every: int = 100,
     fingerprint: dict | None = None,
     callback: Callable[[int, float], bool | None] | None = None,
+    trust_checkpoint: bool = False,
 ) -> LoopResult:
     """Run ``engine.update()`` until ``num_steps`` or convergence.
 
@@ -81,8 +83,11 @@ def run_loop(
     if progress is None:
         progress = default_progress()
     fingerprint = fingerprint or {}
-    losses, resumed_from, converged = _resume(engine, checkpoint, fingerprint, callback)
+    losses, resumed_from, converged = _resume(
+        engine, checkpoint, fingerprint, callback, trust_checkpoint
+    )
     start = resumed_from or 0
+    _warn_if_longer(start, num_steps, checkpoint, desc)
 
     def save(step: int) -> None:
         if checkpoint is not None:
@@ -125,12 +130,12 @@ def run_loop(
     )
 
 
-def _resume(engine, checkpoint, fingerprint: dict, callback):
+def _resume(engine, checkpoint, fingerprint: dict, callback, trust: bool = False):
     """(losses, step, converged) of the run a checkpoint holds, its engine, random
     number generators and callback restored; ([], None, False) where there is none."""
     if checkpoint is None or not os.path.exists(checkpoint):
         return [], None, False
-    state = load_checkpoint(checkpoint, fingerprint)
+    state = load_checkpoint(checkpoint, fingerprint, trust)
     engine.load_state_dict(state["engine"])
     pyro.util.set_rng_state(state["rng"])
     if "callback" in state and hasattr(callback, "load_state_dict"):
@@ -149,3 +154,15 @@ def _save(engine, checkpoint, fingerprint, callback, losses, step: int, converge
     if hasattr(callback, "state_dict"):
         state["callback"] = callback.state_dict()
     save_checkpoint(checkpoint, state, fingerprint)
+
+
+def _warn_if_longer(start: int, num_steps: int, checkpoint, desc: str) -> None:
+    """A checkpoint longer than the run asked for is returned as it is: say so."""
+    if start > num_steps:
+        warnings.warn(
+            f"{desc}: the checkpoint {str(checkpoint)!r} holds {start} steps, more than "
+            f"num_steps={num_steps}; the fit is that longer run, not a shorter one (use "
+            "another checkpoint path for a fresh run)",
+            UserWarning,
+            stacklevel=4,
+        )

@@ -15,7 +15,7 @@ import numpy as np
 import pyro
 import torch
 
-from pyrogen.checkpoint import load_checkpoint, save_checkpoint
+from pyrogen.checkpoint import load_checkpoint, register_record, save_checkpoint
 from pyrogen.compat import backend as use_backend
 from pyrogen.infer.init import init_from
 from pyrogen.infer.options import CHAIN_METHODS, NUTSOptions, RunOptions
@@ -24,6 +24,7 @@ from pyrogen.validation import check_choice
 __all__ = ["CHAIN_METHODS", "MCMCResult", "fit_nuts", "run_nuts"]
 
 
+@register_record
 @dataclass
 class MCMCResult:
     samples: dict[str, np.ndarray]  # site -> (chain, draw, *site_shape)
@@ -53,6 +54,7 @@ def run_nuts(
     progress: bool = False,
     checkpoint: str | os.PathLike | None = None,
     fingerprint: dict | None = None,
+    trust_checkpoint: bool = False,
 ) -> MCMCResult:
     check_choice(chain_method, "chain_method", CHAIN_METHODS)
     kwargs = kwargs or {}
@@ -78,7 +80,7 @@ def run_nuts(
         fingerprint["chain_method"] = chain_method
     fingerprint["dense_mass"] = str(bool(dense_mass))
     if checkpoint is not None and os.path.exists(checkpoint):
-        state = load_checkpoint(checkpoint, fingerprint)
+        state = load_checkpoint(checkpoint, fingerprint, trust_checkpoint)
     else:
         state = {"chains": []}
     if backend == "numpyro":
@@ -138,6 +140,7 @@ def fit_nuts(target, args, kwargs, nuts: NUTSOptions, run: RunOptions, result, i
         progress=bool(run.progress),
         checkpoint=run.checkpoint,
         fingerprint=result.diagnostics.pop("fingerprint", None),
+        trust_checkpoint=run.trust_checkpoint,
     )
     samples = target.relabel(mcmc.samples) if isinstance(target, SupportsRelabel) else mcmc.samples
     result.samples, result.sample_stats, result.backend = samples, mcmc.sample_stats, backend

@@ -40,6 +40,10 @@ class RunOptions:
             ``batch_size``, ``loss``, ``num_particles`` or guide; ``num_steps`` and
             ``num_epochs`` may change, to extend a run.
         checkpoint_every: steps between checkpoints.
+        trust_checkpoint: also read checkpoints of pyrogen's format version 1, which
+            were pickles: loading one runs the code it names, so only for files you
+            wrote yourself (a warning says so). Checkpoints are otherwise read by
+            PyTorch's restricted unpickler and a crafted file is refused.
         callback: ``callback(step, loss)`` after every step of SVI, MAP, MLE or EM;
             returning True stops the run. An object with ``state_dict`` and
             ``load_state_dict`` is checkpointed and resumed with the run.
@@ -54,6 +58,7 @@ class RunOptions:
     progress: bool | None = None
     checkpoint: str | os.PathLike | None = None
     checkpoint_every: int = 100
+    trust_checkpoint: bool = False
     callback: Callable[[int, float], bool | None] | None = None
     device: Any = None
 
@@ -65,10 +70,13 @@ class RunOptions:
         if self.window is not None:
             check_positive_int(self.window, "window")
         check_positive_int(self.checkpoint_every, "checkpoint_every")
+        check_bool(self.trust_checkpoint, "trust_checkpoint")
         if self.init is not None and not isinstance(self.init, dict):
             raise TypeError(
                 f"init: expected a dict of site -> value, got {type(self.init).__name__}"
             )
+        if self.device is not None:
+            self.device = check_device(self.device)
         if self.callback is not None and not callable(self.callback):
             raise TypeError("callback: expected a callable callback(step, loss)")
 
@@ -156,6 +164,26 @@ class NUTSOptions:
         check_bool(self.dense_mass, "dense_mass")
         if not 0 < float(self.target_accept) < 1:
             raise ValueError(f"target_accept: must be in (0, 1), got {self.target_accept}")
+
+
+def check_device(device):
+    """A torch device this machine has, or an error naming ``device``."""
+    import torch
+
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device: {device!r} is not a device name ({error})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device: {str(device)!r} asked for, but this torch has no CUDA device "
+            "(torch.cuda.is_available() is False); use device='cpu' or a CUDA build of torch"
+        )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device: {str(device)!r} asked for, but MPS is not available")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device: {str(device)!r}: pyrogen runs on 'cpu', 'cuda' or 'mps'")
+    return device
 
 
 def _names(group) -> set[str]:

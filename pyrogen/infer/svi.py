@@ -527,6 +527,7 @@ def fit_svi(target, args, kwargs, method, options, run, result, init_values):
         checkpoint_every=run.checkpoint_every,
         fingerprint=fingerprint,
         callback=run.callback,
+        trust_checkpoint=run.trust_checkpoint,
     )
     result.losses, result.num_steps = looped.losses, looped.num_steps
     result.converged, result.guide, result.backend = looped.converged, guide, "pyro"
