@@ -9,6 +9,8 @@ peak resident memory (each cell measured in a fresh process).
 
     python bench/gmm_em.py            # N=200,000, D=8, K=10, 100 iterations, 3 repeats
     python bench/gmm_em.py --quick    # under a minute
+    python bench/gmm_em.py --sizes 2000000 5000000 --table-only pyrogen --table-iterations 5
+                                      # memory at scale: pyrogen's peak stays bounded
 
 The last line printed is one JSON object of the figures; ratios are named *_ratio.
 """
@@ -16,12 +18,10 @@ The last line printed is one JSON object of the figures; ratios are named *_rati
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import warnings
 
@@ -91,32 +91,16 @@ def run_sklearn(x, means, iterations):
     return elapsed, float(model.score(x))
 
 
-def resident_mib() -> float:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 def child(impl: str, n: int, dim: int, k: int, iterations: int) -> None:
     """Run one fit in this process; print its time and its peak resident memory above
     the memory held before the fit (data included), sampled every 5 ms."""
+    from _peak import peak_above_baseline
+
     x, means = make_data(n, dim, k)
     runner = run_pyrogen if impl == "pyrogen" else run_sklearn
     runner(x[:2000], means, 2)  # imports and first-call costs stay out of the figure
-    gc.collect()
-    baseline, peak, done = resident_mib(), [0.0], threading.Event()
-
-    def watch():
-        while not done.is_set():
-            peak[0] = max(peak[0], resident_mib())
-            time.sleep(0.005)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    elapsed, log_lik = runner(x, means, iterations)
-    done.set()
-    watcher.join()
-    peak[0] = max(peak[0], resident_mib())
-    print(json.dumps({"seconds": elapsed, "peak_mib": peak[0] - baseline, "loglik": log_lik}))
+    (elapsed, log_lik), _, peak = peak_above_baseline(lambda: runner(x, means, iterations))
+    print(json.dumps({"seconds": elapsed, "peak_mib": peak, "loglik": log_lik}))
 
 
 def measure_in_child(impl, n, dim, k, iterations) -> dict:
@@ -125,10 +109,44 @@ def measure_in_child(impl, n, dim, k, iterations) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def measure_table(sizes, dim: int, k: int, iterations: int, which: str) -> list[dict]:
+    """Time and peak resident memory per N, each fit in a fresh process; the data's
+    own size beside it (N x D float64)."""
+    print(
+        f"\n{'N':>9}{'data MiB':>10}{'pyrogen s':>11}{'pyrogen MiB':>13}"
+        + (f"{'sklearn s':>11}{'sklearn MiB':>13}{'speed-up':>10}" if which == "both" else "")
+    )
+    table = []
+    for size in sizes:
+        ours = measure_in_child("pyrogen", size, dim, k, iterations)
+        row = {
+            "n": size,
+            "data_mib": size * dim * 8 / 2**20,
+            "pyrogen_seconds": ours["seconds"],
+            "pyrogen_peak_mib": ours["peak_mib"],
+        }
+        line = f"{size:>9}{row['data_mib']:>10.1f}{ours['seconds']:>11.3f}{ours['peak_mib']:>13.1f}"
+        if which == "both":
+            theirs = measure_in_child("sklearn", size, dim, k, iterations)
+            row.update(sklearn_seconds=theirs["seconds"], sklearn_peak_mib=theirs["peak_mib"])
+            line += f"{theirs['seconds']:>11.3f}{theirs['peak_mib']:>13.1f}"
+            line += f"{theirs['seconds'] / ours['seconds']:>9.2f}x"
+        table.append(row)
+        print(line)
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", type=int, nargs="+", help="the table's N (default 1e4-1e6)")
+    parser.add_argument(
+        "--table-only",
+        choices=["pyrogen", "both"],
+        help="measure only the table (time and peak memory per N), for pyrogen or both",
+    )
+    parser.add_argument("--table-iterations", type=int, help="EM iterations per table cell")
     args = parser.parse_args()
     if args.child:
         impl, *sizes = args.child
@@ -141,6 +159,11 @@ def main() -> None:
     sizes = [10_000, 100_000, 200_000, 1_000_000]
     if args.quick:
         n, iterations, repeats, sizes = 20_000, 20, 2, [20_000]
+    sizes = args.sizes or sizes
+    if args.table_only:
+        table = measure_table(sizes, dim, k, args.table_iterations or iterations, args.table_only)
+        print(json.dumps({"bench": "gmm_em", "table_only": True, "table": table}))
+        return
     x, means = make_data(n, dim, k)
     print(
         f"N={n} D={dim} K={k} full covariances, {iterations} EM iterations, float64; "
@@ -163,27 +186,7 @@ def main() -> None:
         print(f"{name:10}{median[name]:>18.3f}{log_liks[name]:>16.8f}")
     print(f"speed-up over sklearn: {ratio:.2f}x   relative log-likelihood difference: {rel:.2e}")
 
-    print(
-        f"\n{'N':>9}{'pyrogen s':>11}{'sklearn s':>11}{'speed-up':>10}"
-        f"{'pyrogen MiB':>13}{'sklearn MiB':>13}"
-    )
-    table = []
-    for size in sizes:
-        ours = measure_in_child("pyrogen", size, dim, k, iterations)
-        theirs = measure_in_child("sklearn", size, dim, k, iterations)
-        row = {
-            "n": size,
-            "pyrogen_seconds": ours["seconds"],
-            "sklearn_seconds": theirs["seconds"],
-            "pyrogen_peak_mib": ours["peak_mib"],
-            "sklearn_peak_mib": theirs["peak_mib"],
-        }
-        table.append(row)
-        print(
-            f"{size:>9}{ours['seconds']:>11.3f}{theirs['seconds']:>11.3f}"
-            f"{theirs['seconds'] / ours['seconds']:>9.2f}x"
-            f"{ours['peak_mib']:>13.1f}{theirs['peak_mib']:>13.1f}"
-        )
+    table = measure_table(sizes, dim, k, args.table_iterations or iterations, "both")
     print(
         json.dumps(
             {

@@ -50,7 +50,9 @@ _RUN_FLAGS = {
     "train_size": dict(type=int, help="the first N training examples"),
     "eval_size": dict(type=int, default=1000, help="test examples scored"),
     "length": dict(type=int, default=128, help="--data characters: sequence length"),
-    "samples": dict(type=int, default=16, help="draws shown (images, text)"),
+    "samples": dict(
+        type=int, help="draws shown (images, text); default up to 16 in training's time"
+    ),
 }
 
 
@@ -152,7 +154,7 @@ def _fit(args) -> int:
     from pyrogen.runs import RunError, execute
     from pyrogen.zoo import get_model_class
 
-    if args.samples < 1:
+    if args.samples is not None and args.samples < 1:
         raise SystemExit(f"pyrogen: --samples must be positive, got {args.samples}")
     args.config = _model_config(get_model_class(args.model), args)
     try:

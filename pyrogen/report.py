@@ -36,7 +36,7 @@ class InferenceReport:
     def __str__(self) -> str:
         header = (
             f"{'method':<12}{'seconds':>9}{'ESS/s':>9}{'ELBO':>11}"
-            f"{'max|dmean|/sd':>15}{'var ratio min':>15}{'max':>8}"
+            f"{'max|dmean|/sd':>15}{'var ratio min':>15}{'max':>8}  flags"
         )
         lines = [header]
         for r in self.rows:
@@ -45,7 +45,7 @@ class InferenceReport:
             lines.append(
                 f"{r['method']:<12}{r['seconds']:>9.1f}{ess:>9}{elbo:>11}"
                 f"{r['max_mean_error']:>15.3f}{r['min_variance_ratio']:>15.3f}"
-                f"{r['max_variance_ratio']:>8.3f}"
+                f"{r['max_variance_ratio']:>8.3f}  {'; '.join(r.get('flags', []))}"
             )
         return "\n".join(lines)
 
@@ -136,7 +136,28 @@ def compare_inference(
         rows.append(row)
         report.draws[guide] = draws
         pyro.clear_param_store()
+    flag_rows(rows)
     return report
+
+
+def flag_rows(rows: list[dict], tolerance: float = 5.0) -> None:
+    """Mark the guides whose figures cannot be trusted, in each row's ``flags``: an
+    ELBO that is not finite, or above every other guide's by more than ``tolerance``
+    nats (every ELBO bounds the same log-evidence from below, so one far above the rest
+    is a failed estimate, a diverged fit), and means more than 3 NUTS sds off."""
+    elbos = {r["method"]: r["elbo"] for r in rows if r.get("elbo") is not None}
+    for row in rows:
+        flags = row.setdefault("flags", [])
+        elbo = row.get("elbo")
+        if elbo is None:
+            continue
+        others = [v for k, v in elbos.items() if k != row["method"] and np.isfinite(v)]
+        if not np.isfinite(elbo):
+            flags.append("ELBO not finite: diverged")
+        elif len(others) >= 2 and elbo > max(others) + tolerance:
+            flags.append(f"ELBO {elbo - max(others):.3g} nats above every other: diverged")
+        if row["max_mean_error"] > 3:
+            flags.append("means > 3 NUTS sds off")
 
 
 def _means(draws: dict) -> dict:

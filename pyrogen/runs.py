@@ -327,6 +327,8 @@ def _score(run: Run) -> None:
     model, data, metrics = run.model, run.data, run.metrics
     if {"test_nll", "mean_log_likelihood", "test_log_likelihood"} & set(metrics):
         return
+    held_out = data.test is not None
+    stage(run, f"scoring {len(data.test if held_out else data.train)} examples")
     if data.test is not None:
         with torch.no_grad():
             log_p = _scalar(model.log_prob(data.test))
@@ -361,7 +363,7 @@ def _pictures(run: Run) -> None:
 
     from pyrogen.plots import plot_density_1d, plot_density_2d, plot_images, plot_losses
 
-    result, data, model, options = run.fit, run.data, run.model, run.options
+    result, data, model = run.fit, run.data, run.model
     if result.losses is not None and "loss.png" not in run.figures:
         figure, ax = plt.subplots(figsize=(5, 3.5))
         plot_losses(result.losses, ax=ax, ylabel=run.extra.get("loss_name", "loss per example"))
@@ -376,11 +378,58 @@ def _pictures(run: Run) -> None:
             plot_density_2d(model.log_prob, x, ax=ax, labels=data.columns)
         run.figures["density.png"] = figure
     if data.kind == "images" and "samples.png" not in run.figures:
-        draws = model.sample(options.samples)
+        draws = draw_samples(run)
         run.figures["samples.png"] = plot_images(draws, data.image_shape, 2, f"{run.name} samples")
     if data.kind == "text" and "samples.txt" not in run.texts:
-        draws = model.sample(options.samples)
+        draws = draw_samples(run)
         run.texts["samples.txt"] = "\n---\n".join(data.text.decode(draws)) + "\n"
+
+
+def stage(run: Run, message: str, always: bool = False) -> None:
+    """Say on stderr what the run does after training (when progress is shown)."""
+    import sys
+
+    from pyrogen.infer.loop import default_progress
+
+    shown = run.options.progress if run.options.progress is not None else default_progress()
+    if shown or always:
+        print(f"pyrogen fit {run.name}: {message}", file=sys.stderr, flush=True)
+
+
+def affordable_draws(sample, wanted: int, budget: float) -> tuple[torch.Tensor, int, float]:
+    """Up to ``wanted`` draws of ``sample(n)`` within about ``budget`` seconds: one draw
+    is timed and the count cut to what the budget allows at that rate (an upper bound
+    of the cost: a batched sampler draws n for less than n times one). Returns the
+    draws, their count and the seconds one took."""
+    import time
+
+    began = time.perf_counter()
+    first = sample(1)
+    each = time.perf_counter() - began
+    count = int(min(wanted, max(1, budget // max(each, 1e-9))))
+    if count == 1:
+        return first, count, each
+    return torch.cat([torch.as_tensor(first), torch.as_tensor(sample(count - 1))]), count, each
+
+
+def draw_samples(run: Run) -> torch.Tensor:
+    """The pictures' draws: ``--samples`` of them, or up to 16 in about as long as the
+    training took (at least 30 seconds), saying so when fewer are drawn."""
+    if run.options.samples is not None:
+        stage(run, f"drawing {run.options.samples} samples")
+        return run.model.sample(run.options.samples)
+    budget = max(30.0, run.fit.elapsed)
+    stage(run, f"drawing up to 16 samples within {budget:.0f} s")
+    draws, count, each = affordable_draws(run.model.sample, 16, budget)
+    if count < 16:
+        stage(
+            run,
+            f"16 samples would take about {16 * each:.0f} s (as long as training's "
+            f"{budget:.0f} s allows): drew {count}; --samples N draws N",
+            always=True,
+        )
+    run.metrics["samples_drawn"] = count
+    return draws
 
 
 def _generic_report(run: Run) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 BENCH_DIR = Path(__file__).parents[1] / "bench"
-BENCHES = sorted(BENCH_DIR.glob("*.py"))
+BENCHES = sorted(p for p in BENCH_DIR.glob("*.py") if not p.name.startswith("_"))  # _: helpers
 AR_MNIST = BENCH_DIR / "ar_mnist.py"
 
 

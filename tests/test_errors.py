@@ -73,3 +73,46 @@ def test_resuming_with_fewer_steps_says_the_run_is_longer(x, tmp_path):
     with pytest.warns(UserWarning, match="holds 30 steps, more than num_steps=10"):
         again = pyrogen.fit(GaussianMixture(2), x, num_steps=10, **options)
     assert again.num_steps == 30
+
+
+def test_post_training_draws_are_sized_to_a_budget():
+    import time
+
+    from pyrogen.runs import affordable_draws
+
+    calls = []
+
+    def slow(n):
+        calls.append(n)
+        time.sleep(0.05 * n)
+        return torch.zeros(n, 3)
+
+    draws, count, each = affordable_draws(slow, wanted=16, budget=0.2)
+    assert 1 <= count <= 4 and draws.shape == (count, 3) and each >= 0.05
+    assert sum(calls) == count  # one timed draw, then the rest
+    draws, count, _ = affordable_draws(lambda n: torch.zeros(n, 3), wanted=16, budget=30)
+    assert count == 16 and draws.shape == (16, 3)
+
+
+def test_a_diverged_guide_is_flagged_in_the_inference_report():
+    from pyrogen.report import InferenceReport, flag_rows
+
+    def row(method, elbo, error=0.1):
+        return dict(
+            method=method,
+            seconds=1.0,
+            ess_per_second=None,
+            elbo=elbo,
+            max_mean_error=error,
+            min_variance_ratio=1.0,
+            max_variance_ratio=1.0,
+        )
+
+    rows = [row("nuts", None, 0.0), row("mean_field", -101.0), row("full_rank", -100.2)]
+    rows += [row("low_rank", -100.5), row("flow", 95945.0, 40.0), row("spline", float("nan"))]
+    flag_rows(rows)
+    flags = {r["method"]: r["flags"] for r in rows}
+    assert flags["nuts"] == flags["mean_field"] == flags["full_rank"] == []
+    assert "above every other: diverged" in flags["flow"][0] and "3 NUTS sds" in flags["flow"][1]
+    assert flags["spline"] == ["ELBO not finite: diverged"]
+    assert "diverged" in str(InferenceReport(rows))
