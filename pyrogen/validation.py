@@ -68,10 +68,17 @@ def as_data_tensor(
     return tensor
 
 
-def check_finite_values(tensor: torch.Tensor, name: str = "data") -> None:
-    """Raise a ``ValueError`` naming ``name`` and the first bad index on NaN or infinity."""
-    finite = torch.isfinite(tensor)
-    if not bool(finite.all()):
+def check_finite_values(tensor: torch.Tensor, name: str = "data", chunk: int = 1 << 20) -> None:
+    """Raise a ``ValueError`` naming ``name`` and the first bad index on NaN or infinity.
+    Checked ``chunk`` elements at a time: ``torch.isfinite`` makes temporaries the size
+    of its input (an absolute value, two masks), which for data of N x D would be more
+    memory than the data itself."""
+    flat = tensor.reshape(-1)
+    for start in range(0, flat.numel(), chunk):
+        part = flat[start : start + chunk]
+        if bool(torch.isfinite(part).all()):
+            continue
+        finite = torch.isfinite(tensor)
         bad = (~finite).nonzero()[0].tolist()
         kind = "NaN" if bool(torch.isnan(tensor).any()) else "infinite"
         raise ValueError(f"{name}: contains {kind} values (first at index {tuple(bad)})")

@@ -124,3 +124,14 @@ def test_the_binary_check_refuses_every_float_next_to_0_and_1(dtype):
         x[0, 0] = value
         with pytest.raises(ValueError, match="classes"):
             as_examples(x, (4,), like, num_classes=3)
+
+
+@pytest.mark.parametrize("bad, kind", [(float("nan"), "NaN"), (float("inf"), "infinite")])
+def test_the_finite_check_finds_a_bad_value_in_any_chunk(bad, kind):
+    from pyrogen.validation import check_finite_values
+
+    x = torch.zeros(5, 3)
+    x[3, 1] = bad  # element 10: the third chunk of four
+    with pytest.raises(ValueError, match=rf"x: contains {kind} values \(first at index \(3, 1\)\)"):
+        check_finite_values(x, "x", chunk=4)
+    check_finite_values(torch.zeros(5, 3), "x", chunk=4)
