@@ -11,6 +11,7 @@ from pyrogen.models.autoregressive import (
     TransformerDecoder,
     WaveNet,
 )
+from pyrogen.models.flows import IAF, MAF, NICE, NSF, RealNVP
 from pyrogen.models.fourier import (
     DeepFactorizedDensity,
     FourierDensity,
@@ -34,6 +35,11 @@ from pyrogen.models.timeseries import (
 from pyrogen.models.vae import VAE, Autoencoder, HierarchicalVAE
 
 __all__ = [
+    "IAF",
+    "MAF",
+    "NICE",
+    "NSF",
+    "RealNVP",
     "FVSBN",
     "DeepNADE",
     "MADE",

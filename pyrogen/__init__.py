@@ -1,7 +1,7 @@
 """pyrogen: classic generative models as Pyro model/guide pairs, fitted by generic engines."""
 
 from pyrogen import compat as compat  # registers the NumPyro pyro-api backend
-from pyrogen import data, metrics
+from pyrogen import data, metrics, toy
 from pyrogen.diagnostics import Comparison, compare_draws, compare_to_reference, crosscheck
 from pyrogen.fit import METHODS, Fit, fit
 from pyrogen.report import InferenceReport, compare_inference
@@ -25,5 +25,6 @@ __all__ = [
     "data",
     "fit",
     "metrics",
+    "toy",
     "sbc",
 ]

@@ -1,0 +1,168 @@
+"""Normalizing flows: the change of variables to the letter, directions, closed forms."""
+
+import numpy as np
+import pyro.distributions.transforms as T
+import pytest
+import torch
+from pyro.nn import DenseNN
+from pyrogen.models import IAF, MAF, NICE, NSF, RealNVP
+
+import pyrogen
+from pyrogen import toy
+from pyrogen.transforms import AdditiveCoupling, Scaling
+
+FLOWS = {
+    "nice": lambda d: NICE((d,), layers=3, hidden=(8,)),
+    "nice-normal": lambda d: NICE((d,), layers=2, hidden=(8,), base="normal"),
+    "realnvp": lambda d: RealNVP((d,), layers=3, hidden=(8,)),
+    "maf": lambda d: MAF((d,), layers=2, hidden=(8,)),
+    "iaf": lambda d: IAF((d,), layers=2, hidden=(8,)),
+    "nsf": lambda d: NSF((d,), layers=2, hidden=(8,)),
+    "nsf-autoregressive": lambda d: NSF((d,), layers=2, hidden=(8,), autoregressive=True),
+}
+
+
+def _randomize(model):
+    """Weights away from their start (zero scalings, identity splines)."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return model
+
+
+def _logdet_by_autograd(fn, x):
+    """log |det d fn / dx| at each row of x, from the full Jacobian."""
+    out = []
+    for row in x:
+        jacobian = torch.autograd.functional.jacobian(fn, row)
+        out.append(torch.linalg.slogdet(jacobian).logabsdet)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("name", sorted(FLOWS))
+def test_log_prob_is_the_change_of_variables_by_autograd(name):
+    torch.manual_seed(0)
+    model = _randomize(FLOWS[name](3))
+    x = torch.randn(5, 3)
+    expected = model.base().log_prob(model.inverse(x)) + _logdet_by_autograd(model.inverse, x)
+    torch.testing.assert_close(model.log_prob(x), expected, rtol=1e-8, atol=1e-8)
+    z = torch.randn(5, 3)
+    torch.testing.assert_close(model.inverse(model.forward(z)), z, rtol=1e-7, atol=1e-7)
+    torch.testing.assert_close(model.forward(model.inverse(x)), x, rtol=1e-7, atol=1e-7)
+
+
+@pytest.mark.parametrize("transform", ["additive", "scaling"])
+def test_the_new_transforms_jacobians_and_inverses(transform):
+    torch.manual_seed(1)
+    if transform == "additive":
+        t = AdditiveCoupling(2, DenseNN(2, [6], [3]))
+    else:
+        t = Scaling(5)
+        torch.nn.init.normal_(t.log_scale)
+    x = torch.randn(4, 5)
+    y = t(x)
+    torch.testing.assert_close(t.log_abs_det_jacobian(x, y), _logdet_by_autograd(t, x))
+    torch.testing.assert_close(t.inv(y), x)
+    if transform == "additive":  # volume-preserving, and the first part passes through
+        assert torch.equal(y[:, :2], x[:, :2]) and t.log_abs_det_jacobian(x, y).abs().max() == 0
+
+
+def test_nice_coupling_is_realnvps_with_no_scale():
+    torch.manual_seed(2)
+    shift = DenseNN(2, [6], [2])
+
+    class ShiftOnly(torch.nn.Module):
+        def forward(self, x1):
+            m = shift(x1)
+            return m, torch.zeros_like(m)
+
+    additive, affine = AdditiveCoupling(2, shift), T.AffineCoupling(2, ShiftOnly())
+    x = torch.randn(6, 4)
+    torch.testing.assert_close(additive(x), affine(x))
+    torch.testing.assert_close(
+        affine.log_abs_det_jacobian(x, affine(x)), additive.log_abs_det_jacobian(x, additive(x))
+    )
+
+
+def _calls(module, fn):
+    count = [0]
+    handle = module.register_forward_hook(lambda *args: count.__setitem__(0, count[0] + 1))
+    try:
+        fn()
+    finally:
+        handle.remove()
+    return count[0]
+
+
+def test_maf_scores_in_one_pass_and_iaf_samples_in_one_pass():
+    """Pyro's AffineAutoregressive is the IAF direction; MAF uses its inverse."""
+    torch.manual_seed(3)
+    d, x = 4, torch.randn(7, 4)
+    maf, iaf = MAF((d,), layers=1, hidden=(8,)), IAF((d,), layers=1, hidden=(8,))
+    maf_net, iaf_net = maf.layers[0].arn, iaf.layers[0].arn
+    assert _calls(maf_net, lambda: maf.log_prob(x)) == 1
+    assert _calls(maf_net, lambda: maf.sample(3)) == d
+    assert _calls(iaf_net, lambda: iaf.sample(3)) == 1
+    assert _calls(iaf_net, lambda: iaf.log_prob(x)) == d
+
+
+@pytest.mark.parametrize("cls", [RealNVP, MAF])
+def test_a_flow_fitted_to_a_gaussian_reaches_its_density(cls):
+    """The truth is Gaussian: KL(truth || fit) on held-out draws ends near 0."""
+    torch.manual_seed(4)
+    cov = np.array([[1.0, 0.8], [0.8, 1.0]])
+    rng = np.random.default_rng(0)
+    train = rng.multivariate_normal([1.0, -1.0], cov, size=4000)
+    test = rng.multivariate_normal([1.0, -1.0], cov, size=4000)
+    flow = cls((2,), layers=4, hidden=(32, 32))
+    pyrogen.fit(flow, train, method="mle", lr=3e-3, batch_size=256, num_epochs=40, progress=False)
+    truth = torch.distributions.MultivariateNormal(torch.tensor([1.0, -1.0]), torch.tensor(cov))
+    true_log_p = truth.log_prob(torch.as_tensor(test)).mean()
+    kl = float(true_log_p - flow.log_prob(test).mean())
+    assert -0.02 < kl < 0.03, kl
+
+
+def test_bad_options_are_refused_by_name():
+    with pytest.raises(ValueError, match="data_shape: NICE couples two halves"):
+        NICE((1,))
+    with pytest.raises(ValueError, match="base: must be one of"):
+        NICE((2,), base="uniform")
+    with pytest.raises(ValueError, match="hidden: RealNVP needs at least one hidden layer"):
+        RealNVP((2,), hidden=())
+    with pytest.raises(ValueError, match="bound: must be a positive number"):
+        NSF((2,), bound=-1.0)
+    with pytest.raises(ValueError, match="data_shape: flows here take vectors"):
+        MAF((2, 2))
+    with pytest.raises(ValueError, match="contains NaN"):
+        RealNVP((2,), hidden=(4,)).log_prob(np.array([[0.0, np.nan]]))
+    with pytest.raises(ValueError, match="context: RealNVP is unconditional"):
+        RealNVP((2,), hidden=(4,)).distribution(context=torch.zeros(2))
+
+
+@pytest.mark.parametrize("name", toy.TOY_DENSITIES)
+def test_toy_densities_normalize_and_their_draws_are_in_their_support(name):
+    # a box holding all but a negligible part of the mass, cells of 0.02 (sd 0.1)
+    (low, high), (bottom, top) = ((-1.6, 2.6), (-1.1, 1.6)) if name == "moons" else ((-6, 6),) * 2
+    gx, gy = np.arange(low, high + 1e-9, 0.02), np.arange(bottom, top + 1e-9, 0.02)
+    xx, yy = np.meshgrid(gx, gy, indexing="ij")
+    density = np.exp(toy.log_density(name, np.stack([xx.ravel(), yy.ravel()], -1)))
+    integral = np.trapezoid(np.trapezoid(density.reshape(xx.shape), gy, axis=1), gx)
+    assert integral == pytest.approx(1.0, abs=1e-2)
+    draws = toy.sample(name, 2000, seed=1)
+    assert draws.shape == (2000, 2) and np.isfinite(toy.log_density(name, draws)).all()
+    with pytest.raises(ValueError, match="name: unknown toy density"):
+        toy.sample("spiral", 10)
+
+
+@pytest.mark.parametrize("name", sorted(FLOWS))
+def test_flow_densities_integrate_to_one(name):
+    torch.manual_seed(5)
+    model = _randomize(FLOWS[name](2))
+    # affine layers' scales and a logistic base reach far; splines (identity outside
+    # [-3, 3]) have fine detail near the data
+    spline = name.startswith("nsf")
+    grid = torch.linspace(-8, 8, 1601) if spline else torch.linspace(-25, 25, 1001)
+    xx, yy = torch.meshgrid(grid, grid, indexing="ij")
+    density = model.log_prob(torch.stack([xx.ravel(), yy.ravel()], -1)).exp()
+    integral = torch.trapezoid(torch.trapezoid(density.reshape(xx.shape), grid, dim=1), grid)
+    assert float(integral) == pytest.approx(1.0, abs=3e-3)
