@@ -58,7 +58,7 @@ from pyro.nn import DenseNN
 from torch import nn
 
 from pyrogen.transforms import AdditiveCoupling, Scaling
-from pyrogen.validation import check_choice, check_data_shape, check_positive_int
+from pyrogen.validation import as_data_tensor, check_choice, check_data_shape, check_positive_int
 from pyrogen.zoo import DensityModel, register
 
 __all__ = ["IAF", "MAF", "NICE", "NSF", "RealNVP"]
@@ -114,14 +114,27 @@ class _Flow(DensityModel):
             raise ValueError(f"context: {type(self).__name__} is unconditional")
         return dist.TransformedDistribution(self.base(), self.transforms())
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def _points(self, value, name: str) -> torch.Tensor:
+        """``value`` as a tensor of D-vectors in the flow's dtype and device (a tensor
+        keeps its autograd graph; arrays are checked as data)."""
+        reference = next(self.parameters())
+        if not isinstance(value, torch.Tensor):
+            value = as_data_tensor(value, name)
+        points = value.to(reference)
+        if points.dim() == 0 or points.shape[-1] != self.dim:
+            raise ValueError(f"{name}: expected shape (..., {self.dim}), got {tuple(points.shape)}")
+        return points
+
+    def forward(self, z) -> torch.Tensor:
         """Base draws z (..., D) mapped to data space."""
+        z = self._points(z, "z")
         for transform in self.transforms():
             z = transform(z)
         return z
 
-    def inverse(self, x: torch.Tensor) -> torch.Tensor:
+    def inverse(self, x) -> torch.Tensor:
         """Data x (..., D) mapped to the base space (the latent codes)."""
+        x = self._points(x, "x")
         for transform in reversed(self.transforms()):
             x = transform.inv(x)
         return x
