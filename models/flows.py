@@ -58,7 +58,13 @@ from pyro.nn import DenseNN
 from torch import nn
 
 from pyrogen.transforms import AdditiveCoupling, Scaling
-from pyrogen.validation import as_data_tensor, check_choice, check_data_shape, check_positive_int
+from pyrogen.validation import (
+    as_data_tensor,
+    check_choice,
+    check_data_shape,
+    check_positive_int,
+    check_widths,
+)
 from pyrogen.zoo import DensityModel, register
 
 __all__ = ["IAF", "MAF", "NICE", "NSF", "RealNVP"]
@@ -146,13 +152,7 @@ def _coupling_split(dim: int, name: str) -> int:
     return dim // 2
 
 
-def _widths(hidden, name: str) -> list[int]:
-    widths = [int(h) for h in hidden]
-    if not widths:
-        raise ValueError(f"hidden: {name} needs at least one hidden layer")
-    for width in widths:
-        check_positive_int(width, "hidden")
-    return widths
+_widths = check_widths
 
 
 @register("nice")
@@ -231,16 +231,18 @@ class MAF(_Flow):
         hidden: each MADE's hidden widths.
     """
 
+    direction = "density"  # Pyro's AffineAutoregressive inverted: data -> noise in a pass
+
     def __init__(self, data_shape, layers: int = 5, hidden=(256, 256)):
         super().__init__()
         dim = check_data_shape(data_shape)[0]
-        modules = _autoregressive_layers(dim, layers, hidden, "MAF")
-        self.normalize(hidden=[int(h) for h in hidden])
-        self._setup(modules, direction="density")
+        modules = _autoregressive_layers(dim, layers, hidden, type(self).__name__)
+        self.normalize(hidden=check_widths(hidden, type(self).__name__))
+        self._setup(modules, direction=self.direction)
 
 
 @register("iaf")
-class IAF(_Flow):
+class IAF(MAF):
     """Inverse autoregressive flow: the same layers in the sampling direction, so
     ``sample`` is one pass and ``log_prob`` D passes (Kingma et al. 2016).
 
@@ -250,12 +252,7 @@ class IAF(_Flow):
         hidden: each MADE's hidden widths.
     """
 
-    def __init__(self, data_shape, layers: int = 5, hidden=(256, 256)):
-        super().__init__()
-        dim = check_data_shape(data_shape)[0]
-        modules = _autoregressive_layers(dim, layers, hidden, "IAF")
-        self.normalize(hidden=[int(h) for h in hidden])
-        self._setup(modules)
+    direction = "sample"
 
 
 @register("nsf")

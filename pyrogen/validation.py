@@ -180,3 +180,17 @@ def as_examples(
         check_finite_values(x, name)
         raise ValueError(f"{name}: expected integer classes in [0, {num_classes})")
     return x
+
+
+def check_widths(hidden, family: str) -> list[int]:
+    """A network's hidden layer widths: at least one layer, each of a positive width,
+    as a list of ints; errors name ``hidden`` and the model ``family``."""
+    try:
+        widths = [int(h) for h in hidden]
+    except (TypeError, ValueError):
+        raise TypeError(f"hidden: expected a list of layer widths, got {hidden!r}") from None
+    if not widths:
+        raise ValueError(f"hidden: {family} needs at least one hidden layer")
+    for width in widths:
+        check_positive_int(width, "hidden")
+    return widths

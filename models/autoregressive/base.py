@@ -9,7 +9,7 @@ import pyro.distributions as dist
 import torch
 
 from pyrogen.distributions import NetworkDistribution
-from pyrogen.validation import check_positive_int
+from pyrogen.validation import check_positive_int, check_widths
 from pyrogen.zoo import DensityModel
 
 __all__ = []
@@ -99,14 +99,7 @@ def _sample_running(W: torch.Tensor, c: torch.Tensor, n: int, draw) -> torch.Ten
     return x
 
 
-def _hidden_widths(hidden, family: str) -> list[int]:
-    """At least one hidden layer, each of a positive width."""
-    hidden = [int(h) for h in hidden]
-    if not hidden:
-        raise ValueError(f"hidden: {family} needs at least one hidden layer")
-    for h in hidden:
-        check_positive_int(h, "hidden")
-    return hidden
+_hidden_widths = check_widths
 
 
 def _member_log_probs(model, x, members, use) -> torch.Tensor:
