@@ -152,9 +152,6 @@ def _coupling_split(dim: int, name: str) -> int:
     return dim // 2
 
 
-_widths = check_widths
-
-
 @register("nice")
 class NICE(_Flow):
     """NICE: additive coupling layers with alternating halves and a final diagonal
@@ -172,7 +169,7 @@ class NICE(_Flow):
         super().__init__()
         check_positive_int(layers, "layers")
         dim = check_data_shape(data_shape)[0]
-        split, widths = _coupling_split(dim, "NICE"), _widths(hidden, "NICE")
+        split, widths = _coupling_split(dim, "NICE"), check_widths(hidden, "NICE")
         modules = [
             AdditiveCoupling(split, DenseNN(split, widths, [dim - split])) for _ in range(layers)
         ]
@@ -200,7 +197,7 @@ class RealNVP(_Flow):
         super().__init__()
         check_positive_int(layers, "layers")
         dim = check_data_shape(data_shape)[0]
-        split, widths = _coupling_split(dim, "RealNVP"), _widths(hidden, "RealNVP")
+        split, widths = _coupling_split(dim, "RealNVP"), check_widths(hidden, "RealNVP")
         modules = [
             T.AffineCoupling(split, DenseNN(split, widths, [dim - split, dim - split]))
             for _ in range(layers)
@@ -209,14 +206,15 @@ class RealNVP(_Flow):
         self._setup(modules)
 
 
-def _autoregressive_layers(dim: int, layers: int, hidden, name: str) -> list:
+def _autoregressive_layers(dim: int, layers: int, hidden, name: str) -> tuple[list, list[int]]:
     from pyro.nn import AutoRegressiveNN
 
     check_positive_int(layers, "layers")
     if dim < 2:
         raise ValueError(f"data_shape: {name} needs D >= 2")
-    widths = _widths(hidden, name)
-    return [T.AffineAutoregressive(AutoRegressiveNN(dim, widths)) for _ in range(layers)]
+    widths = check_widths(hidden, name)
+    modules = [T.AffineAutoregressive(AutoRegressiveNN(dim, widths)) for _ in range(layers)]
+    return modules, widths
 
 
 @register("maf")
@@ -236,8 +234,8 @@ class MAF(_Flow):
     def __init__(self, data_shape, layers: int = 5, hidden=(256, 256)):
         super().__init__()
         dim = check_data_shape(data_shape)[0]
-        modules = _autoregressive_layers(dim, layers, hidden, type(self).__name__)
-        self.normalize(hidden=check_widths(hidden, type(self).__name__))
+        modules, widths = _autoregressive_layers(dim, layers, hidden, type(self).__name__)
+        self.normalize(hidden=widths)
         self._setup(modules, direction=self.direction)
 
 
@@ -285,7 +283,7 @@ class NSF(_Flow):
         if not (isinstance(bound, (int, float)) and math.isfinite(bound) and bound > 0):
             raise ValueError(f"bound: must be a positive number, got {bound!r}")
         dim = check_data_shape(data_shape)[0]
-        widths = _widths(hidden, "NSF")
+        widths = check_widths(hidden, "NSF")
         if autoregressive:
             modules = [
                 T.spline_autoregressive(dim, widths, count_bins=bins, bound=float(bound))

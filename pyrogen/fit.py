@@ -193,18 +193,18 @@ def fit(
     target, args = _prepare(model, args, method, svi, run)
     pyro.set_rng_seed(seed)
     result = Fit(method=method, model=model, args=args, kwargs=kwargs)
-    if checkpoint is not None:  # what a checkpoint must match to be resumed
-        result.diagnostics["fingerprint"] = _fingerprint(model, target, method, seed, args)
+    # what a checkpoint must match to be resumed (hashing the data costs time)
+    run_id = _fingerprint(model, target, method, seed, args) if checkpoint is not None else None
     began = time.perf_counter()
     with data_dtype(args):  # what Pyro makes (autoguide parameters, ...) matches the data
         if method == "em":
-            fit_em(target, args, run, result)
+            fit_em(target, args, run, result, run_id)
         else:
             init_values = _start(target, run.init, args, kwargs)
             if method == "nuts":
-                fit_nuts(target, args, kwargs, nuts, run, result, init_values)
+                fit_nuts(target, args, kwargs, nuts, run, result, init_values, run_id)
             else:
-                fit_svi(target, args, kwargs, method, svi, run, result, init_values)
+                fit_svi(target, args, kwargs, method, svi, run, result, init_values, run_id)
     result.elapsed = time.perf_counter() - began
     return result
 

@@ -89,12 +89,12 @@ def log_density(name: str, x) -> np.ndarray:
             return np.where(inside, -math.log(8.0), -np.inf)
     t = np.linspace(0, np.pi, 2001)
     curves = _moon_curves(t).reshape(-1, 2)  # the two curves, t on a fine grid
+    # the mean over t of each curve by the trapezoid rule, then over the two curves
+    weights = np.full(len(t), 1.0)
+    weights[[0, -1]] = 0.5
+    log_w = np.log(weights / weights.sum())
     out = np.empty(len(x))
     for start in range(0, len(x), 1000):  # (1000, 4002) temporaries at a time
         part = _log_normal_2d(x[start : start + 1000], curves).reshape(-1, 2, len(t))
-        # the mean over t of each curve by the trapezoid rule, then over the two curves
-        weights = np.full(len(t), 1.0)
-        weights[[0, -1]] = 0.5
-        log_w = np.log(weights / weights.sum())
         out[start : start + 1000] = _logmeanexp(np.logaddexp.reduce(part + log_w, axis=-1), 1)
     return out

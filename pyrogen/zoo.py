@@ -434,8 +434,10 @@ class DensityModel(NetworkModel):
 
     def bits_per_dim(self, x) -> torch.Tensor:
         """-log2 p(x) / D per example (bits per character for text)."""
-        (x,) = self.prepare(x)
-        return -self.log_prob(x) / (max(1, x[0].numel()) * math.log(2.0))
+        import numpy as np
+
+        dims = math.prod(np.shape(x)[1:]) or 1  # the data are checked by log_prob
+        return -self.log_prob(x) / (dims * math.log(2.0))
 
     def anomaly_score(self, x) -> torch.Tensor:
         """-log p(x) per example (nats): high where the model finds x unlikely, the

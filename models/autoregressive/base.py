@@ -9,7 +9,7 @@ import pyro.distributions as dist
 import torch
 
 from pyrogen.distributions import NetworkDistribution
-from pyrogen.validation import check_positive_int, check_widths
+from pyrogen.validation import check_positive_int
 from pyrogen.zoo import DensityModel
 
 __all__ = []
@@ -97,9 +97,6 @@ def _sample_running(W: torch.Tensor, c: torch.Tensor, n: int, draw) -> torch.Ten
             x[:, d] = draw(torch.sigmoid(a), d)
             a += x[:, d : d + 1] * W[:, d]
     return x
-
-
-_hidden_widths = check_widths
 
 
 def _member_log_probs(model, x, members, use) -> torch.Tensor:

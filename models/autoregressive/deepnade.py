@@ -11,7 +11,6 @@ import torch
 from pyro import poutine
 from pyrogen.models.autoregressive.base import (
     _Autoregressive,
-    _hidden_widths,
     _member_log_probs,
     _sample_members,
 )
@@ -23,6 +22,7 @@ from pyrogen.validation import (
     check_choice,
     check_data_shape,
     check_positive_int,
+    check_widths,
 )
 from pyrogen.zoo import data_plate, register
 
@@ -82,7 +82,7 @@ class DeepNADE(_Autoregressive):
         step_loss: str = "mean",
     ):
         super().__init__()
-        hidden = _hidden_widths(hidden, "DeepNADE")
+        hidden = check_widths(hidden, "DeepNADE")
         check_positive_int(num_orderings, "num_orderings")
         check_bool(data_order, "data_order")
         check_positive_int(steps, "steps")

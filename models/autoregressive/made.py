@@ -9,7 +9,6 @@ import torch
 from pyro.nn.auto_reg_nn import MaskedLinear
 from pyrogen.models.autoregressive.base import (
     _Autoregressive,
-    _hidden_widths,
     _member_log_probs,
     _sample_members,
 )
@@ -20,6 +19,7 @@ from pyrogen.validation import (
     check_bool,
     check_data_shape,
     check_positive_int,
+    check_widths,
 )
 from pyrogen.zoo import register
 
@@ -48,7 +48,7 @@ class MADE(_Autoregressive):
     ):
         super().__init__()
         check_bool(direct, "direct")
-        hidden = _hidden_widths(hidden, "MADE")
+        hidden = check_widths(hidden, "MADE")
         check_positive_int(num_masks, "num_masks")
         self._setup(
             data_shape=check_data_shape(data_shape),

@@ -38,12 +38,13 @@ class EMEngine:
         self.model.load_state_dict(state["model"])
 
 
-def fit_em(target, args, run, result):
+def fit_em(target, args, run, result, fingerprint: dict | None = None):
     """``fit(method="em")``: ``config.n_init`` runs of EM from fresh starts (each with a
-    checkpoint of its own), the one with the highest final log-likelihood kept."""
+    checkpoint of its own, matched against ``fingerprint``), the one with the highest
+    final log-likelihood kept."""
     x = args[0]
     n_init = getattr(target.config, "n_init", 1)
-    fingerprint = result.diagnostics.pop("fingerprint", None) or {}
+    fingerprint = fingerprint or {}
     best = None
     for attempt in range(n_init):
         path = run.checkpoint

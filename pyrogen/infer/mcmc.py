@@ -107,7 +107,16 @@ def run_nuts(
     )
 
 
-def fit_nuts(target, args, kwargs, nuts: NUTSOptions, run: RunOptions, result, init_values):
+def fit_nuts(
+    target,
+    args,
+    kwargs,
+    nuts: NUTSOptions,
+    run: RunOptions,
+    result,
+    init_values,
+    fingerprint: dict | None = None,
+):
     """``fit(method="nuts")``: the backend chosen (NumPyro for pyro-api models under
     ``"auto"``), the chains run, draws relabelled where the model does that, and the
     posterior means absorbed by the model and kept in ``result.params``."""
@@ -139,7 +148,7 @@ def fit_nuts(target, args, kwargs, nuts: NUTSOptions, run: RunOptions, result, i
         init_values=init_values,
         progress=bool(run.progress),
         checkpoint=run.checkpoint,
-        fingerprint=result.diagnostics.pop("fingerprint", None),
+        fingerprint=fingerprint,
         trust_checkpoint=run.trust_checkpoint,
     )
     samples = target.relabel(mcmc.samples) if isinstance(target, SupportsRelabel) else mcmc.samples

@@ -477,7 +477,7 @@ def fitted_parameters(target) -> dict[str, torch.Tensor]:
     return {name: value.detach().clone() for name, value in pyro.get_param_store().items()}
 
 
-def fit_svi(target, args, kwargs, method, options, run, result, init_values):
+def fit_svi(target, args, kwargs, method, options, run, result, init_values, fingerprint=None):
     """``fit(method="svi" | "map" | "mle")``: the guide and ELBO chosen from the model's
     structure (read on two examples when minibatched), then the shared loop."""
     import math
@@ -498,9 +498,8 @@ def fit_svi(target, args, kwargs, method, options, run, result, init_values):
         vectorize_particles=options.vectorize_particles,
         jit=target.jit_safe if options.jit is None else options.jit,
     )
-    fingerprint = result.diagnostics.pop("fingerprint", None)
     if fingerprint is not None:  # resuming under another optimizer would change the run
-        fingerprint["training"] = _training_record(options)
+        fingerprint = {**fingerprint, "training": _training_record(options)}
     engine = SVIEngine(
         target.model,
         guide,
