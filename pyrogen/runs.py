@@ -281,6 +281,12 @@ def fit_options(cls, model, options, method: str) -> dict:
     for the others."""
     from pyrogen.zoo import SupportsMinibatches
 
+    common = {"method": method, "seed": options.seed, "progress": options.progress}
+    if method == "nuts":
+        chains = {"num_chains": options.num_chains, "num_samples": options.num_samples}
+        return {"num_warmup": options.num_warmup, **chains, **common}
+    if method == "em":
+        return {"num_steps": options.num_steps, **common}
     fitted = {"lr": 0.05}
     if isinstance(model, SupportsMinibatches):
         fitted = {"lr": 1e-3, "batch_size": 128, "num_epochs": 10}
@@ -296,15 +302,7 @@ def fit_options(cls, model, options, method: str) -> dict:
     fitted.update({k: v for k, v in given.items() if v is not None})
     if fitted.get("num_steps") is not None:
         fitted.pop("num_epochs", None)
-    if method == "nuts":
-        fitted = {
-            "num_warmup": options.num_warmup,
-            "num_samples": options.num_samples,
-            "num_chains": options.num_chains,
-        }
-    elif method == "em":
-        fitted = {"num_steps": options.num_steps}
-    return {**fitted, "method": method, "seed": options.seed, "progress": options.progress}
+    return {**fitted, **common}
 
 
 def execute(name: str, options) -> Run:
@@ -316,15 +314,15 @@ def execute(name: str, options) -> Run:
     if not issubclass(cls, NetworkModel):
         torch.set_default_dtype(torch.float64)
     method = options.method or getattr(cls, "cli_method", None) or cls.default_method
+    methods = supported_methods(cls)  # refused before any data is loaded
+    if method not in methods:
+        raise RunError(f"--method {method} is not one of {', '.join(methods)} for {name}")
     options.default_data = getattr(cls, "cli_default_data", None)
     recipe = _hook(getattr(cls, "cli_data", "table"), DATA, "cli_data")
     run_data = recipe(options)
     try:
         torch.manual_seed(options.seed)
         model = build_model(cls, options, run_data, method)
-        methods = supported_methods(model)
-        if method not in methods:
-            raise RunError(f"--method {method} is not one of {', '.join(methods)} for {name}")
         keywords = fit_options(cls, model, options, method)
         keywords["checkpoint"] = options.checkpoint
         keywords["trust_checkpoint"] = options.trust_checkpoint
