@@ -11,7 +11,7 @@ from pyrogen.models.autoregressive import (
     TransformerDecoder,
     WaveNet,
 )
-from pyrogen.models.flows import IAF, MAF, NICE, NSF, RealNVP
+from pyrogen.models.flows import IAF, MAF, NICE, NSF, Glow, RealNVP
 from pyrogen.models.fourier import (
     DeepFactorizedDensity,
     FourierDensity,
@@ -35,6 +35,7 @@ from pyrogen.models.timeseries import (
 from pyrogen.models.vae import VAE, Autoencoder, HierarchicalVAE
 
 __all__ = [
+    "Glow",
     "IAF",
     "MAF",
     "NICE",

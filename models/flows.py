@@ -51,13 +51,22 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pyro.distributions as dist
 import pyro.distributions.transforms as T
 import torch
-from pyro.nn import DenseNN
+from pyro.distributions.conditional import ConditionalTransform
+from pyro.nn import ConditionalDenseNN, DenseNN
 from torch import nn
 
-from pyrogen.transforms import AdditiveCoupling, Scaling
+from pyrogen.transforms import (
+    ActNorm,
+    AdditiveCoupling,
+    ConditionalAdditiveCoupling,
+    ConditionalSplineCoupling,
+    MultiscaleFlow,
+    Scaling,
+)
 from pyrogen.validation import (
     as_data_tensor,
     check_choice,
@@ -67,9 +76,43 @@ from pyrogen.validation import (
 )
 from pyrogen.zoo import DensityModel, register
 
-__all__ = ["IAF", "MAF", "NICE", "NSF", "RealNVP"]
+__all__ = ["Glow", "IAF", "MAF", "NICE", "NSF", "RealNVP"]
 
 BASES = ("normal", "logistic")
+NORMS = ("batch", "act")
+
+
+def _context_dim(context_dim) -> int | None:
+    if context_dim is None:
+        return None
+    return check_positive_int(context_dim, "context_dim")
+
+
+def _dense(split: int, context_dim: int | None, widths: list[int], out: list[int]) -> nn.Module:
+    """The coupling network of x_1 (and the context, if any)."""
+    if context_dim:
+        return ConditionalDenseNN(split, context_dim, widths, out)
+    return DenseNN(split, widths, out)
+
+
+def _norms(norm: str | None, dim: int, layers: int) -> list | None:
+    """A normalization after each layer: Pyro's ``BatchNorm`` (batch statistics while
+    training, running averages after) or :class:`~pyrogen.transforms.ActNorm`."""
+    if norm is None:
+        return None
+    check_choice(norm, "norm", NORMS)
+    return [T.BatchNorm(dim) if norm == "batch" else ActNorm(dim) for _ in range(layers)]
+
+
+def clear_caches(module: nn.Module) -> None:
+    """Drop every transform's one-entry cache of its last (input, output): a
+    full-batch fit passes the same data tensor at every step, and a cached output from
+    the previous step's graph would be reused (and backpropagated through twice)."""
+    for part in module.modules():
+        if hasattr(part, "_cached_x_y"):
+            part._cached_x_y = None, None
+        if hasattr(part, "_last"):
+            part._last = None
 
 
 class _Flow(DensityModel):
@@ -80,7 +123,9 @@ class _Flow(DensityModel):
 
     cli_data = "toy2d"  # pyrogen fit NAME: --data ring|grid|checkerboard|moons|FILE.csv
 
-    def _setup(self, modules: list, base: str = "normal", direction: str = "sample") -> None:
+    def _setup(
+        self, modules: list, base: str = "normal", direction: str = "sample", norms=None
+    ) -> None:
         self.normalize(data_shape=check_data_shape(self.config.data_shape))
         if len(self.config.data_shape) != 1:
             raise ValueError(
@@ -89,6 +134,7 @@ class _Flow(DensityModel):
         self.dim = self.config.data_shape[0]
         self.base_name, self.direction = check_choice(base, "base", BASES), direction
         self.layers = nn.ModuleList(modules)
+        self.norms = nn.ModuleList(norms) if norms else None
         self.register_buffer("reverse", torch.arange(self.dim - 1, -1, -1))
 
     def _numbers_per_example(self) -> int:
@@ -102,48 +148,64 @@ class _Flow(DensityModel):
             return dist.Logistic(zeros, torch.ones_like(zeros)).to_event(1)
         return dist.Normal(zeros, torch.ones_like(zeros)).to_event(1)
 
-    def transforms(self) -> list:
-        """The maps from base to data, in order, reversals between layers. Each layer's
-        one-entry cache of its last (input, output) is cleared: a full-batch fit passes
-        the same data tensor at every step, and a cached output from the previous
-        step's graph would be reused (and backpropagated through a second time)."""
+    def transforms(self, context=None) -> list:
+        """The maps from base to data, in order, reversals between layers, each layer
+        followed by its normalization if any (so data meet a normalization first);
+        conditional layers conditioned on ``context``."""
+        self._check_context(context)
+        clear_caches(self)
         out = []
         for i, layer in enumerate(self.layers):
-            layer._cached_x_y = None, None
             if i:
                 out.append(T.Permute(self.reverse))
-            out.append(layer.inv if self.direction == "density" else layer)
+            layer = layer.inv if self.direction == "density" else layer
+            out.append(
+                layer.condition(context) if isinstance(layer, ConditionalTransform) else layer
+            )
+            if self.norms is not None:
+                out.append(self.norms[i])
         return out
 
-    def distribution(self, context=None) -> dist.TransformedDistribution:
-        if context is not None:
+    def _check_context(self, context) -> None:
+        if context is None and self.context_dim:
+            raise ValueError(f"context: {type(self).__name__} is conditional; give a context")
+        if context is not None and not self.context_dim:
             raise ValueError(f"context: {type(self).__name__} is unconditional")
-        return dist.TransformedDistribution(self.base(), self.transforms())
 
-    def _points(self, value, name: str) -> torch.Tensor:
+    def distribution(self, context=None) -> dist.TransformedDistribution:
+        """p(x), or p(x | context) for a conditional flow (a context row per example,
+        or one for all)."""
+        return dist.TransformedDistribution(self.base(), self.transforms(context))
+
+    def _points(self, value, name: str, dim: int | None = None) -> torch.Tensor:
         """``value`` as a tensor of D-vectors in the flow's dtype and device (a tensor
         keeps its autograd graph; arrays are checked as data)."""
-        reference = next(self.parameters())
+        reference, dim = next(self.parameters()), dim or self.dim
         if not isinstance(value, torch.Tensor):
             value = as_data_tensor(value, name)
         points = value.to(reference)
-        if points.dim() == 0 or points.shape[-1] != self.dim:
-            raise ValueError(f"{name}: expected shape (..., {self.dim}), got {tuple(points.shape)}")
+        if points.dim() == 0 or points.shape[-1] != dim:
+            raise ValueError(f"{name}: expected shape (..., {dim}), got {tuple(points.shape)}")
         return points
 
-    def forward(self, z) -> torch.Tensor:
-        """Base draws z (..., D) mapped to data space."""
+    def forward(self, z, context=None) -> torch.Tensor:
+        """Base draws z (..., D) mapped to data space (given ``context`` if conditional)."""
         z = self._points(z, "z")
-        for transform in self.transforms():
+        for transform in self.transforms(self._context(context)):
             z = transform(z)
         return z
 
-    def inverse(self, x) -> torch.Tensor:
+    def inverse(self, x, context=None) -> torch.Tensor:
         """Data x (..., D) mapped to the base space (the latent codes)."""
         x = self._points(x, "x")
-        for transform in reversed(self.transforms()):
+        for transform in reversed(self.transforms(self._context(context))):
             x = transform.inv(x)
         return x
+
+    def _context(self, context):
+        if context is None or isinstance(context, torch.Tensor):
+            return context
+        return self._points(as_data_tensor(context, "context"), "context", self.context_dim)
 
 
 def _coupling_split(dim: int, name: str) -> int:
@@ -163,22 +225,33 @@ class NICE(_Flow):
         hidden: the coupling networks' ReLU hidden widths (the paper's MNIST: five of
             1000).
         base: ``"logistic"`` (the paper's) or ``"normal"``.
+        context_dim: condition on a context vector of this width (p(x | c)); the
+            coupling networks read it beside x_1.
     """
 
-    def __init__(self, data_shape, layers: int = 4, hidden=(256, 256), base: str = "logistic"):
+    def __init__(
+        self,
+        data_shape,
+        layers: int = 4,
+        hidden=(256, 256),
+        base: str = "logistic",
+        context_dim: int | None = None,
+    ):
         super().__init__()
         check_positive_int(layers, "layers")
-        dim = check_data_shape(data_shape)[0]
+        dim, context_dim = check_data_shape(data_shape)[0], _context_dim(context_dim)
         split, widths = _coupling_split(dim, "NICE"), check_widths(hidden, "NICE")
+        coupling = ConditionalAdditiveCoupling if context_dim else AdditiveCoupling
         modules = [
-            AdditiveCoupling(split, DenseNN(split, widths, [dim - split])) for _ in range(layers)
+            coupling(split, _dense(split, context_dim, widths, [dim - split]))
+            for _ in range(layers)
         ]
         self.normalize(hidden=widths)
         self._setup([*modules, Scaling(dim)], base)
 
-    def transforms(self) -> list:
+    def transforms(self, context=None) -> list:
         """Couplings with reversals between them, then the scaling (no reversal)."""
-        out = super().transforms()
+        out = super().transforms(context)
         return out[:-2] + out[-1:]
 
 
@@ -191,28 +264,45 @@ class RealNVP(_Flow):
         data_shape: (D,).
         layers: coupling layers.
         hidden: the coupling networks' ReLU hidden widths.
+        norm: ``"batch"`` (Pyro's ``BatchNorm``, the paper's) or ``"act"``
+            (:class:`~pyrogen.transforms.ActNorm`) after each layer, or None.
+        context_dim: condition on a context vector of this width (Pyro's
+            ``ConditionalAffineCoupling``).
     """
 
-    def __init__(self, data_shape, layers: int = 6, hidden=(256, 256)):
+    def __init__(
+        self,
+        data_shape,
+        layers: int = 6,
+        hidden=(256, 256),
+        norm: str | None = None,
+        context_dim: int | None = None,
+    ):
         super().__init__()
         check_positive_int(layers, "layers")
-        dim = check_data_shape(data_shape)[0]
+        dim, context_dim = check_data_shape(data_shape)[0], _context_dim(context_dim)
         split, widths = _coupling_split(dim, "RealNVP"), check_widths(hidden, "RealNVP")
+        coupling = T.ConditionalAffineCoupling if context_dim else T.AffineCoupling
         modules = [
-            T.AffineCoupling(split, DenseNN(split, widths, [dim - split, dim - split]))
+            coupling(split, _dense(split, context_dim, widths, [dim - split, dim - split]))
             for _ in range(layers)
         ]
         self.normalize(hidden=widths)
-        self._setup(modules)
+        self._setup(modules, norms=_norms(norm, dim, layers))
 
 
-def _autoregressive_layers(dim: int, layers: int, hidden, name: str) -> tuple[list, list[int]]:
-    from pyro.nn import AutoRegressiveNN
+def _autoregressive_layers(
+    dim: int, layers: int, hidden, name: str, context_dim: int | None
+) -> tuple[list, list[int]]:
+    from pyro.nn import AutoRegressiveNN, ConditionalAutoRegressiveNN
 
     check_positive_int(layers, "layers")
     if dim < 2:
         raise ValueError(f"data_shape: {name} needs D >= 2")
     widths = check_widths(hidden, name)
+    if context_dim:
+        nets = [ConditionalAutoRegressiveNN(dim, context_dim, widths) for _ in range(layers)]
+        return [T.ConditionalAffineAutoregressive(net) for net in nets], widths
     modules = [T.AffineAutoregressive(AutoRegressiveNN(dim, widths)) for _ in range(layers)]
     return modules, widths
 
@@ -227,16 +317,27 @@ class MAF(_Flow):
         data_shape: (D,).
         layers: autoregressive layers (the dimensions reversed between them).
         hidden: each MADE's hidden widths.
+        norm: ``"batch"`` (the paper's), ``"act"`` or None, after each layer.
+        context_dim: condition on a context vector of this width (Pyro's
+            ``ConditionalAffineAutoregressive``).
     """
 
     direction = "density"  # Pyro's AffineAutoregressive inverted: data -> noise in a pass
 
-    def __init__(self, data_shape, layers: int = 5, hidden=(256, 256)):
+    def __init__(
+        self,
+        data_shape,
+        layers: int = 5,
+        hidden=(256, 256),
+        norm: str | None = None,
+        context_dim: int | None = None,
+    ):
         super().__init__()
-        dim = check_data_shape(data_shape)[0]
-        modules, widths = _autoregressive_layers(dim, layers, hidden, type(self).__name__)
+        dim, context_dim = check_data_shape(data_shape)[0], _context_dim(context_dim)
+        name = type(self).__name__
+        modules, widths = _autoregressive_layers(dim, layers, hidden, name, context_dim)
         self.normalize(hidden=widths)
-        self._setup(modules, direction=self.direction)
+        self._setup(modules, direction=self.direction, norms=_norms(norm, dim, layers))
 
 
 @register("iaf")
@@ -248,6 +349,8 @@ class IAF(MAF):
         data_shape: (D,).
         layers: autoregressive layers.
         hidden: each MADE's hidden widths.
+        norm: ``"batch"``, ``"act"`` or None, after each layer.
+        context_dim: condition on a context vector of this width.
     """
 
     direction = "sample"
@@ -266,6 +369,8 @@ class NSF(_Flow):
         bound: the spline's interval half-width (standardize the data to fit in it).
         autoregressive: autoregressive splines (Pyro's ``SplineAutoregressive``, in
             the density direction) instead of coupling ones.
+        norm: ``"batch"``, ``"act"`` or None, after each layer.
+        context_dim: condition on a context vector of this width.
     """
 
     def __init__(
@@ -276,24 +381,137 @@ class NSF(_Flow):
         bins: int = 8,
         bound: float = 3.0,
         autoregressive: bool = False,
+        norm: str | None = None,
+        context_dim: int | None = None,
     ):
         super().__init__()
         check_positive_int(layers, "layers")
         check_positive_int(bins, "bins", minimum=2)
         if not (isinstance(bound, (int, float)) and math.isfinite(bound) and bound > 0):
             raise ValueError(f"bound: must be a positive number, got {bound!r}")
-        dim = check_data_shape(data_shape)[0]
-        widths = check_widths(hidden, "NSF")
-        if autoregressive:
-            modules = [
-                T.spline_autoregressive(dim, widths, count_bins=bins, bound=float(bound))
-                for _ in range(layers)
-            ]
-        else:
-            split = _coupling_split(dim, "NSF")
-            modules = [
-                T.spline_coupling(dim, split, widths, count_bins=bins, bound=float(bound))
-                for _ in range(layers)
-            ]
-        self.normalize(hidden=widths, bins=int(bins), bound=float(bound))
-        self._setup(modules, direction="density" if autoregressive else "sample")
+        dim, context_dim = check_data_shape(data_shape)[0], _context_dim(context_dim)
+        widths, bins, bound = check_widths(hidden, "NSF"), int(bins), float(bound)
+        make = _spline_autoregressive if autoregressive else _spline_coupling
+        modules = [make(dim, widths, bins, bound, context_dim) for _ in range(layers)]
+        self.normalize(hidden=widths, bins=bins, bound=bound)
+        direction = "density" if autoregressive else "sample"
+        self._setup(modules, direction=direction, norms=_norms(norm, dim, layers))
+
+
+def _spline_autoregressive(dim, widths, bins, bound, context_dim):
+    if context_dim:
+        return T.conditional_spline_autoregressive(
+            dim, context_dim, widths, count_bins=bins, bound=bound
+        )
+    return T.spline_autoregressive(dim, widths, count_bins=bins, bound=bound)
+
+
+def _spline_coupling(dim, widths, bins, bound, context_dim):
+    split = _coupling_split(dim, "NSF")
+    if not context_dim:
+        return T.spline_coupling(dim, split, widths, count_bins=bins, bound=bound)
+    upper = dim - split
+    net = ConditionalDenseNN(
+        split, context_dim, widths, [upper * bins, upper * bins, upper * (bins - 1), upper * bins]
+    )
+    return ConditionalSplineCoupling(dim, split, net, bins, bound)
+
+
+@register("glow")
+class Glow(DensityModel):
+    r"""A Glow-style multiscale flow for images (Kingma and Dhariwal 2018): levels of
+    squeeze, ``steps`` x (actnorm, invertible 1x1 convolution, affine coupling with a
+    small convolutional network) and a factor-out of half the channels
+    (:class:`~pyrogen.transforms.MultiscaleFlow`), on a standard normal base, then
+    Real NVP's logit map to pixel values,
+    :math:`x = (\sigma(y) - \alpha) / (1 - 2\alpha)`, so the density is on pixel
+    intensities in [0, 1] (dequantized: ``pyrogen.data.dequantize``).
+
+    Arguments:
+        data_shape: (C, H, W), H and W divisible by 2 ** levels (28x28: 2 levels).
+        levels: squeeze levels (each but the last factors out half the channels).
+        steps: flow steps per level (Glow's 32; small images need fewer).
+        hidden: the coupling networks' channels (Glow's 512).
+        alpha: the logit map's margin (Real NVP's 0.05).
+        data_levels: the grey levels the pixels were quantized to before
+            dequantization (256 for 8-bit images, 17 for sklearn's digits):
+            ``bits_per_dim`` is that of the discrete images, -log2 p(x) / D +
+            log2(data_levels).
+    """
+
+    cli_data = "images"  # pyrogen fit glow: --data fashion_mnist|digits
+    site = "x"
+
+    def __init__(
+        self,
+        data_shape=(1, 28, 28),
+        levels: int = 2,
+        steps: int = 8,
+        hidden: int = 128,
+        alpha: float = 0.05,
+        data_levels: int = 256,
+    ):
+        super().__init__()
+        shape = check_data_shape(data_shape)
+        if len(shape) != 3:
+            raise ValueError(f"data_shape: Glow takes images (C, H, W), got {tuple(shape)}")
+        for value, name in ((levels, "levels"), (steps, "steps"), (hidden, "hidden")):
+            check_positive_int(value, name)
+        check_positive_int(data_levels, "data_levels", minimum=2)
+        if not (isinstance(alpha, (int, float)) and 0 <= alpha < 0.5):
+            raise ValueError(f"alpha: must be in [0, 0.5), got {alpha!r}")
+        self.normalize(data_shape=shape, alpha=float(alpha))
+        self.flow = MultiscaleFlow(shape, levels, steps, hidden)
+
+    def _numbers_per_example(self) -> int:
+        return math.prod(self.config.data_shape) * self.flow.numbers_per_pixel()
+
+    def base(self) -> dist.TorchDistribution:
+        zeros = next(self.parameters()).new_zeros(self.config.data_shape)
+        return dist.Normal(zeros, torch.ones_like(zeros)).to_event(3)
+
+    def transforms(self) -> list:
+        """Base to pixels: the multiscale flow, then the logit map's inverse."""
+        clear_caches(self)
+        alpha = self.config.alpha
+        return [
+            self.flow,
+            T.SigmoidTransform(),
+            T.AffineTransform(-alpha / (1 - 2 * alpha), 1 / (1 - 2 * alpha), event_dim=3),
+        ]
+
+    def distribution(self, context=None) -> dist.TransformedDistribution:
+        if context is not None:
+            raise ValueError("context: Glow is unconditional")
+        return dist.TransformedDistribution(self.base(), self.transforms())
+
+    def prepare(self, *data) -> tuple:
+        from pyrogen.validation import check_finite_values
+
+        if len(data) == 1 and np.ndim(data[0]) == 3 and self.config.data_shape[0] == 1:
+            data = (data[0][:, None],)  # (N, H, W) grey images: one channel
+        (x,) = super().prepare(*data)
+        if x.numel() and (float(x.min()) < 0 or float(x.max()) > 1):
+            check_finite_values(x, "x")
+            raise ValueError(
+                "x: pixel intensities must be in [0, 1] (dequantized: "
+                "pyrogen.data.dequantize), got values in "
+                f"[{float(x.min()):.3g}, {float(x.max()):.3g}]"
+            )
+        return (x,)
+
+    def bits_per_dim(self, x, context=None) -> torch.Tensor:
+        """Bits per pixel of the discrete images: -log2 p(x) / D + log2(data_levels)."""
+        return super().bits_per_dim(x) + math.log2(self.config.data_levels)
+
+    def forward(self, z) -> torch.Tensor:
+        """Latents z (..., C, H, W) mapped to pixels."""
+        for transform in self.transforms():
+            z = transform(z)
+        return z
+
+    def inverse(self, x) -> torch.Tensor:
+        """Pixels x (..., C, H, W) in [0, 1] mapped to the latents."""
+        for transform in reversed(self.transforms()):
+            x = transform.inv(x)
+        return x

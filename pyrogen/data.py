@@ -5,7 +5,8 @@ Where a data set is looked for, in order:
 1. the directory named by ``PYROGEN_DATA`` (same layout as the project's
    ``shared/data``: ``binarized_mnist.npz``, ``posteriordb/<name>/...``);
 2. a ``shared/data`` directory beside the working directory or the source tree;
-3. the download cache (``PYROGEN_CACHE``, default ``~/.cache/pyrogen``);
+3. the download cache (``PYROGEN_CACHE``, default ``~/.cache/pyrogen``), and for
+   Fashion-MNIST the folder of Debian's ``dataset-fashion-mnist`` package;
 4. the canonical source on the network, downloaded into the cache and checked
    against a SHA-256 checksum before it is used. A failed or mismatched download
    leaves nothing behind.
@@ -16,6 +17,7 @@ Old Faithful ships inside the package and needs none of this.
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import io
 import json
@@ -37,6 +39,9 @@ __all__ = [
     "sliding_windows",
     "sunspot_windows",
     "dequantized_digits",
+    "dequantize",
+    "fashion_splits",
+    "read_idx",
     "mnist_splits",
     "PosteriorDB",
     "cache_dir",
@@ -50,6 +55,18 @@ __all__ = [
 
 POSTERIORDB_URL = "https://raw.githubusercontent.com/stan-dev/posteriordb/master/posterior_database"
 MNIST_URL = "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist"
+FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com"
+# Debian's dataset-fashion-mnist package installs the same four files here.
+FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_SHA256 = {
+    f"{part}-idx{dims}-ubyte.gz": digest
+    for part, dims, digest in [
+        ("train-images", 3, "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7"),
+        ("train-labels", 1, "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056"),
+        ("t10k-images", 3, "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa"),
+        ("t10k-labels", 1, "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05"),
+    ]
+}
 
 # SHA-256 of the JSON inside each posteriordb zip (the zip bytes themselves depend
 # on the compressor, the JSON does not).
@@ -186,6 +203,93 @@ def _binarized_mnist(base_url: str | None = None) -> dict[str, np.ndarray]:
         }
 
 
+# -- Fashion-MNIST -----------------------------------------------------------------------
+
+
+def read_idx(data: bytes, name: str = "idx") -> np.ndarray:
+    """An IDX file's array (gzipped or not): a big-endian header of two zero bytes, the
+    type code (0x08: uint8) and the number of dimensions, then each size, then the
+    values."""
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
+        raise ValueError(f"{name}: not an IDX file of unsigned bytes")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(shape)):
+        raise ValueError(f"{name}: header says {shape}, body holds {body.size} values")
+    return body.reshape(shape).copy()
+
+
+def _fashion_file(file: str, base_url: str | None) -> bytes:
+    """One of the four gzipped IDX files: a local copy (``fashion_mnist/`` under the
+    data directories, the Debian package's folder, the cache), else downloaded into
+    the cache; every copy's SHA-256 is checked."""
+    digest = FASHION_SHA256[file]
+    path = _find_local(f"fashion_mnist/{file}")
+    if path is None and (FASHION_SYSTEM_DIR / file).is_file():
+        path = FASHION_SYSTEM_DIR / file
+    if path is not None:
+        data = path.read_bytes()
+        if sha256(data) != digest:
+            raise ChecksumError(f"{path}: SHA-256 {sha256(data)} does not match {digest}")
+        return data
+    data = fetch(f"{base_url or FASHION_URL}/{file}", digest)
+    atomic_write(cache_dir() / "fashion_mnist" / file, lambda handle: handle.write(data))
+    return data
+
+
+def _fashion_mnist(base_url: str | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The protocol's splits: the last 10,000 training images are ``valid``."""
+    parts = {}
+    for prefix in ("train", "t10k"):
+        images = read_idx(_fashion_file(f"{prefix}-images-idx3-ubyte.gz", base_url), prefix)
+        labels = read_idx(_fashion_file(f"{prefix}-labels-idx1-ubyte.gz", base_url), prefix)
+        if images.shape[1:] != (28, 28) or len(images) != len(labels):
+            raise ValueError(
+                f"fashion_mnist {prefix}: images {images.shape}, labels {labels.shape}"
+            )
+        parts[prefix] = images, labels
+    (x, y), test = parts["train"], parts["t10k"]
+    return {"train": (x[:-10000], y[:-10000]), "valid": (x[-10000:], y[-10000:]), "test": test}
+
+
+def dequantize(images, levels: int = 256, seed: int = 0) -> np.ndarray:
+    """Integer images of ``levels`` grey levels (0 .. levels-1) as float32 densities'
+    data on [0, 1): (k + u) / levels, u ~ U(0, 1) (Uria, Murray and Larochelle 2013;
+    Theis, van den Oord and Bethge 2016), with a channel axis added to (N, H, W).
+    A continuous model's log-likelihood of these, plus D log(levels), bounds the
+    discrete images' from below."""
+    images = np.asarray(images)
+    if images.size == 0:
+        raise ValueError("images: empty")
+    if not np.issubdtype(images.dtype, np.integer):
+        raise TypeError(f"images: expected integer grey levels, got {images.dtype}")
+    if images.min() < 0 or images.max() >= levels:
+        raise ValueError(
+            f"images: grey levels must be in [0, {levels}), got [{images.min()}, {images.max()}]"
+        )
+    rng = np.random.default_rng(seed)
+    x = (images + rng.uniform(size=images.shape)) / levels
+    return (x[:, None] if x.ndim == 3 else x).astype(np.float32)
+
+
+def fashion_splits(sizes: tuple[int, int, int] | None = None, seed: int = 0):
+    """Fashion-MNIST's (train, valid, test) images as uint8 arrays (N, 28, 28), with
+    ``sizes`` a random subset of each of that many; the labels are in
+    ``load("fashion_mnist", split)``."""
+    if sizes is not None and (
+        len(sizes) != 3 or any(not isinstance(n, int) or n < 0 for n in sizes)
+    ):
+        raise ValueError(f"sizes: expected three non-negative integers, got {sizes!r}")
+    splits = [load("fashion_mnist", s)[0] for s in SPLITS]
+    if sizes is None:
+        return tuple(splits)
+    rng = np.random.default_rng(seed)
+    return tuple(s[rng.permutation(len(s))[:n]] for s, n in zip(splits, sizes))
+
+
 # -- posteriordb -------------------------------------------------------------------------
 
 
@@ -275,6 +379,7 @@ SPLITS = ("train", "valid", "test")
 DATASETS = {
     "old_faithful": "Old Faithful eruption lengths and waiting times (minutes), 272 x 2",
     "binarized_mnist": "statically binarized MNIST (Larochelle & Murray 2011), 50k/10k/10k x 784",
+    "fashion_mnist": "Fashion-MNIST (Xiao et al. 2017), 50k/10k/10k x 28x28 uint8 with labels",
     "sunspots": "yearly mean sunspot numbers 1700-2008 (statsmodels' copy), 309",
 }
 
@@ -288,14 +393,16 @@ def load(name: str, split: str | None = None):
 
     ``old_faithful`` returns a float64 array (272, 2); ``binarized_mnist`` returns a
     uint8 array (N, 784) for ``split`` in train/valid/test, or a dict of all three;
+    ``fashion_mnist`` returns (images uint8 (N, 28, 28), labels) for ``split``, or a
+    dict of the three (valid: the last 10,000 training images);
     ``sunspots`` the float64 series (309,) (it needs statsmodels).
     """
     if name == "old_faithful":
         return _old_faithful()
     if name == "sunspots":
         return _statsmodels_series("sunspots", "SUNACTIVITY")
-    if name == "binarized_mnist":
-        splits = _binarized_mnist()
+    if name in ("binarized_mnist", "fashion_mnist"):
+        splits = _binarized_mnist() if name == "binarized_mnist" else _fashion_mnist()
         if split is None:
             return splits
         if split not in splits:

@@ -204,6 +204,31 @@ def _digits(options) -> RunData:
     return _subset(_dequantized_digits(options), options)
 
 
+def _images(options) -> RunData:
+    """Dequantized grey images for continuous image densities: Fashion-MNIST (50,000
+    training images, the 10,000 test ones) or sklearn's 8x8 digits."""
+    from pyrogen import data
+
+    spec = options.data or "fashion_mnist"
+    if spec == "digits":
+        digits = _dequantized_digits(options)
+        digits.train, digits.test = (t.reshape(-1, 1, 8, 8) for t in (digits.train, digits.test))
+        digits.config = {"data_shape": [1, 8, 8], "data_levels": 17}
+        return _subset(digits, options)
+    if spec != "fashion_mnist":
+        raise RunError(f"--data {spec}: {options.model} takes fashion_mnist or digits")
+    train, _, test = data.fashion_splits((50000, 0, 10000), seed=options.seed)
+    found = RunData(
+        torch.as_tensor(data.dequantize(train, seed=options.seed)),
+        torch.as_tensor(data.dequantize(test, seed=options.seed + 1)),
+        spec,
+        "images",
+        image_shape=(28, 28),
+        config={"data_shape": [1, 28, 28], "data_levels": 256},
+    )
+    return _subset(found, options)
+
+
 def _series(options) -> RunData:
     from pyrogen import data
 
@@ -253,6 +278,7 @@ DATA: dict[str, Callable[[Any], RunData]] = {
     "digits": _digits,
     "series": _series,
     "toy2d": _toy2d,
+    "images": _images,
 }
 
 
@@ -357,7 +383,9 @@ def _score(run: Run) -> None:
         with torch.no_grad():
             log_p = _scalar(model.log_prob(data.test))
         dims = math.prod(np.shape(data.test)[1:]) or 1
-        metrics.update(test_nll=-log_p, test_bits_per_dim=-log_p / (dims * math.log(2.0)))
+        bits = -log_p / (dims * math.log(2.0))
+        levels = data.config.get("data_levels")  # dequantized images: the discrete ones'
+        metrics.update(test_nll=-log_p, test_bits_per_dim=bits + math.log2(levels or 1))
         if data.log_density is not None:  # KL(p || q) = E_p log p - E_p log q
             truth = float(np.mean(data.log_density(np.asarray(data.test))))
             metrics.update(true_entropy=-truth, kl_from_truth=-log_p - (-truth))

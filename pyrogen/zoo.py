@@ -374,7 +374,7 @@ class NetworkModel(ZooModel):
         self.fitted.fill_(True)
         self.eval()
 
-    def initialize(self, x) -> None:
+    def initialize(self, *data) -> None:
         self.train()
 
 
@@ -400,53 +400,101 @@ class DensityModel(NetworkModel):
         """The name its parameters carry in Pyro's parameter store (and checkpoints)."""
         return type(self).__name__.lower()
 
-    def model(self, x, num_examples: int | None = None) -> None:
+    @property
+    def context_dim(self) -> int | None:
+        """The width of the context vector p(x | context) is conditioned on (None:
+        unconditional); a conditional model's data are (x, context) pairs."""
+        return getattr(self.config, "context_dim", None)
+
+    def prepare(self, *data) -> tuple:
+        from pyrogen.validation import as_examples
+
+        if not self.context_dim:
+            return super().prepare(*data)
+        if len(data) != 2 or data[1] is None:
+            raise TypeError(
+                f"{type(self).__name__} is conditional (context_dim={self.context_dim}): "
+                "it takes x and context, one row of context per example"
+            )
+        (x,) = super().prepare(data[0])
+        context = as_examples(data[1], [self.context_dim], x, name="context")
+        if len(context) != len(x):
+            raise ValueError(f"context: {len(context)} rows for {len(x)} examples in x")
+        return x, context
+
+    def model(self, x, context=None, num_examples: int | None = None) -> None:
         import pyro
 
         from pyrogen.infer.fast_elbo import module
 
         module(self.module_name, self)
         with data_plate(x, num_examples):
-            pyro.sample(self.site, self.distribution(), obs=x)
+            pyro.sample(self.site, self.distribution(context), obs=x)
 
     def _numbers_per_example(self) -> int:
         """About how many numbers one example holds in log_prob's largest temporaries."""
         shape = getattr(self.config, "data_shape", None) or [1]
         return 4 * math.prod(shape)
 
-    def log_prob(self, x) -> torch.Tensor:
-        """Exact log p(x) per example (nats; a density for real-valued data), examples in
-        chunks of about 2**24 numbers, so memory stays bounded whatever N."""
+    def log_prob(self, x, context=None) -> torch.Tensor:
+        """Exact log p(x) (or log p(x | context), a row of context per example) per
+        example (nats; a density for real-valued data), examples in chunks of about
+        2**24 numbers, so memory stays bounded whatever N."""
         import pyro
 
         from pyrogen.chunks import map_chunks
 
-        (x,) = self.prepare(x)  # checked here: the distribution need not check again
-        with torch.no_grad(), pyro.validation_enabled(False):
-            return map_chunks(self.distribution().log_prob, x, self._numbers_per_example())
+        data = self.prepare(x, context) if self.context_dim else self.prepare(x)
+        x, context = data[0], (data[1] if len(data) > 1 else None)
 
-    def sample(self, n: int) -> torch.Tensor:
-        from pyrogen.validation import check_positive_int
+        def rows(index):
+            part = None if context is None else context[index]
+            return self.distribution(part).log_prob(x[index])
+
+        # checked here: the distribution need not check again
+        with torch.no_grad(), pyro.validation_enabled(False):
+            index = torch.arange(len(x), device=x.device)
+            return map_chunks(rows, index, self._numbers_per_example())
+
+    def sample(self, n: int, context=None) -> torch.Tensor:
+        """n draws; a conditional model's given ``context``, one vector (C,) for all n
+        or a row (n, C) for each."""
+        from pyrogen.validation import as_data_tensor, check_positive_int
 
         check_positive_int(n, "n")
+        if self.context_dim:
+            if context is None:
+                raise TypeError(f"context: {type(self).__name__} is conditional; give a context")
+            reference = next(self.parameters())
+            context = as_data_tensor(context, "context", dtype=reference.dtype).to(reference.device)
+            if context.shape not in ((self.context_dim,), (n, self.context_dim)):
+                raise ValueError(
+                    f"context: expected shape ({self.context_dim},) or ({n}, {self.context_dim}),"
+                    f" got {tuple(context.shape)}"
+                )
+            context = context.expand(n, self.context_dim)
+        elif context is not None:
+            raise ValueError(f"context: {type(self).__name__} is unconditional")
         with torch.no_grad():
-            return self.distribution().sample((n,))
+            return self.distribution(context).sample((n,))
 
-    def bits_per_dim(self, x) -> torch.Tensor:
+    def bits_per_dim(self, x, context=None) -> torch.Tensor:
         """-log2 p(x) / D per example (bits per character for text)."""
         import numpy as np
 
         dims = math.prod(np.shape(x)[1:]) or 1  # the data are checked by log_prob
-        return -self.log_prob(x) / (dims * math.log(2.0))
+        log_p = self.log_prob(x) if context is None else self.log_prob(x, context)
+        return -log_p / (dims * math.log(2.0))
 
     def anomaly_score(self, x) -> torch.Tensor:
         """-log p(x) per example (nats): high where the model finds x unlikely, the
         out-of-distribution detector of PixelDefend (Song et al. 2018)."""
         return -self.log_prob(x)
 
-    def pointwise_log_likelihood(self, draws: dict, x: torch.Tensor) -> dict:
-        """ArviZ's log_likelihood: the fitted log p(x) per example (one draw)."""
-        return {self.site: self.log_prob(x)[None].cpu().numpy()}
+    def pointwise_log_likelihood(self, draws: dict, x: torch.Tensor, *context) -> dict:
+        """ArviZ's log_likelihood: the fitted log p(x) (given the context) per example
+        (one draw)."""
+        return {self.site: self.log_prob(x, *context)[None].cpu().numpy()}
 
 
 # -- plain model functions -----------------------------------------------------------

@@ -257,7 +257,8 @@ def test_fit_autoregressive_models_on_mnist_and_characters(tmp_path, reference_d
     with pytest.raises(SystemExit, match="--samples"):
         main(["fit", "nade", "--samples", "0", "--out", str(tmp_path / "e")])
     with pytest.raises(
-        SystemExit, match=r"--steps is not an option of made \(models that take it: deepnade\)"
+        SystemExit,
+        match=r"--steps is not an option of made \(models that take it: deepnade, glow\)",
     ):
         main(["fit", "made", "--steps", "2", "--out", str(tmp_path / "f")])
     with pytest.raises(
@@ -304,6 +305,7 @@ CLI_CASES = {
 FLOW = ["--num-steps", "20", "--hidden", "8", "--train-size", "256", "--eval-size", "100"]
 CLI_CASES |= {name: [*FLOW, "--data", "moons"] for name in ("nice", "realnvp", "maf", "iaf")}
 CLI_CASES["nsf"] = [*FLOW, "--layers", "2"]  # the ring
+CLI_CASES["glow"] = [*TINY, "--data", "digits", "--steps", "1", "--hidden", "4"]
 
 
 def test_every_zoo_model_has_a_cli_case():

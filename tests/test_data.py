@@ -214,3 +214,75 @@ def test_sunspots_and_sliding_windows():
     assert np.allclose(train[-1], scaled[204:220])
     with pytest.raises(ValueError, match="train_years"):
         pyrogen.data.sunspot_windows(16, train_years=400)
+
+
+def _fashion_sources(copies):
+    return next(d / "fashion_mnist" for d in copies if (d / "fashion_mnist").is_dir())
+
+
+def test_fashion_mnist_splits_follow_the_protocol(reference_data):
+    splits = data.load("fashion_mnist")
+    assert {k: v[0].shape for k, v in splits.items()} == {
+        "train": (50000, 28, 28),
+        "valid": (10000, 28, 28),
+        "test": (10000, 28, 28),
+    }
+    assert splits["test"][0].dtype == np.uint8 and set(np.unique(splits["test"][1])) == set(
+        range(10)
+    )
+    # the published class balance: 6,000 of each class in the 60,000 training images
+    labels = np.concatenate([splits["train"][1], splits["valid"][1]])
+    assert np.bincount(labels).tolist() == [6000] * 10
+    train, valid, test = data.fashion_splits((100, 20, 30), seed=1)
+    assert (train.shape, valid.shape, test.shape) == ((100, 28, 28), (20, 28, 28), (30, 28, 28))
+    with pytest.raises(ValueError, match="sizes"):
+        data.fashion_splits((1, 2))
+
+
+def test_fashion_mnist_download_is_checked_and_cached(
+    reference_data, server, offline_copies, tmp_path, monkeypatch
+):
+    root, url = server
+    for file in data.FASHION_SHA256:
+        shutil.copy(_fashion_sources(offline_copies) / file, root / file)
+    monkeypatch.setattr(data, "FASHION_URL", url)
+    monkeypatch.setattr(data, "FASHION_SYSTEM_DIR", tmp_path / "no-such-dir")
+    images, labels = data.load("fashion_mnist", split="valid")
+    assert images.shape == (10000, 28, 28) and labels.shape == (10000,)
+    cached = tmp_path / "cache" / "fashion_mnist"
+    assert sorted(p.name for p in cached.iterdir()) == sorted(data.FASHION_SHA256)
+    for file in data.FASHION_SHA256:  # the second load needs no network
+        (root / file).unlink()
+    again, _ = data.load("fashion_mnist", split="valid")
+    np.testing.assert_array_equal(again, images)
+
+
+def test_fashion_mnist_from_the_debian_folder_and_corrupt_downloads(
+    reference_data, server, offline_copies, tmp_path, monkeypatch
+):
+    system = tmp_path / "debian"
+    shutil.copytree(_fashion_sources(offline_copies), system)
+    monkeypatch.setattr(data, "FASHION_SYSTEM_DIR", system)
+    monkeypatch.setattr(data, "FASHION_URL", "http://127.0.0.1:9")  # unused
+    images, _ = data.load("fashion_mnist", split="test")
+    assert images.shape == (10000, 28, 28)
+    # a corrupt download is refused and leaves nothing in the cache
+    root, url = server
+    (root / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b not the images")
+    monkeypatch.setattr(data, "FASHION_SYSTEM_DIR", tmp_path / "no-such-dir")
+    monkeypatch.setattr(data, "FASHION_URL", url)
+    with pytest.raises(data.ChecksumError, match="does not match"):
+        data.load("fashion_mnist", split="train")
+    cache = tmp_path / "cache"
+    assert not cache.exists() or not any(p.is_file() for p in cache.rglob("*"))
+
+
+def test_idx_reader_checks_its_header():
+    header = bytes([0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3])
+    np.testing.assert_array_equal(
+        data.read_idx(header + bytes(range(6))), np.arange(6).reshape(2, 3)
+    )
+    with pytest.raises(ValueError, match="body holds 5"):
+        data.read_idx(header + bytes(5), "x")
+    with pytest.raises(ValueError, match="not an IDX"):
+        data.read_idx(b"PK\x03\x04", "x")

@@ -211,7 +211,7 @@ class DeepNADE(_Autoregressive):
 
     def model(self, x, num_examples: int | None = None) -> None:
         if not self.training:  # the current ordering's exact likelihood
-            return super().model(x, num_examples)
+            return super().model(x, num_examples=num_examples)
         module("deepnade", self)
         flat = x.reshape(len(x), self.dim)
         observed = self._random_observed(flat)

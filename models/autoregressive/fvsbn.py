@@ -64,7 +64,7 @@ class FVSBN(_Autoregressive):
         return -0.5 * (w**2).sum() / s**2 - count * (math.log(s) + 0.5 * math.log(2 * math.pi))
 
     def model(self, x, num_examples: int | None = None) -> None:
-        super().model(x, num_examples)
+        super().model(x, num_examples=num_examples)
         if self.config.prior_scale is not None:
             pyro.factor("weight_prior", self.log_prior())
 

@@ -145,7 +145,7 @@ class MADE(_Autoregressive):
     def model(self, x, num_examples: int | None = None) -> None:
         if self.training and self.config.num_masks > 1:  # one mask set per pass
             self.use_mask(int(torch.randint(self.config.num_masks, ())))
-        super().model(x, num_examples)
+        super().model(x, num_examples=num_examples)
 
     def log_prob(self, x) -> torch.Tensor:
         """Exact log p(x): with several masks, of the ensemble (1/M) sum_m p_m(x)."""

@@ -1,6 +1,19 @@
 """Transforms pyrogen adds to Pyro's (``pyro.distributions.transforms``): only what
 Pyro does not have as such."""
 
+from pyrogen.transforms.conditional import ConditionalAdditiveCoupling, ConditionalSplineCoupling
 from pyrogen.transforms.coupling import AdditiveCoupling, Scaling
+from pyrogen.transforms.image import GlowCoupling, InvertibleConv1x1, MultiscaleFlow, Squeeze
+from pyrogen.transforms.norm import ActNorm
 
-__all__ = ["AdditiveCoupling", "Scaling"]
+__all__ = [
+    "ActNorm",
+    "AdditiveCoupling",
+    "ConditionalAdditiveCoupling",
+    "ConditionalSplineCoupling",
+    "GlowCoupling",
+    "InvertibleConv1x1",
+    "MultiscaleFlow",
+    "Scaling",
+    "Squeeze",
+]

@@ -166,3 +166,133 @@ def test_flow_densities_integrate_to_one(name):
     density = model.log_prob(torch.stack([xx.ravel(), yy.ravel()], -1)).exp()
     integral = torch.trapezoid(torch.trapezoid(density.reshape(xx.shape), grid, dim=1), grid)
     assert float(integral) == pytest.approx(1.0, abs=3e-3)
+
+
+CONDITIONAL = {
+    "nice": lambda d, c: NICE((d,), layers=2, hidden=(8,), context_dim=c),
+    "realnvp": lambda d, c: RealNVP((d,), layers=2, hidden=(8,), context_dim=c),
+    "maf": lambda d, c: MAF((d,), layers=2, hidden=(8,), context_dim=c),
+    "iaf": lambda d, c: IAF((d,), layers=2, hidden=(8,), context_dim=c),
+    "nsf": lambda d, c: NSF((d,), layers=2, hidden=(8,), context_dim=c),
+    "nsf-autoregressive": lambda d, c: NSF(
+        (d,), layers=2, hidden=(8,), autoregressive=True, context_dim=c
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONDITIONAL))
+def test_conditional_log_prob_is_the_change_of_variables_given_the_context(name):
+    torch.manual_seed(6)
+    model = _randomize(CONDITIONAL[name](3, 2))
+    x, context = torch.randn(5, 3), torch.randn(5, 2)
+    expected = []
+    for row, c in zip(x, context):
+        z = model.inverse(row, c)
+        jacobian = torch.autograd.functional.jacobian(lambda r, c=c: model.inverse(r, c), row)
+        expected.append(model.base().log_prob(z) + torch.linalg.slogdet(jacobian).logabsdet)
+    torch.testing.assert_close(model.log_prob(x, context), torch.stack(expected))
+    torch.testing.assert_close(model.forward(model.inverse(x, context), context), x)
+    # the context matters: another context gives another density
+    assert not torch.allclose(model.log_prob(x, context), model.log_prob(x, context + 1.0))
+    assert model.sample(4, context[0]).shape == (4, 3)
+    assert model.sample(5, context).shape == (5, 3)
+    with pytest.raises(TypeError, match="is conditional"):
+        model.log_prob(x)
+    with pytest.raises(ValueError, match="context: 4 rows for 5 examples"):
+        model.log_prob(x, context[:4])
+    with pytest.raises(ValueError, match=r"context: expected shape \(2,\) or \(3, 2\)"):
+        model.sample(3, torch.zeros(4))
+
+
+def test_a_conditional_flow_learns_a_conditional_gaussian():
+    """x | c ~ N(A c, diag(0.3, 0.5)^2): KL(truth || fit) averaged over c ends near 0."""
+    rng = np.random.default_rng(7)
+    a = np.array([[1.0, -0.5], [0.5, 2.0]])
+
+    def draw(n):
+        c = rng.normal(size=(n, 2))
+        return c @ a.T + rng.normal(size=(n, 2)) * [0.3, 0.5], c
+
+    (x, c), (x_test, c_test) = draw(4000), draw(4000)
+    flow = MAF((2,), layers=3, hidden=(32, 32), context_dim=2)
+    pyrogen.fit(flow, x, c, method="mle", lr=1e-3, batch_size=256, num_epochs=80, progress=False)
+    truth = torch.distributions.Normal(torch.as_tensor(c_test @ a.T), torch.tensor([0.3, 0.5]))
+    true_log_p = truth.log_prob(torch.as_tensor(x_test)).sum(-1).mean()
+    kl = float(true_log_p - flow.log_prob(x_test, c_test).mean())
+    assert -0.03 < kl < 0.05, kl  # ignoring the context would cost over a nat
+    marginal = torch.distributions.MultivariateNormal(torch.zeros(2), torch.as_tensor(a @ a.T))
+    assert float(true_log_p - marginal.log_prob(torch.as_tensor(x_test)).mean()) > 1.0
+
+
+@pytest.mark.parametrize("norm", ["act", "batch"])
+def test_normalized_flows_are_the_change_of_variables_and_start_standardized(norm):
+    torch.manual_seed(8)
+    x = 5.0 + 3.0 * torch.randn(64, 3)
+    model = MAF((3,), layers=2, hidden=(8,), norm=norm)
+    model.train()
+    z = model.inverse(x)  # the first call in training sets ActNorm's start
+    if norm == "act":  # the layer data meet first standardizes them from the start
+        first = model.norms[-1]._inverse(x)
+        torch.testing.assert_close(first.mean(0), torch.zeros(3))
+        torch.testing.assert_close(first.std(0), torch.ones(3))
+    assert z.shape == x.shape
+    _randomize(model).eval()
+    if norm == "batch":
+        for layer in model.norms:
+            layer.moving_mean.normal_()
+            layer.moving_variance.uniform_(0.5, 2.0)
+    expected = model.base().log_prob(model.inverse(x)) + _logdet_by_autograd(model.inverse, x)
+    torch.testing.assert_close(model.log_prob(x), expected)
+
+
+def _image_jacobian_check(step, shape):
+    x = torch.randn(shape)
+    z, logdet = step.encode(x)
+    jacobian = torch.autograd.functional.jacobian(
+        lambda v: step.encode(v.reshape(shape))[0].reshape(-1), x.reshape(-1)
+    )
+    torch.testing.assert_close(logdet, torch.linalg.slogdet(jacobian).logabsdet)
+    torch.testing.assert_close(step.decode(z), x)
+    # as a Pyro transform: _call decodes, and its log-determinant is minus the encoding's
+    torch.testing.assert_close(step.log_abs_det_jacobian(z, x), -logdet)
+
+
+def test_image_transforms_jacobians_and_inverses():
+    from pyrogen.transforms import GlowCoupling, InvertibleConv1x1, MultiscaleFlow, Squeeze
+    from pyrogen.transforms.image import _ActNormStep, squeeze
+
+    torch.manual_seed(9)
+    image = torch.arange(16.0).reshape(1, 4, 4)
+    # space to depth: each 2x2 block's four pixels become four channels
+    assert squeeze(image)[:, 0, 0].tolist() == [0.0, 1.0, 4.0, 5.0]
+    _image_jacobian_check(Squeeze(), (2, 4, 4))
+    conv = InvertibleConv1x1(3)
+    with torch.no_grad():
+        conv.log_s.normal_()  # away from a rotation (log|det| = 0)
+    _image_jacobian_check(conv, (3, 2, 2))
+    steps = [GlowCoupling(4, 8), _ActNormStep(3), MultiscaleFlow((1, 4, 4), 2, 2, 8)]
+    for step, shape in zip(steps, [(4, 2, 2), (3, 2, 2), (1, 4, 4)]):
+        _randomize(step).eval()
+        _image_jacobian_check(step, shape)
+
+
+def test_conditional_transforms_are_their_plain_ones_given_the_context():
+    from pyro.nn import ConditionalDenseNN
+
+    from pyrogen.transforms import ConditionalAdditiveCoupling, ConditionalSplineCoupling
+
+    torch.manual_seed(10)
+    x, context = torch.randn(4, 5), torch.randn(4, 3)
+    additive = ConditionalAdditiveCoupling(2, ConditionalDenseNN(2, 3, [6], [3]))
+    spline = _randomize(
+        ConditionalSplineCoupling(5, 2, ConditionalDenseNN(2, 3, [6], [24, 24, 21, 24]))
+    )
+    for t in (additive, spline):
+        for row, c in zip(x, context):
+            plain = t.condition(c)
+            y = plain(row)
+            jacobian = torch.autograd.functional.jacobian(plain, row)
+            torch.testing.assert_close(
+                plain.log_abs_det_jacobian(row, y), torch.linalg.slogdet(jacobian).logabsdet
+            )
+            torch.testing.assert_close(plain.inv(y), row)

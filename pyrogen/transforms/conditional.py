@@ -1,0 +1,73 @@
+r"""Conditional coupling transforms Pyro lacks: NICE's additive coupling and the
+rational-quadratic spline coupling with a context c. Pyro has the affine ones
+(``ConditionalAffineCoupling``, ``ConditionalAffineAutoregressive``) and the
+autoregressive spline (``ConditionalSplineAutoregressive``); these follow them:
+``condition(c)`` returns the plain transform whose network reads (x_1, c), so a
+``TransformedDistribution`` of the conditioned transforms is p(x | c).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+from pyro.distributions import constraints
+from pyro.distributions.conditional import ConditionalTransformModule
+from pyro.distributions.transforms import SplineCoupling
+from pyro.distributions.transforms.spline import ConditionalSpline, Spline
+
+from pyrogen.transforms.coupling import AdditiveCoupling
+
+__all__ = ["ConditionalAdditiveCoupling", "ConditionalSplineCoupling"]
+
+
+class ConditionalAdditiveCoupling(ConditionalTransformModule):
+    """y = (x_1, x_2 + m(x_1, c)) given a context c: ``hypernet(x_1, context=c)``
+    gives m (Pyro's ``ConditionalDenseNN`` does)."""
+
+    domain = constraints.real_vector
+    codomain = constraints.real_vector
+    bijective = True
+
+    def __init__(self, split_dim: int, hypernet: torch.nn.Module):
+        super().__init__()
+        self.split_dim, self.nn = int(split_dim), hypernet
+
+    def condition(self, context) -> AdditiveCoupling:
+        return AdditiveCoupling(self.split_dim, partial(self.nn, context=context))
+
+
+class _ConditionedSplineCoupling(SplineCoupling):
+    """A ``SplineCoupling`` whose lower spline is shared with its conditional parent
+    and whose upper spline's network also reads the context."""
+
+    def __init__(self, parent: ConditionalSplineCoupling, context):
+        super(SplineCoupling, self).__init__(cache_size=1)
+        self.lower_spline = parent.lower_spline
+        self.upper_spline = ConditionalSpline(
+            partial(parent.nn, context=context),
+            parent.input_dim - parent.split_dim,
+            parent.count_bins,
+            parent.bound,
+        )
+        self.split_dim, self.identity = parent.split_dim, False
+
+
+class ConditionalSplineCoupling(ConditionalTransformModule):
+    """Pyro's ``SplineCoupling`` given a context c: an elementwise spline on x_1 and a
+    spline on x_2 whose knots ``hypernet(x_1, context=c)`` gives (4 parameter groups
+    of sizes bins, bins, bins - 1, bins per coordinate, as Pyro's ``spline_coupling``
+    builds them)."""
+
+    domain = constraints.real_vector
+    codomain = constraints.real_vector
+    bijective = True
+
+    def __init__(self, input_dim: int, split_dim: int, hypernet, count_bins: int = 8, bound=3.0):
+        super().__init__()
+        self.input_dim, self.split_dim, self.nn = int(input_dim), int(split_dim), hypernet
+        self.count_bins, self.bound = int(count_bins), float(bound)
+        self.lower_spline = Spline(split_dim, count_bins, bound)
+
+    def condition(self, context) -> SplineCoupling:
+        return _ConditionedSplineCoupling(self, context)
