@@ -12,26 +12,19 @@ that by the change of variables
 Each model here is a :class:`~pyrogen.zoo.DensityModel` whose ``distribution()`` is a
 Pyro ``TransformedDistribution`` built from Pyro's own transforms where Pyro has them
 (``AffineCoupling``, ``AffineAutoregressive``, ``SplineCoupling``,
-``SplineAutoregressive``, ``Permute``) and from :mod:`pyrogen.transforms` where it does
-not (NICE's additive coupling and scaling), so it is usable inside any Pyro model and
-fitted by maximum likelihood, ``pyrogen.fit(flow, x, method="mle")``. Between
-layers the dimensions are reversed, so every dimension is transformed.
+``SplineAutoregressive``, ``BatchNorm`` and their conditional forms) and from
+:mod:`pyrogen.transforms` where it does not (NICE's additive coupling and scaling,
+``ActNorm``, the reversal between layers, the conditional additive and spline
+couplings, Glow's squeeze, 1x1 convolution and multiscale architecture), so it is
+usable inside any Pyro model and fitted by maximum likelihood,
+``pyrogen.fit(flow, x, method="mle")``. Between layers the dimensions are reversed, so
+every dimension is transformed. With ``context_dim`` a flow is conditional, p(x | c):
+its data are pairs, ``pyrogen.fit(flow, x, c, method="mle")``,
+``flow.log_prob(x, c)``, ``flow.sample(n, c)``.
 
-- **NICE** (Dinh, Krueger and Bengio 2014): additive coupling layers
-  :math:`y_2 = x_2 + m(x_1)` (volume-preserving) with alternating halves, then a
-  diagonal scaling :math:`y = x \odot e^s`, the only term of the log-determinant; a
-  logistic base by default, as the paper's.
-- **RealNVP** (Dinh, Sohl-Dickstein and Bengio 2017): affine coupling
-  :math:`y_2 = x_2 \odot e^{s(x_1)} + t(x_1)`; with s = 0 it is NICE's coupling.
-- **MAF** (Papamakarios, Pavlakou and Murray 2017): affine autoregressive layers
-  (MADE networks) used in the density direction: Pyro's ``AffineAutoregressive`` maps
-  noise to data in one pass per dimension (the IAF direction), so MAF puts its inverse
-  in the flow, making ``log_prob`` one pass and ``sample`` D passes.
-- **IAF** (Kingma et al. 2016): the same layers in the sampling direction: ``sample``
-  is one pass, ``log_prob`` D passes (the direction a variational posterior wants).
-- **NSF** (Durkan, Bekasov, Murray and Papamakarios 2019): monotone rational-quadratic
-  splines on [-bound, bound] (identity outside), coupling (``autoregressive=False``)
-  or autoregressive.
+- **Glow** (Kingma and Dhariwal 2018): images; levels of squeeze, steps of actnorm,
+  invertible 1x1 convolution and affine coupling, half the channels factored out
+  after each level, then Real NVP's logit map to pixel intensities.
 
 ``forward(z)`` maps base draws to data and ``inverse(x)`` data to the base space, to
 inspect the latent space.
@@ -45,6 +38,8 @@ References:
     Kingma, Salimans, Jozefowicz, Chen, Sutskever and Welling (2016). Improved
         Variational Inference with Inverse Autoregressive Flow. NeurIPS.
     Durkan, Bekasov, Murray and Papamakarios (2019). Neural Spline Flows. NeurIPS.
+    Kingma and Dhariwal (2018). Glow: Generative Flow with Invertible 1x1
+        Convolutions. NeurIPS.
 """
 
 from __future__ import annotations
@@ -65,7 +60,9 @@ from pyrogen.transforms import (
     ConditionalAdditiveCoupling,
     ConditionalSplineCoupling,
     MultiscaleFlow,
+    Reverse,
     Scaling,
+    clear_caches,
 )
 from pyrogen.validation import (
     as_data_tensor,
@@ -104,18 +101,16 @@ def _norms(norm: str | None, dim: int, layers: int) -> list | None:
     return [T.BatchNorm(dim) if norm == "batch" else ActNorm(dim) for _ in range(layers)]
 
 
-def clear_caches(module: nn.Module) -> None:
-    """Drop every transform's one-entry cache of its last (input, output): a
-    full-batch fit passes the same data tensor at every step, and a cached output from
-    the previous step's graph would be reused (and backpropagated through twice)."""
-    for part in module.modules():
-        if hasattr(part, "_cached_x_y"):
-            part._cached_x_y = None, None
-        if hasattr(part, "_last"):
-            part._last = None
+class _ClearsCaches:
+    """Transforms keep their last (input, output), part of an autograd graph: dropped
+    before a copy or a pickle (``copy.deepcopy`` refuses non-leaf tensors)."""
+
+    def __getstate__(self):
+        clear_caches(self)
+        return super().__getstate__()
 
 
-class _Flow(DensityModel):
+class _Flow(_ClearsCaches, DensityModel):
     """What the flows share: the base, the layers with reversals between them, the
     transformed distribution, ``forward``/``inverse``. A subclass's constructor calls
     :meth:`_setup` with its transform modules (``direction`` "density" puts each one's
@@ -135,7 +130,6 @@ class _Flow(DensityModel):
         self.base_name, self.direction = check_choice(base, "base", BASES), direction
         self.layers = nn.ModuleList(modules)
         self.norms = nn.ModuleList(norms) if norms else None
-        self.register_buffer("reverse", torch.arange(self.dim - 1, -1, -1))
 
     def _numbers_per_example(self) -> int:
         widths = sum(getattr(self.config, "hidden", ()) or ())
@@ -157,7 +151,7 @@ class _Flow(DensityModel):
         out = []
         for i, layer in enumerate(self.layers):
             if i:
-                out.append(T.Permute(self.reverse))
+                out.append(Reverse())
             layer = layer.inv if self.direction == "density" else layer
             out.append(
                 layer.condition(context) if isinstance(layer, ConditionalTransform) else layer
@@ -418,7 +412,7 @@ def _spline_coupling(dim, widths, bins, bound, context_dim):
 
 
 @register("glow")
-class Glow(DensityModel):
+class Glow(_ClearsCaches, DensityModel):
     r"""A Glow-style multiscale flow for images (Kingma and Dhariwal 2018): levels of
     squeeze, ``steps`` x (actnorm, invertible 1x1 convolution, affine coupling with a
     small convolutional network) and a factor-out of half the channels

@@ -28,6 +28,17 @@ and Welling (2018), the encoder's mixture at K learned pseudo-inputs,
 :math:`p_\lambda(z) = \frac1K \sum_{k=1}^K q_\phi(z \mid u_k)` (its KL has no closed
 form, so the ELBO estimates it from the same draw). ``beta`` > 1 is the beta-VAE of
 Higgins et al. (2017);
+``posterior_flow`` = T > 0 makes the guide an inverse autoregressive flow (Kingma,
+Salimans, Jozefowicz, Chen, Sutskever and Welling 2016):
+:math:`z_0 \sim \mathcal{N}(\mu_\phi(x), \mathrm{diag}\,\sigma_\phi(x)^2)`, then T
+steps :math:`z_t = \sigma_t \odot z_{t-1} + (1 - \sigma_t) \odot m_t`, with
+:math:`(m_t, \sigma_t)` from a MADE of :math:`z_{t-1}` and a context h(x) the encoder
+gives beside :math:`(\mu, \sigma)` (the paper's numerically stable step; Pyro's
+``ConditionalAffineAutoregressive`` with ``stable=True``), the order reversed between
+steps, so :math:`\log q(z_T \mid x) = \log q(z_0 \mid x) - \sum_t \sum_i \log
+\sigma_{t,i}` in one pass per step; ``prior_flow`` = L > 0 replaces N(0, I) by a
+masked autoregressive flow prior (L MAF layers on N(0, I): a learned prior, as the
+autoregressive prior of Chen et al. 2017), scored in one pass per layer;
 ``corruption`` trains a denoising VAE (Im et al. 2017): the encoder sees a corrupted
 copy (pixels dropped with that probability for binary data, Gaussian noise of that sd
 for real data) and the decoder reconstructs the clean data. :class:`Autoencoder` is
@@ -63,6 +74,10 @@ References:
     Burda, Grosse and Salakhutdinov (2016). Importance Weighted Autoencoders. ICLR.
     Higgins et al. (2017). beta-VAE. ICLR.
     Tomczak and Welling (2018). VAE with a VampPrior. AISTATS (binarized MNIST figures).
+    Kingma, Salimans, Jozefowicz, Chen, Sutskever and Welling (2016). Improved
+        Variational Inference with Inverse Autoregressive Flow. NeurIPS.
+    Chen, Kingma, Salimans, Duan, Dhariwal, Schulman, Sutskever and Abbeel (2017).
+        Variational Lossy Autoencoder. ICLR.
 """
 
 from __future__ import annotations
@@ -72,6 +87,7 @@ import math
 
 import pyro
 import pyro.distributions as dist
+import pyro.distributions.transforms as T
 import torch
 from pyro import poutine
 from torch import nn
@@ -81,6 +97,7 @@ from pyrogen.chunks import rows_per_chunk
 from pyrogen.distributions import DiagonalNormalMixture
 from pyrogen.infer.fast_elbo import module
 from pyrogen.nn.vae_nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
+from pyrogen.transforms import Reverse, clear_caches
 from pyrogen.validation import (
     check_choice,
     check_data_shape,
@@ -118,7 +135,10 @@ class _Networks(NetworkModel):
         if not 0.0 <= config.corruption < 1.0 or not math.isfinite(config.corruption):
             raise ValueError(f"corruption: must be in [0, 1), got {config.corruption}")
         encoder, decoder = _NETWORKS[config.architecture]
-        self.encoder = encoder(config.data_shape, config.latent_dim, config.hidden)
+        context = config.flow_hidden if getattr(config, "posterior_flow", 0) else 0
+        self.encoder = encoder(
+            config.data_shape, config.latent_dim, config.hidden, context_dim=context
+        )
         self.decoder = decoder(config.data_shape, config.latent_dim, config.hidden)
         if config.likelihood == "gaussian" and config.scale is None:
             self.raw_scale = nn.Parameter(torch.zeros(config.data_shape))
@@ -188,10 +208,11 @@ class _Networks(NetworkModel):
             return self._mean(self.decoder(self.encoder(x)[0]))
 
     def encode(self, x) -> tuple[torch.Tensor, torch.Tensor]:
-        """The encoder's (loc, scale) of q(z | x), each (N, latent_dim)."""
+        """The encoder's (loc, scale) of q(z | x) (of z_0 under a posterior flow), each
+        (N, latent_dim)."""
         (x,) = self.prepare(x)
         with torch.no_grad():
-            return self.encoder(x)
+            return self.encoder(x)[:2]
 
     def _decoder_output(self, z, mean: bool) -> torch.Tensor:
         """The decoder's output at codes z (any layers below z at their mean, or drawn)."""
@@ -222,6 +243,10 @@ class VAE(_Networks):
         prior: ``"standard"`` (N(0, I)) or ``"vamp"`` (the VampPrior).
         num_pseudo: K, the VampPrior's pseudo-inputs (learned; started at K random
             training examples by ``fit``).
+        posterior_flow: T > 0 inverse autoregressive flow steps on q(z | x).
+        prior_flow: L > 0 masked autoregressive flow layers on p(z).
+        flow_hidden: the flows' MADE hidden width (two layers), and the width of the
+            context h(x) the encoder gives the posterior flow.
 
     Sites: ``z`` (N, d) latent, ``x`` observed; networks ``decoder`` (model) and
     ``encoder`` (guide; in the model too under the VampPrior, with the pseudo-inputs
@@ -248,14 +273,71 @@ class VAE(_Networks):
         corruption: float = 0.0,
         prior: str = "standard",
         num_pseudo: int = 500,
+        posterior_flow: int = 0,
+        prior_flow: int = 0,
+        flow_hidden: int = 256,
     ):
         super().__init__()
         check_choice(prior, "prior", ("standard", "vamp"))
         check_positive_int(num_pseudo, "num_pseudo")
         self.normalize(num_pseudo=int(num_pseudo))
+        self._check_flows(prior, posterior_flow, prior_flow, flow_hidden)
         self._build()
         if prior == "vamp":  # pseudo-inputs, before the squashing of _pseudo_inputs
             self.raw_pseudo = nn.Parameter(torch.zeros(num_pseudo, *self.config.data_shape))
+        self._build_flows()
+
+    def _check_flows(self, prior, posterior_flow, prior_flow, flow_hidden) -> None:
+        check_positive_int(posterior_flow, "posterior_flow", minimum=0)
+        check_positive_int(prior_flow, "prior_flow", minimum=0)
+        check_positive_int(flow_hidden, "flow_hidden")
+        if prior == "vamp" and (posterior_flow or prior_flow):
+            raise ValueError(
+                "prior: the VampPrior is the encoder's mixture, so it takes no "
+                "posterior_flow or prior_flow"
+            )
+        if hasattr(self.config, "posterior_flow"):  # not HierarchicalVAE's (no flows)
+            self.normalize(
+                posterior_flow=int(posterior_flow),
+                prior_flow=int(prior_flow),
+                flow_hidden=int(flow_hidden),
+            )
+
+    def _build_flows(self) -> None:
+        """The IAF steps of q(z | x) and the MAF layers of p(z)."""
+        from pyro.nn import AutoRegressiveNN, ConditionalAutoRegressiveNN
+
+        d, width = self.config.latent_dim, getattr(self.config, "flow_hidden", 1)
+        posterior_flow = getattr(self.config, "posterior_flow", 0)
+        prior_flow = getattr(self.config, "prior_flow", 0)
+        self.has_posterior_flow, self.has_prior_flow = bool(posterior_flow), bool(prior_flow)
+        if d < 2 and (posterior_flow or prior_flow):
+            raise ValueError("latent_dim: autoregressive flows need latent_dim >= 2")
+        self.posterior_flows = nn.ModuleList(
+            T.ConditionalAffineAutoregressive(
+                ConditionalAutoRegressiveNN(d, width, [width, width]), stable=True
+            )
+            for _ in range(posterior_flow)
+        )
+        self.prior_flows = nn.ModuleList(
+            T.AffineAutoregressive(AutoRegressiveNN(d, [width, width])) for _ in range(prior_flow)
+        )
+
+    def _posterior_transforms(self, encoded) -> list:
+        """z_0 -> z_T: the IAF steps given the encoder's context, reversals between."""
+        out = []
+        for i, step in enumerate(self.posterior_flows):
+            if i:
+                out.append(Reverse())
+            out.append(step.condition(encoded[2]))
+        return out
+
+    def posterior(self, encoded) -> dist.Distribution:
+        """q(z | x) from the encoder's output at x: a diagonal normal, or its IAF."""
+        q = dist.Normal(encoded[0], encoded[1]).to_event(1)
+        if not self.has_posterior_flow:
+            return q
+        return dist.TransformedDistribution(q, self._posterior_transforms(encoded))
 
     def _pseudo_inputs(self) -> torch.Tensor:
         """The VampPrior's K pseudo-inputs u_k, in [0, 1] for binary data."""
@@ -268,7 +350,15 @@ class VAE(_Networks):
         reference = next(self.parameters())
         d = self.config.latent_dim
         if self.config.prior == "standard":
-            return dist.Normal(reference.new_zeros(d), reference.new_ones(d)).to_event(1)
+            normal = dist.Normal(reference.new_zeros(d), reference.new_ones(d)).to_event(1)
+            if not self.has_prior_flow:
+                return normal
+            clear_caches(self.prior_flows)
+            layers = []  # MAF: each layer inverted, so log p(z) is one pass per layer
+            for i, layer in enumerate(self.prior_flows):
+                layers += [Reverse()] if i else []
+                layers.append(layer.inv)
+            return dist.TransformedDistribution(normal, layers)
         # the mixture's log-density is one matrix product (MixtureSameFamily builds
         # several (draws, K, d) tensors and took most of the evaluation's time)
         return DiagonalNormalMixture(*self.encoder(self._pseudo_inputs()))
@@ -277,6 +367,8 @@ class VAE(_Networks):
         """The model's parameters: the decoder, a learned sd, and under the VampPrior
         the encoder and the pseudo-inputs (the prior is the encoder at them)."""
         module("decoder", self.decoder)
+        if self.has_prior_flow:
+            module("prior_flows", self.prior_flows)
         self._register_scale()
         if self.config.prior == "vamp":
             module("encoder", self.encoder)
@@ -305,23 +397,28 @@ class VAE(_Networks):
 
     def guide(self, x, num_examples: int | None = None) -> None:
         module("encoder", self.encoder)
+        if self.has_posterior_flow:
+            module("posterior_flows", self.posterior_flows)
         with data_plate(x, num_examples):
-            loc, scale = self.encoder(self._corrupt(x))
+            encoded = self.encoder(self._corrupt(x))
             with self._kl_weight():
-                pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+                pyro.sample("z", self.posterior(encoded))
 
     # -- evaluation ---------------------------------------------------------------------
     def _draw(self, x, encoded, prior, count: int, generator=None) -> tuple[torch.Tensor, ...]:
         """``count`` draws z ~ q(z | x) given the encoder's output at x and p(z):
         log p(x | z), log p(z) and log q(z | x), each (count, N)."""
-        loc, scale = encoded
+        loc, scale = encoded[:2]
         noise = torch.randn(
             (count, *loc.shape), generator=generator, dtype=loc.dtype, device=loc.device
         )
         z = loc + scale * noise
+        log_qz = dist.Normal(loc, scale).to_event(1).log_prob(z)
+        for transform in self._posterior_transforms(encoded):  # IAF: one pass a step
+            z, before = transform(z), z
+            log_qz = log_qz - transform.log_abs_det_jacobian(before, z)
         log_px = self._likelihood(self.decoder(z)).log_prob(x)
-        q = dist.Normal(loc, scale).to_event(1)
-        return log_px, prior.log_prob(z), q.log_prob(z)
+        return log_px, prior.log_prob(z), log_qz
 
     def _numbers_per_draw(self) -> int:
         """About how many numbers one draw for one example holds at once in
@@ -410,7 +507,7 @@ class VAE(_Networks):
 
     def _closed_form_kl(self, encoded, prior) -> torch.Tensor | None:
         """KL(q(z | x) || p(z)) per example where it has a closed form (standard prior)."""
-        if self.config.prior != "standard":
+        if self.config.prior != "standard" or self.has_prior_flow or self.has_posterior_flow:
             return None
         return torch.distributions.kl_divergence(dist.Normal(*encoded).to_event(1), prior)
 

@@ -1,7 +1,9 @@
 """Encoders and decoders for variational autoencoders: MLP and convolutional.
 
 An encoder maps a batch of data (any leading dimensions, then the data shape) to the
-location and scale of a diagonal Gaussian over the latent space; a decoder maps
+location and scale of a diagonal Gaussian over the latent space (and, with
+``context_dim``, a context vector h beside them, which inverse autoregressive flows on
+the posterior read: Kingma et al. 2016); a decoder maps
 latents (any leading dimensions) to the parameter of the likelihood with the data
 shape (Bernoulli logits or Gaussian means). The convolutional pair follows the
 common two-stride-2-layer design (Kingma and Welling 2014 used MLPs; the convolutional
@@ -30,10 +32,13 @@ def _mlp(sizes: list[int], activation: type[nn.Module]) -> nn.Sequential:
 class MLPEncoder(nn.Module):
     """x (..., *data_shape) -> (loc, scale), each (..., latent_dim)."""
 
-    def __init__(self, data_shape, latent_dim: int, hidden=(400,), activation=nn.Softplus):
+    def __init__(
+        self, data_shape, latent_dim: int, hidden=(400,), activation=nn.Softplus, context_dim=0
+    ):
         super().__init__()
-        self.data_shape = tuple(data_shape)
-        self.net = _mlp([math.prod(self.data_shape), *hidden, 2 * latent_dim], activation)
+        self.data_shape, self.latent_dim = tuple(data_shape), latent_dim
+        outputs = 2 * latent_dim + context_dim
+        self.net = _mlp([math.prod(self.data_shape), *hidden, outputs], activation)
 
     def forward(self, x):
         flat = x.reshape(*x.shape[: x.dim() - len(self.data_shape)], -1)
@@ -49,8 +54,16 @@ class MLPEncoder(nn.Module):
         return self._from_first_layer(pre + F.linear(varying, first.weight[:, size:]))
 
     def _from_first_layer(self, pre):
-        loc, raw_scale = self.net[1:](pre).chunk(2, -1)
-        return loc, F.softplus(raw_scale) + 1e-6
+        return _split_outputs(self.net[1:](pre), self.latent_dim)
+
+
+def _split_outputs(out, latent_dim: int) -> tuple:
+    """(loc, scale), or (loc, scale, h) where the encoder also gives a context h."""
+    loc, raw_scale = out[..., :latent_dim], out[..., latent_dim : 2 * latent_dim]
+    scale = F.softplus(raw_scale) + 1e-6
+    if out.shape[-1] == 2 * latent_dim:
+        return loc, scale
+    return loc, scale, out[..., 2 * latent_dim :]
 
 
 class MLPDecoder(nn.Module):
@@ -81,9 +94,11 @@ def _image_shape(data_shape) -> tuple[int, int, int]:
 class ConvEncoder(nn.Module):
     """Two stride-2 convolutions (32, 64 channels), then a linear map to (loc, scale)."""
 
-    def __init__(self, data_shape, latent_dim: int, hidden=(256,), activation=nn.ReLU):
+    def __init__(
+        self, data_shape, latent_dim: int, hidden=(256,), activation=nn.ReLU, context_dim=0
+    ):
         super().__init__()
-        self.data_shape = tuple(data_shape)
+        self.data_shape, self.latent_dim = tuple(data_shape), latent_dim
         c, h, w = _image_shape(data_shape)
         self.image = (c, h, w)
         self.conv = nn.Sequential(
@@ -92,14 +107,14 @@ class ConvEncoder(nn.Module):
             nn.Conv2d(32, 64, 4, stride=2, padding=1),
             activation(),
         )
-        self.head = _mlp([64 * (h // 4) * (w // 4), *hidden, 2 * latent_dim], activation)
+        outputs = 2 * latent_dim + context_dim
+        self.head = _mlp([64 * (h // 4) * (w // 4), *hidden, outputs], activation)
 
     def forward(self, x):
         batch = x.shape[: x.dim() - len(self.data_shape)]
         features = self.conv(x.reshape(-1, *self.image)).flatten(1)
-        loc, raw_scale = self.head(features).chunk(2, -1)
-        scale = F.softplus(raw_scale) + 1e-6
-        return loc.reshape(*batch, -1), scale.reshape(*batch, -1)
+        out = self.head(features)
+        return _split_outputs(out.reshape(*batch, out.shape[-1]), self.latent_dim)
 
 
 class ConvDecoder(nn.Module):

@@ -1,8 +1,9 @@
 """Transforms pyrogen adds to Pyro's (``pyro.distributions.transforms``): only what
 Pyro does not have as such."""
 
+from pyrogen.transforms.caches import clear_caches
 from pyrogen.transforms.conditional import ConditionalAdditiveCoupling, ConditionalSplineCoupling
-from pyrogen.transforms.coupling import AdditiveCoupling, Scaling
+from pyrogen.transforms.coupling import AdditiveCoupling, Reverse, Scaling
 from pyrogen.transforms.image import GlowCoupling, InvertibleConv1x1, MultiscaleFlow, Squeeze
 from pyrogen.transforms.norm import ActNorm
 
@@ -14,6 +15,8 @@ __all__ = [
     "GlowCoupling",
     "InvertibleConv1x1",
     "MultiscaleFlow",
+    "Reverse",
     "Scaling",
     "Squeeze",
+    "clear_caches",
 ]

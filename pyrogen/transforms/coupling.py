@@ -3,6 +3,9 @@ r"""NICE's two transforms (Dinh, Krueger and Bengio 2014), which Pyro has not as
 - :class:`AdditiveCoupling`: :math:`y_1 = x_1`, :math:`y_2 = x_2 + m(x_1)` for a split
   :math:`x = (x_1, x_2)` at ``split_dim`` and any network m; volume-preserving,
   :math:`\log|\det J| = 0`; the inverse is :math:`x_2 = y_2 - m(y_1)`.
+- :class:`Reverse`: the last dimension reversed, the permutation flows put between
+  layers so every dimension is transformed (Pyro's ``Permute`` with a fixed order,
+  without its buffer and cache).
 - :class:`Scaling`: :math:`y = x \odot e^{s}`, the diagonal scaling layer NICE ends
   with, :math:`\log|\det J| = \sum_d s_d`.
 
@@ -16,7 +19,7 @@ import torch
 from pyro.distributions import constraints
 from pyro.distributions.torch_transform import TransformModule
 
-__all__ = ["AdditiveCoupling", "Scaling"]
+__all__ = ["AdditiveCoupling", "Reverse", "Scaling"]
 
 
 class AdditiveCoupling(TransformModule):
@@ -65,3 +68,23 @@ class Scaling(TransformModule):
 
     def log_abs_det_jacobian(self, x, y):
         return self.log_scale.sum().expand(x.shape[:-1])
+
+
+class Reverse(torch.distributions.Transform):
+    """y = x[..., ::-1], its own inverse, volume-preserving."""
+
+    domain = constraints.real_vector
+    codomain = constraints.real_vector
+    bijective = True
+
+    def __eq__(self, other):
+        return isinstance(other, Reverse)
+
+    def _call(self, x):
+        return x.flip(-1)
+
+    def _inverse(self, y):
+        return y.flip(-1)
+
+    def log_abs_det_jacobian(self, x, y):
+        return x.new_zeros(x.shape[:-1])

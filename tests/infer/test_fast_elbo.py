@@ -11,7 +11,7 @@ import torch
 from pyro import poutine
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 from pyro.infer.autoguide import AutoIAFNormal, AutoNormal
-from pyrogen.models import NADE, VAE, HierarchicalVAE
+from pyrogen.models import MAF, NADE, VAE, HierarchicalVAE
 
 import pyrogen
 from pyrogen.infer.fast_elbo import FastELBO, UnsupportedModel, fast_twin
@@ -57,6 +57,11 @@ CASES = {
         (_binary(20, 12),),
     ),
     "hvae": lambda: (HierarchicalVAE((12,), 3, 2, hidden=(8,)), (_binary(20, 12),)),
+    "vae-iaf-maf-prior": lambda: (
+        VAE((12,), latent_dim=3, hidden=(8,), posterior_flow=2, prior_flow=2, flow_hidden=8),
+        (_binary(20, 12),),
+    ),
+    "maf": lambda: (MAF((4,), layers=2, hidden=(8,), norm="act"), (torch.randn(20, 4),)),
     "nade": lambda: (NADE((12,), hidden=5), (_binary(20, 12),)),
 }
 

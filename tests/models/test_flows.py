@@ -296,3 +296,16 @@ def test_conditional_transforms_are_their_plain_ones_given_the_context():
                 plain.log_abs_det_jacobian(row, y), torch.linalg.slogdet(jacobian).logabsdet
             )
             torch.testing.assert_close(plain.inv(y), row)
+
+
+@pytest.mark.parametrize("name", ["realnvp", "maf", "nsf", "nsf-autoregressive"])
+def test_a_used_flow_can_be_copied(name):
+    """Transforms cache their last output (part of a graph); copies drop it."""
+    import copy
+
+    model = FLOWS[name](3)
+    loss = -model.distribution().log_prob(torch.randn(4, 3)).sum()
+    loss.backward()
+    twin = copy.deepcopy(model)
+    x = torch.randn(5, 3)
+    torch.testing.assert_close(twin.log_prob(x), model.log_prob(x))

@@ -1,0 +1,285 @@
+"""pyrogen's normalizing flows against zuko's of the same kind and size.
+
+Pairs (pyrogen / zuko 1.x), the same depth and hidden widths, Adam with the same
+learning rate, batch size and number of epochs, float32:
+
+- NICE (additive couplings and a final scaling, both on a normal base; zuko's side
+  built from its ``GeneralCouplingTransform`` with ``AdditiveTransform``, since its
+  ``NICE`` class is affine),
+- RealNVP (affine coupling),
+- MAF (affine autoregressive, density direction: one pass per log_prob),
+- NSF (autoregressive rational-quadratic splines, 8 bins; pyrogen's on [-5, 5] as
+  zuko's).
+
+Data:
+
+- ``moons`` and ``checkerboard`` (:mod:`pyrogen.toy`, exact log-densities known):
+  10,000 draws to fit (``--quick``: 2,000), 2,000 to select the epoch, 5,000 to
+  score; reported: KL from the truth in nats = test NLL minus the true entropy;
+- ``digits``: sklearn's 8x8 digits dequantized (x = (level + u) / 17), in the logit
+  space y = logit(0.05 + 0.9 x) for both sides, 1,200 to fit, 200 to select the
+  epoch, 397 to score; reported: bits per pixel of the discrete images
+  (-log2 p(x) / 64 + log2 17, the logit map's Jacobian added back).
+
+pyrogen is fitted by ``pyrogen.fit(flow, x, method="mle", batch_size=B,
+num_epochs=E, callback=...)``; zuko by the textbook loop (``-flow().log_prob(x).mean()``,
+backward, ``torch.optim.Adam``). Each side keeps the epoch with the best validation
+log-likelihood. Speed: ``--repeats`` interleaved rounds of ``--speed-steps`` training
+steps on each side (the same minibatches), medians compared:
+``<flow>_<data>_step_time_ratio`` is pyrogen's seconds per step over zuko's (the
+target: at most 1.0), ``<flow>_<data>_nll_gap`` pyrogen's test NLL minus zuko's
+(nats per example; above 0: pyrogen is worse).
+
+    python bench/flows.py           # about 10 minutes on 2 cores
+    python bench/flows.py --quick   # under a minute
+
+The last line printed is one JSON object of the figures; ratios are named *_ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import statistics
+import time
+
+import numpy as np
+import torch
+
+FLOWS = ("nice", "realnvp", "maf", "nsf")
+DATA = ("moons", "checkerboard", "digits")
+ALPHA = 0.05  # the logit map of the digits
+
+
+def load(name: str, quick: bool, seed: int) -> dict:
+    """Train, valid and test arrays (float32) and how to turn an NLL into the figure."""
+    import pyrogen
+    from pyrogen import toy
+
+    if name == "digits":
+        x, _ = pyrogen.data.dequantized_digits(seed=seed)
+        y = np.log(ALPHA + (1 - 2 * ALPHA) * x) - np.log1p(-(ALPHA + (1 - 2 * ALPHA) * x))
+        # log |dy/dx| per image, added to log p(y) to give log p(x)
+        p = ALPHA + (1 - 2 * ALPHA) * x
+        log_jacobian = (math.log(1 - 2 * ALPHA) - np.log(p) - np.log1p(-p)).sum(1)
+        parts = (slice(0, 1200), slice(1200, 1400), slice(1400, None))
+        splits = [torch.as_tensor(y[s], dtype=torch.float32) for s in parts]
+        test_jacobian = float(log_jacobian[parts[2]].mean())
+        return {
+            "splits": splits,
+            "figure": "bits_per_dim",
+            # NLL of y -> bits per pixel of the 17-level images
+            "convert": lambda nll: (nll - test_jacobian) / (64 * math.log(2)) + math.log2(17),
+        }
+    n = 2000 if quick else 10000
+    draws = [toy.sample(name, size, seed=seed + i) for i, size in enumerate((n, 2000, 5000))]
+    entropy = -float(np.mean(toy.log_density(name, draws[2])))
+    return {
+        "splits": [torch.as_tensor(d, dtype=torch.float32) for d in draws],
+        "figure": "kl_from_truth",
+        "convert": lambda nll: nll - entropy,
+    }
+
+
+def build(flow: str, dim: int, options) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The pair, pyrogen's and zuko's, of the same kind and size."""
+    import zuko
+    from pyrogen.models import MAF, NICE, NSF, RealNVP
+
+    layers, hidden = options.layers, (options.hidden,) * 2
+    zuko_options = {"transforms": layers, "hidden_features": hidden}
+    if flow == "nice":
+        return NICE((dim,), layers, hidden, base="normal"), zuko_nice(dim, layers, hidden)
+    if flow == "realnvp":
+        return RealNVP((dim,), layers, hidden), zuko.flows.RealNVP(dim, **zuko_options)
+    if flow == "maf":
+        return MAF((dim,), layers, hidden), zuko.flows.MAF(dim, **zuko_options)
+    ours = NSF((dim,), layers, hidden, bins=8, bound=5.0, autoregressive=True)
+    return ours, zuko.flows.NSF(dim, bins=8, **zuko_options)
+
+
+def zuko_nice(dim: int, layers: int, hidden) -> torch.nn.Module:
+    """NICE in zuko's parts: additive couplings with alternating masks and a final
+    elementwise affine map (zuko's own ``NICE`` class is affine, i.e. RealNVP)."""
+    import zuko
+    from zuko.flows import Flow, GeneralCouplingTransform, UnconditionalTransform
+
+    couplings = [
+        GeneralCouplingTransform(
+            dim,
+            mask=torch.arange(dim) % 2 == i % 2,
+            univariate=zuko.transforms.AdditiveTransform,
+            shapes=[()],
+            hidden_features=hidden,
+        )  # fmt: skip
+        for i in range(layers)
+    ]
+    zeros = torch.zeros(dim)
+    scaling = UnconditionalTransform(zuko.transforms.MonotonicAffineTransform, zeros, zeros)
+    base = zuko.flows.UnconditionalDistribution(
+        zuko.distributions.DiagNormal, zeros, torch.ones(dim), buffer=True
+    )
+    return Flow([*couplings, scaling], base)
+
+
+def _zuko_nll(flow, x: torch.Tensor) -> float:
+    with torch.no_grad():
+        return -float(flow().log_prob(x).mean())
+
+
+def _ours_nll(model, x: torch.Tensor) -> float:
+    return -float(model.log_prob(x).mean())
+
+
+def fit_ours(model, train, valid, options, epochs: int) -> dict:
+    """pyrogen.fit, keeping the epoch with the best validation log-likelihood."""
+    import pyro
+
+    import pyrogen
+
+    steps_per_epoch = math.ceil(len(train) / options.batch_size)
+    best = {"nll": math.inf, "epoch": 0, "state": None}
+
+    def select(step: int, loss: float) -> None:
+        if step % steps_per_epoch == 0:
+            model.eval()
+            nll = _ours_nll(model, valid)
+            model.train()
+            if nll < best["nll"]:
+                best.update(nll=nll, epoch=step // steps_per_epoch)
+                best["state"] = copy.deepcopy(model.state_dict())
+
+    pyro.clear_param_store()
+    pyrogen.fit(model, train, method="mle", lr=options.lr, batch_size=options.batch_size,
+                num_epochs=epochs, seed=options.seed, progress=False, callback=select)  # fmt: skip
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
+    model.eval()
+    return best
+
+
+def fit_zuko(flow, train, valid, options, epochs: int) -> dict:
+    """The textbook loop, keeping the epoch with the best validation log-likelihood."""
+    optimizer = torch.optim.Adam(flow.parameters(), lr=options.lr)
+    generator = torch.Generator().manual_seed(options.seed)
+    best = {"nll": math.inf, "epoch": 0, "state": None}
+    for epoch in range(1, epochs + 1):
+        for batch in train[torch.randperm(len(train), generator=generator)].split(
+            options.batch_size
+        ):
+            loss = -flow().log_prob(batch).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        nll = _zuko_nll(flow, valid)
+        if nll < best["nll"]:
+            best.update(nll=nll, epoch=epoch, state=copy.deepcopy(flow.state_dict()))
+    if best["state"] is not None:
+        flow.load_state_dict(best["state"])
+    return best
+
+
+def step_times(ours, theirs, train, options) -> tuple[float, float]:
+    """Median seconds per training step over interleaved rounds of ``speed_steps``
+    steps on each side (the same minibatch size)."""
+    import pyro
+
+    import pyrogen
+
+    steps = options.speed_steps
+
+    def run_ours():
+        pyro.clear_param_store()
+        model = copy.deepcopy(ours).train()
+        pyrogen.fit(model, train, method="mle", lr=options.lr, batch_size=options.batch_size,
+                    num_steps=steps, progress=False)  # fmt: skip
+
+    def run_theirs():
+        flow = copy.deepcopy(theirs)
+        optimizer = torch.optim.Adam(flow.parameters(), lr=options.lr)
+        order = torch.randperm(len(train))
+        for i in range(steps):
+            start = (i * options.batch_size) % len(train)
+            batch = train[order[start : start + options.batch_size]]
+            loss = -flow().log_prob(batch).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+    times = {"ours": [], "theirs": []}
+    run_ours(), run_theirs()  # warm-up
+    for r in range(options.repeats):
+        order = [("ours", run_ours), ("theirs", run_theirs)]
+        for name, run in order if r % 2 == 0 else order[::-1]:
+            began = time.perf_counter()
+            run()
+            times[name].append((time.perf_counter() - began) / steps)
+    return statistics.median(times["ours"]), statistics.median(times["theirs"])
+
+
+def bench_pair(flow: str, data_name: str, data: dict, options) -> dict:
+    train, valid, test = data["splits"]
+    epochs = options.epochs if data_name != "digits" else options.digits_epochs
+    torch.manual_seed(options.seed)
+    ours, theirs = build(flow, train.shape[1], options)
+    theirs_start = copy.deepcopy(theirs)
+    ours_start = copy.deepcopy(ours)
+    ours_best = fit_ours(ours, train, valid, options, epochs)
+    theirs_best = fit_zuko(theirs, train, valid, options, epochs)
+    ours_nll, theirs_nll = _ours_nll(ours, test), _zuko_nll(theirs, test)
+    ours_step, theirs_step = step_times(ours_start, theirs_start, train, options)
+    key, figure, convert = f"{flow}_{data_name}", data["figure"], data["convert"]
+    return {
+        f"{key}_pyrogen_{figure}": convert(ours_nll),
+        f"{key}_zuko_{figure}": convert(theirs_nll),
+        f"{key}_nll_gap": ours_nll - theirs_nll,
+        f"{key}_pyrogen_best_epoch": ours_best["epoch"],
+        f"{key}_zuko_best_epoch": theirs_best["epoch"],
+        f"{key}_pyrogen_step_ms": 1000 * ours_step,
+        f"{key}_zuko_step_ms": 1000 * theirs_step,
+        f"{key}_step_time_ratio": ours_step / theirs_step,
+    }
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smaller run, under a minute")
+    parser.add_argument("--flows", nargs="+", choices=FLOWS, default=list(FLOWS))
+    parser.add_argument("--data", nargs="+", choices=DATA, default=list(DATA))
+    parser.add_argument("--layers", type=int, default=5)
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=40, help="toy densities")
+    parser.add_argument("--digits-epochs", type=int, default=150)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--speed-steps", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    options = parser.parse_args(argv)
+    if options.quick:
+        options.flows = [f for f in options.flows if f in ("realnvp", "maf")]
+        options.data = [d for d in options.data if d in ("moons", "digits")]
+        options.epochs, options.digits_epochs, options.layers = 3, 3, 3
+        options.speed_steps, options.repeats = 20, 3
+    torch.set_num_threads(options.threads)
+    torch.set_default_dtype(torch.float32)
+    figures: dict = {"quick": options.quick, "layers": options.layers, "hidden": options.hidden}
+    for data_name in options.data:
+        data = load(data_name, options.quick, options.seed)
+        for flow in options.flows:
+            pair = bench_pair(flow, data_name, data, options)
+            figures.update(pair)
+            print(
+                f"{flow:8s} {data_name:13s} "
+                + "  ".join(f"{k.split('_', 2)[2]}={v:.4g}" for k, v in pair.items()),
+                flush=True,
+            )
+    print(json.dumps(figures))
+    return figures
+
+
+if __name__ == "__main__":
+    main()
