@@ -21,6 +21,14 @@ Data:
   epoch, 397 to score; reported: bits per pixel of the discrete images
   (-log2 p(x) / 64 + log2 17, the logit map's Jacobian added back).
 
+The multiscale image flow (``--glow``, on by default): pyrogen's ``Glow`` against
+normflows' Glow of the same size (``GlowBlock``: actnorm, LU 1x1 convolution, affine
+coupling with a 3x3-1x1-3x3 network and sigmoid scales; ``Squeeze``, ``Merge``, a
+standard normal ``DiagGaussian`` per level, its ``Logit`` transform), 2 levels of
+``--glow-steps`` steps with ``--glow-hidden`` channels, on the digits as 1x8x8 images
+(x in [0, 1]), the same protocol; ``glow_digits_step_time_ratio`` and the bits per
+pixel of each.
+
 pyrogen is fitted by ``pyrogen.fit(flow, x, method="mle", batch_size=B,
 num_epochs=E, callback=...)``; zuko by the textbook loop (``-flow().log_prob(x).mean()``,
 backward, ``torch.optim.Adam``). Each side keeps the epoch with the best validation
@@ -243,6 +251,77 @@ def bench_pair(flow: str, data_name: str, data: dict, options) -> dict:
     }
 
 
+# -- the multiscale image flow ----------------------------------------------------------
+class NormflowsGlow(torch.nn.Module):
+    """normflows' Glow on 1x8x8 images, levels of ``steps`` GlowBlocks, with the same
+    interface as a zuko flow here: ``flow().log_prob(x)``."""
+
+    def __init__(self, levels: int, steps: int, hidden: int, shape=(1, 8, 8), alpha=ALPHA):
+        import normflows as nf
+
+        super().__init__()
+        c, h, w = shape
+        q0, flows, merges = [], [], []
+        for i in range(levels):
+            blocks = [
+                nf.flows.GlowBlock(c * 2 ** (levels + 1 - i), hidden, split_mode="channel")
+                for _ in range(steps)
+            ]
+            flows.append([*blocks, nf.flows.Squeeze()])
+            if i > 0:
+                merges.append(nf.flows.Merge())
+                k = levels - i
+                latent = (c * 2**k, h // 2**k, w // 2**k)
+            else:
+                latent = (c * 2 ** (levels + 1), h // 2**levels, w // 2**levels)
+            q0.append(nf.distributions.DiagGaussian(latent, trainable=False))
+        self.model = nf.MultiscaleFlow(
+            q0, flows, merges, transform=nf.transforms.Logit(alpha), class_cond=False
+        )
+
+    def forward(self):
+        return self
+
+    def log_prob(self, x):
+        return self.model.log_prob(x, None)
+
+
+def bench_glow(options) -> dict:
+    """Glow on the digits (1x8x8, 17 levels): bits per pixel and step time."""
+    from pyrogen.models import Glow
+
+    import pyrogen
+
+    x, _ = pyrogen.data.dequantized_digits(seed=options.seed)
+    images = torch.as_tensor(x, dtype=torch.float32).reshape(-1, 1, 8, 8)
+    train, valid, test = images[:1200], images[1200:1400], images[1400:]
+    torch.manual_seed(options.seed)
+    levels, steps, hidden = 2, options.glow_steps, options.glow_hidden
+    ours = Glow((1, 8, 8), levels, steps, hidden, alpha=ALPHA, data_levels=17)
+    theirs = NormflowsGlow(levels, steps, hidden)
+    starts = copy.deepcopy(ours), copy.deepcopy(theirs)
+    with torch.no_grad():  # normflows' actnorm starts from the first batch, as ours
+        theirs.log_prob(train[: options.batch_size])
+        ours.train()
+        ours.log_prob(train[: options.batch_size])
+    ours_best = fit_ours(ours, train, valid, options, options.glow_epochs)
+    theirs_best = fit_zuko(theirs, train, valid, options, options.glow_epochs)
+    theirs.eval()
+    to_bits = lambda nll: nll / (64 * math.log(2)) + math.log2(17)  # noqa: E731
+    ours_nll, theirs_nll = _ours_nll(ours, test), _zuko_nll(theirs, test)
+    ours_step, theirs_step = step_times(*starts, train, options)
+    return {
+        "glow_digits_pyrogen_bits_per_dim": to_bits(ours_nll),
+        "glow_digits_normflows_bits_per_dim": to_bits(theirs_nll),
+        "glow_digits_nll_gap": ours_nll - theirs_nll,
+        "glow_digits_pyrogen_best_epoch": ours_best["epoch"],
+        "glow_digits_normflows_best_epoch": theirs_best["epoch"],
+        "glow_digits_pyrogen_step_ms": 1000 * ours_step,
+        "glow_digits_normflows_step_ms": 1000 * theirs_step,
+        "glow_digits_step_time_ratio": ours_step / theirs_step,
+    }
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller run, under a minute")
@@ -256,6 +335,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--speed-steps", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--glow", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--glow-steps", type=int, default=4)
+    parser.add_argument("--glow-hidden", type=int, default=64)
+    parser.add_argument("--glow-epochs", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     options = parser.parse_args(argv)
@@ -264,6 +347,7 @@ def main(argv=None) -> dict:
         options.data = [d for d in options.data if d in ("moons", "digits")]
         options.epochs, options.digits_epochs, options.layers = 3, 3, 3
         options.speed_steps, options.repeats = 20, 3
+        options.glow_steps, options.glow_hidden, options.glow_epochs = 2, 16, 2
     torch.set_num_threads(options.threads)
     torch.set_default_dtype(torch.float32)
     figures: dict = {"quick": options.quick, "layers": options.layers, "hidden": options.hidden}
@@ -277,6 +361,10 @@ def main(argv=None) -> dict:
                 + "  ".join(f"{k.split('_', 2)[2]}={v:.4g}" for k, v in pair.items()),
                 flush=True,
             )
+    if options.glow:
+        glow = bench_glow(options)
+        figures.update(glow)
+        print("glow     digits        " + "  ".join(f"{k[12:]}={v:.4g}" for k, v in glow.items()))
     print(json.dumps(figures))
     return figures
 

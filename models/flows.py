@@ -160,6 +160,17 @@ class _Flow(_ClearsCaches, DensityModel):
                 out.append(self.norms[i])
         return out
 
+    def sampling_transforms(self) -> list:
+        """The layers in the sampling direction whatever the flow's (a guide draws and
+        scores its own draws in one pass per layer), reversals between, no
+        normalizations: the building blocks of :class:`pyrogen.infer.AutoFlow`."""
+        if self.context_dim or self.norms is not None:
+            raise ValueError("flow: a guide's flow takes no context_dim and no norm")
+        out = []
+        for i, layer in enumerate(self.layers):
+            out += [Reverse(), layer] if i else [layer]
+        return out
+
     def _check_context(self, context) -> None:
         if context is None and self.context_dim:
             raise ValueError(f"context: {type(self).__name__} is conditional; give a context")

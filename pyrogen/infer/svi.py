@@ -259,9 +259,13 @@ def make_guide(
     - ``"mean_field"``: AutoNormal, independent normals in the unconstrained space;
     - ``"full_rank"``: AutoMultivariateNormal, one dense Gaussian over all sites;
     - ``"low_rank"``: AutoLowRankMultivariateNormal, diagonal plus a low-rank factor;
-    - ``"flow"``: AutoIAFNormal, a normal pushed through inverse autoregressive flows;
-    - ``"spline"``: AutoSplineNormal, rational-quadratic spline flows then an affine map
-      started at the initial point;
+    - ``"flow"``: Pyro's AutoIAFNormal, a normal pushed through two inverse
+      autoregressive flows (the zoo's IAF layers are the same Pyro transforms;
+      :class:`~pyrogen.infer.AutoFlow` with ``"iaf"`` adds a reversal between them and
+      an affine map started at the initial point, which measured a worse median KL on
+      a banana posterior: 0.45 against 0.36 over seeds 0-6, though a smaller spread);
+    - ``"spline"``: :class:`~pyrogen.infer.AutoFlow` with the zoo's autoregressive
+      neural spline layers, then an affine map started at the initial point;
     - ``"delta"``: AutoDelta, a point mass (MAP).
 
     Autoguides start at ``init_values`` where given (e.g. a model's k-means start)."""
@@ -283,9 +287,9 @@ def make_guide(
     if guide == "flow":
         return AutoIAFNormal(exposed, num_transforms=2)
     if guide == "spline":
-        from pyrogen.infer.guides import AutoSplineNormal
+        from pyrogen.infer.guides import AutoFlow
 
-        return AutoSplineNormal(exposed, init_loc_fn=start)
+        return AutoFlow(exposed, "nsf", init_loc_fn=start)
     raise ValueError(
         "guide: must be 'mean_field', 'full_rank', 'low_rank', 'flow', 'spline', 'delta' or a "
         f"callable, got {guide!r}"

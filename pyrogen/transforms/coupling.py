@@ -70,15 +70,21 @@ class Scaling(TransformModule):
         return self.log_scale.sum().expand(x.shape[:-1])
 
 
-class Reverse(torch.distributions.Transform):
-    """y = x[..., ::-1], its own inverse, volume-preserving."""
+class Reverse(TransformModule):
+    """y = x[..., ::-1], its own inverse, volume-preserving (a module with no
+    parameters, so Pyro's ``ComposeTransformModule`` takes it)."""
 
     domain = constraints.real_vector
     codomain = constraints.real_vector
     bijective = True
 
+    def __init__(self):
+        super().__init__(cache_size=0)
+
     def __eq__(self, other):
         return isinstance(other, Reverse)
+
+    __hash__ = TransformModule.__hash__
 
     def _call(self, x):
         return x.flip(-1)

@@ -205,3 +205,40 @@ def test_spline_guide_fits_a_skewed_posterior_that_mean_field_cannot():
     # measured: mean-field 0.044-0.047, spline 0.004-0.007 over seeds 0-2
     assert gaps["spline"] < 0.3 * gaps["mean_field"], gaps
     assert distances["spline"] < distances["mean_field"], distances
+
+
+@pytest.mark.parametrize("flow", ["iaf", "nsf", "realnvp", "nice"])
+def test_flow_guides_are_built_from_the_zoo_flows_and_score_their_own_draws(flow):
+    """AutoFlow's layers are the zoo flow's, in the sampling direction; its density of
+    its own draws is the change of variables of base -> layers -> affine map."""
+    import pyro
+    import pyro.distributions as dist
+
+    from pyrogen.infer import AutoFlow
+    from pyrogen.infer.svi import make_guide
+
+    def model():
+        x = pyro.sample("x", dist.Normal(0.0, 1.0))
+        pyro.sample("y", dist.Normal(x**2, 0.3))
+
+    guide = AutoFlow(model, flow, layers=2, hidden=(8,))
+    guide()  # builds the transform
+    parts = list(guide.transform.parts)
+    # layer, reversal, layer (NICE: and its scaling), then the affine map
+    assert type(parts[-1]).__name__ == "LocScale"
+    assert len(parts) == (6 if flow == "nice" else 4)
+    with torch.no_grad():
+        for p in guide.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    z = torch.randn(6, 2)
+    x = guide.transform(z)
+    jacobian = [torch.autograd.functional.jacobian(guide.transform, row) for row in z]
+    logdet = torch.stack([torch.linalg.slogdet(j).logabsdet for j in jacobian])
+    base = dist.Normal(0.0, 1.0).expand([2]).to_event(1)
+    expected = base.log_prob(z) - logdet
+    got = dist.TransformedDistribution(base, [guide.transform]).log_prob(x)
+    torch.testing.assert_close(got, expected)
+    structure = pyrogen.infer.svi.model_structure(model, ())
+    assert isinstance(make_guide("spline", model, structure, method="svi"), AutoFlow)
+    with pytest.raises(ValueError, match="flow: must be one of"):
+        AutoFlow(model, "glow")
