@@ -22,9 +22,29 @@ every dimension is transformed. With ``context_dim`` a flow is conditional, p(x 
 its data are pairs, ``pyrogen.fit(flow, x, c, method="mle")``,
 ``flow.log_prob(x, c)``, ``flow.sample(n, c)``.
 
+- **NICE** (Dinh, Krueger and Bengio 2014): additive coupling layers
+  :math:`y_2 = x_2 + m(x_1)` (volume-preserving), the parts alternating, then a
+  diagonal scaling :math:`y = x \odot e^s`, the only term of the log-determinant; a
+  logistic base by default, as the paper's.
+- **RealNVP** (Dinh, Sohl-Dickstein and Bengio 2017): affine coupling, from data to
+  noise :math:`z_2 = x_2 \odot e^{s(x_1)} + t(x_1)`; with s = 0 it is NICE's
+  coupling.
+- **MAF** (Papamakarios, Pavlakou and Murray 2017): affine autoregressive layers
+  (MADE networks) used in the density direction: Pyro's ``AffineAutoregressive`` maps
+  noise to data in one pass per dimension (the IAF direction), so MAF puts its inverse
+  in the flow, making ``log_prob`` one pass and ``sample`` D passes.
+- **IAF** (Kingma et al. 2016): the same layers in the sampling direction: ``sample``
+  is one pass, ``log_prob`` D passes (the direction a variational posterior wants).
+- **NSF** (Durkan, Bekasov, Murray and Papamakarios 2019): monotone rational-quadratic
+  splines on [-bound, bound] (identity outside), coupling (``autoregressive=False``)
+  or autoregressive.
 - **Glow** (Kingma and Dhariwal 2018): images; levels of squeeze, steps of actnorm,
   invertible 1x1 convolution and affine coupling, half the channels factored out
   after each level, then Real NVP's logit map to pixel intensities.
+
+The coupling flows (NICE, RealNVP, NSF's coupling) split a vector into x_1 and x_2:
+``partition="alternate"`` (the default) takes alternate entries (a flattened image's
+checkerboard, as Real NVP's), ``"half"`` the first half and the second.
 
 ``forward(z)`` maps base draws to data and ``inverse(x)`` data to the base space, to
 inspect the latent space.
@@ -59,6 +79,7 @@ from pyrogen.transforms import (
     AdditiveCoupling,
     ConditionalAdditiveCoupling,
     ConditionalSplineCoupling,
+    Interleave,
     MultiscaleFlow,
     Reverse,
     Scaling,
@@ -77,6 +98,7 @@ __all__ = ["Glow", "IAF", "MAF", "NICE", "NSF", "RealNVP"]
 
 BASES = ("normal", "logistic")
 NORMS = ("batch", "act")
+PARTITIONS = ("half", "alternate")
 
 
 def _context_dim(context_dim) -> int | None:
@@ -119,7 +141,12 @@ class _Flow(_ClearsCaches, DensityModel):
     cli_data = "toy2d"  # pyrogen fit NAME: --data ring|grid|checkerboard|moons|FILE.csv
 
     def _setup(
-        self, modules: list, base: str = "normal", direction: str = "sample", norms=None
+        self,
+        modules: list,
+        base: str = "normal",
+        direction: str = "sample",
+        norms=None,
+        partition: str = "half",
     ) -> None:
         self.normalize(data_shape=check_data_shape(self.config.data_shape))
         if len(self.config.data_shape) != 1:
@@ -130,6 +157,7 @@ class _Flow(_ClearsCaches, DensityModel):
         self.base_name, self.direction = check_choice(base, "base", BASES), direction
         self.layers = nn.ModuleList(modules)
         self.norms = nn.ModuleList(norms) if norms else None
+        self.partition = check_choice(partition, "partition", PARTITIONS)
 
     def _numbers_per_example(self) -> int:
         widths = sum(getattr(self.config, "hidden", ()) or ())
@@ -158,7 +186,12 @@ class _Flow(_ClearsCaches, DensityModel):
             )
             if self.norms is not None:
                 out.append(self.norms[i])
-        return out
+        return out + self._partition()
+
+    def _partition(self) -> list:
+        """Coupling flows split their input into halves; ``"alternate"`` interleaves
+        the halves on the data side, so the split is into alternate entries."""
+        return [Interleave()] if self.partition == "alternate" else []
 
     def sampling_transforms(self) -> list:
         """The layers in the sampling direction whatever the flow's (a guide draws and
@@ -169,7 +202,7 @@ class _Flow(_ClearsCaches, DensityModel):
         out = []
         for i, layer in enumerate(self.layers):
             out += [Reverse(), layer] if i else [layer]
-        return out
+        return out + self._partition()
 
     def _check_context(self, context) -> None:
         if context is None and self.context_dim:
@@ -232,6 +265,9 @@ class NICE(_Flow):
         base: ``"logistic"`` (the paper's) or ``"normal"``.
         context_dim: condition on a context vector of this width (p(x | c)); the
             coupling networks read it beside x_1.
+        partition: ``"alternate"`` (the default) couples alternate entries (even ones
+            on odd ones and back, a flattened image's checkerboard), ``"half"`` the
+            first half with the second.
     """
 
     def __init__(
@@ -241,6 +277,7 @@ class NICE(_Flow):
         hidden=(256, 256),
         base: str = "logistic",
         context_dim: int | None = None,
+        partition: str = "alternate",
     ):
         super().__init__()
         check_positive_int(layers, "layers")
@@ -252,12 +289,17 @@ class NICE(_Flow):
             for _ in range(layers)
         ]
         self.normalize(hidden=widths)
-        self._setup([*modules, Scaling(dim)], base)
+        self._setup(modules, base, partition=partition)
+        self.scaling = Scaling(dim)
 
     def transforms(self, context=None) -> list:
-        """Couplings with reversals between them, then the scaling (no reversal)."""
+        """Couplings with reversals between them, then the scaling."""
         out = super().transforms(context)
-        return out[:-2] + out[-1:]
+        return out[: len(out) - len(self._partition())] + [self.scaling] + self._partition()
+
+    def sampling_transforms(self) -> list:
+        out = super().sampling_transforms()
+        return out[: len(out) - len(self._partition())] + [self.scaling] + self._partition()
 
 
 @register("realnvp")
@@ -273,6 +315,8 @@ class RealNVP(_Flow):
             (:class:`~pyrogen.transforms.ActNorm`) after each layer, or None.
         context_dim: condition on a context vector of this width (Pyro's
             ``ConditionalAffineCoupling``).
+        partition: ``"alternate"`` (the default: even entries on odd ones and back,
+            the paper's checkerboard for a flattened image) or ``"half"``.
     """
 
     def __init__(
@@ -282,6 +326,7 @@ class RealNVP(_Flow):
         hidden=(256, 256),
         norm: str | None = None,
         context_dim: int | None = None,
+        partition: str = "alternate",
     ):
         super().__init__()
         check_positive_int(layers, "layers")
@@ -293,7 +338,13 @@ class RealNVP(_Flow):
             for _ in range(layers)
         ]
         self.normalize(hidden=widths)
-        self._setup(modules, norms=_norms(norm, dim, layers))
+        # the layers in the density direction: data to noise is z_2 = x_2 exp(s(x_1)) +
+        # t(x_1), zuko's form, which trained to a better fit than (x_2 - t) exp(-s)
+        # (digits 2.51 against 2.60 bits per pixel, moons KL 0.055 against 0.101); both
+        # directions are one pass
+        self._setup(
+            modules, direction="density", norms=_norms(norm, dim, layers), partition=partition
+        )
 
 
 def _autoregressive_layers(
@@ -376,6 +427,8 @@ class NSF(_Flow):
             the density direction) instead of coupling ones.
         norm: ``"batch"``, ``"act"`` or None, after each layer.
         context_dim: condition on a context vector of this width.
+        partition: the coupling's split, ``"alternate"`` (default) or ``"half"``
+            (coupling layers only).
     """
 
     def __init__(
@@ -388,6 +441,7 @@ class NSF(_Flow):
         autoregressive: bool = False,
         norm: str | None = None,
         context_dim: int | None = None,
+        partition: str = "alternate",
     ):
         super().__init__()
         check_positive_int(layers, "layers")
@@ -400,7 +454,9 @@ class NSF(_Flow):
         modules = [make(dim, widths, bins, bound, context_dim) for _ in range(layers)]
         self.normalize(hidden=widths, bins=bins, bound=bound)
         direction = "density" if autoregressive else "sample"
-        self._setup(modules, direction=direction, norms=_norms(norm, dim, layers))
+        partition = "half" if autoregressive else partition  # autoregressive: no split
+        self._setup(modules, direction=direction, norms=_norms(norm, dim, layers),
+                    partition=partition)  # fmt: skip
 
 
 def _spline_autoregressive(dim, widths, bins, bound, context_dim):

@@ -3,7 +3,7 @@ Pyro does not have as such."""
 
 from pyrogen.transforms.caches import clear_caches
 from pyrogen.transforms.conditional import ConditionalAdditiveCoupling, ConditionalSplineCoupling
-from pyrogen.transforms.coupling import AdditiveCoupling, Reverse, Scaling
+from pyrogen.transforms.coupling import AdditiveCoupling, Interleave, Reverse, Scaling
 from pyrogen.transforms.image import GlowCoupling, InvertibleConv1x1, MultiscaleFlow, Squeeze
 from pyrogen.transforms.norm import ActNorm
 
@@ -13,6 +13,7 @@ __all__ = [
     "ConditionalAdditiveCoupling",
     "ConditionalSplineCoupling",
     "GlowCoupling",
+    "Interleave",
     "InvertibleConv1x1",
     "MultiscaleFlow",
     "Reverse",

@@ -19,7 +19,7 @@ import torch
 from pyro.distributions import constraints
 from pyro.distributions.torch_transform import TransformModule
 
-__all__ = ["AdditiveCoupling", "Reverse", "Scaling"]
+__all__ = ["AdditiveCoupling", "Interleave", "Reverse", "Scaling"]
 
 
 class AdditiveCoupling(TransformModule):
@@ -91,6 +91,42 @@ class Reverse(TransformModule):
 
     def _inverse(self, y):
         return y.flip(-1)
+
+    def log_abs_det_jacobian(self, x, y):
+        return x.new_zeros(x.shape[:-1])
+
+
+class Interleave(TransformModule):
+    """x = the halves of y interleaved: y's first ceil(D/2) entries go to x's even
+    places, the rest to its odd places, so a coupling that splits y into halves
+    splits x into alternate entries (Real NVP's checkerboard partition of a flattened
+    image, where neighbouring pixels fall on different sides). A permutation: its
+    log-determinant is 0."""
+
+    domain = constraints.real_vector
+    codomain = constraints.real_vector
+    bijective = True
+
+    def __init__(self):
+        super().__init__(cache_size=0)
+
+    def __eq__(self, other):
+        return isinstance(other, Interleave)
+
+    __hash__ = TransformModule.__hash__
+
+    @staticmethod
+    def _order(y: torch.Tensor) -> torch.Tensor:
+        d = y.shape[-1]
+        return torch.cat([torch.arange(0, d, 2), torch.arange(1, d, 2)]).to(y.device)
+
+    def _call(self, y):
+        x = torch.empty_like(y)
+        x[..., self._order(y)] = y
+        return x
+
+    def _inverse(self, x):
+        return x[..., self._order(x)]
 
     def log_abs_det_jacobian(self, x, y):
         return x.new_zeros(x.shape[:-1])

@@ -224,9 +224,10 @@ def test_flow_guides_are_built_from_the_zoo_flows_and_score_their_own_draws(flow
     guide = AutoFlow(model, flow, layers=2, hidden=(8,))
     guide()  # builds the transform
     parts = list(guide.transform.parts)
-    # layer, reversal, layer (NICE: and its scaling), then the affine map
+    # layer, reversal, layer (NICE: and its scaling; couplings: the interleaving of
+    # alternate entries), then the affine map
     assert type(parts[-1]).__name__ == "LocScale"
-    assert len(parts) == (6 if flow == "nice" else 4)
+    assert len(parts) == {"iaf": 4, "nsf": 4, "realnvp": 5, "nice": 6}[flow]
     with torch.no_grad():
         for p in guide.parameters():
             p.add_(0.2 * torch.randn_like(p))
