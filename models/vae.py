@@ -38,7 +38,10 @@ gives beside :math:`(\mu, \sigma)` (the paper's numerically stable step; Pyro's
 steps, so :math:`\log q(z_T \mid x) = \log q(z_0 \mid x) - \sum_t \sum_i \log
 \sigma_{t,i}` in one pass per step; ``prior_flow`` = L > 0 replaces N(0, I) by a
 masked autoregressive flow prior (L MAF layers on N(0, I): a learned prior, as the
-autoregressive prior of Chen et al. 2017), scored in one pass per layer;
+autoregressive prior of Chen et al. 2017), scored in one pass per layer; its layers
+are the stable ones too (from z to the noise each contracts, so the prior's density
+never exceeds the standard normal's peak: with unbounded scales the prior, the
+posterior and the decoder's input shrank together and training diverged);
 ``corruption`` trains a denoising VAE (Im et al. 2017): the encoder sees a corrupted
 copy (pixels dropped with that probability for binary data, Gaussian noise of that sd
 for real data) and the decoder reconstructs the clean data. :class:`Autoencoder` is
@@ -320,7 +323,8 @@ class VAE(_Networks):
             for _ in range(posterior_flow)
         )
         self.prior_flows = nn.ModuleList(
-            T.AffineAutoregressive(AutoRegressiveNN(d, [width, width])) for _ in range(prior_flow)
+            T.AffineAutoregressive(AutoRegressiveNN(d, [width, width]), stable=True)
+            for _ in range(prior_flow)
         )
 
     def _posterior_transforms(self, encoded) -> list:

@@ -70,9 +70,9 @@ class Scaling(TransformModule):
         return self.log_scale.sum().expand(x.shape[:-1])
 
 
-class Reverse(TransformModule):
-    """y = x[..., ::-1], its own inverse, volume-preserving (a module with no
-    parameters, so Pyro's ``ComposeTransformModule`` takes it)."""
+class _Permutation(TransformModule):
+    """A fixed reordering of the last dimension: no parameters (a module, so Pyro's
+    ``ComposeTransformModule`` takes it), no cache, log-determinant 0."""
 
     domain = constraints.real_vector
     codomain = constraints.real_vector
@@ -82,9 +82,16 @@ class Reverse(TransformModule):
         super().__init__(cache_size=0)
 
     def __eq__(self, other):
-        return isinstance(other, Reverse)
+        return type(other) is type(self)
 
     __hash__ = TransformModule.__hash__
+
+    def log_abs_det_jacobian(self, x, y):
+        return x.new_zeros(x.shape[:-1])
+
+
+class Reverse(_Permutation):
+    """y = x[..., ::-1], its own inverse."""
 
     def _call(self, x):
         return x.flip(-1)
@@ -92,28 +99,12 @@ class Reverse(TransformModule):
     def _inverse(self, y):
         return y.flip(-1)
 
-    def log_abs_det_jacobian(self, x, y):
-        return x.new_zeros(x.shape[:-1])
 
-
-class Interleave(TransformModule):
+class Interleave(_Permutation):
     """x = the halves of y interleaved: y's first ceil(D/2) entries go to x's even
     places, the rest to its odd places, so a coupling that splits y into halves
     splits x into alternate entries (Real NVP's checkerboard partition of a flattened
-    image, where neighbouring pixels fall on different sides). A permutation: its
-    log-determinant is 0."""
-
-    domain = constraints.real_vector
-    codomain = constraints.real_vector
-    bijective = True
-
-    def __init__(self):
-        super().__init__(cache_size=0)
-
-    def __eq__(self, other):
-        return isinstance(other, Interleave)
-
-    __hash__ = TransformModule.__hash__
+    image, where neighbouring pixels fall on different sides)."""
 
     @staticmethod
     def _order(y: torch.Tensor) -> torch.Tensor:
@@ -127,6 +118,3 @@ class Interleave(TransformModule):
 
     def _inverse(self, x):
         return x[..., self._order(x)]
-
-    def log_abs_det_jacobian(self, x, y):
-        return x.new_zeros(x.shape[:-1])
