@@ -72,14 +72,18 @@ class Scaling(TransformModule):
 
 class _Permutation(TransformModule):
     """A fixed reordering of the last dimension: no parameters (a module, so Pyro's
-    ``ComposeTransformModule`` takes it), no cache, log-determinant 0."""
+    ``ComposeTransformModule`` takes it), log-determinant 0. It keeps its last (x, y)
+    as every transform does: scoring a draw hands each layer the very tensor it
+    produced, so an inverse autoregressive layer finds its cache and is not inverted
+    (D passes of its network; without the cache here an IAF posterior's step cost 5
+    times a plain VAE's)."""
 
     domain = constraints.real_vector
     codomain = constraints.real_vector
     bijective = True
 
     def __init__(self):
-        super().__init__(cache_size=0)
+        super().__init__(cache_size=1)
 
     def __eq__(self, other):
         return type(other) is type(self)
