@@ -444,12 +444,14 @@ class DensityModel(NetworkModel):
 
         from pyrogen.chunks import map_chunks
 
+        if context is not None and not self.context_dim:
+            raise ValueError(f"context: {type(self).__name__} is unconditional")
         data = self.prepare(x, context) if self.context_dim else self.prepare(x)
         x, context = data[0], (data[1] if len(data) > 1 else None)
 
-        def rows(index):
-            part = None if context is None else context[index]
-            return self.distribution(part).log_prob(x[index])
+        def rows(index):  # a run of consecutive rows: sliced (views), not gathered
+            part = slice(int(index[0]), int(index[-1]) + 1)
+            return self.distribution(None if context is None else context[part]).log_prob(x[part])
 
         # checked here: the distribution need not check again
         with torch.no_grad(), pyro.validation_enabled(False):
