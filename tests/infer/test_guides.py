@@ -243,3 +243,26 @@ def test_flow_guides_are_built_from_the_zoo_flows_and_score_their_own_draws(flow
     assert isinstance(make_guide("spline", model, structure, method="svi"), AutoFlow)
     with pytest.raises(ValueError, match="flow: must be one of"):
         AutoFlow(model, "glow")
+
+
+def test_a_one_dimensional_flow_guide_integrates_to_one():
+    """One latent dimension: AutoFlow's elementwise splines and affine map give a
+    density on the line; quadrature of it is 1."""
+    import pyro
+    import pyro.distributions as dist
+
+    from pyrogen.infer import AutoFlow
+
+    def model():
+        pyro.sample("x", dist.Normal(0.0, 1.0))
+
+    guide = AutoFlow(model, "nsf", layers=2, init_scale=1.0)
+    guide()
+    with torch.no_grad():
+        for p in guide.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    grid = torch.linspace(-15, 15, 300001)[:, None]  # fine: the splines' knots are kinks
+    base = dist.Normal(0.0, 1.0).expand([1]).to_event(1)
+    with torch.no_grad():
+        density = dist.TransformedDistribution(base, [guide.transform]).log_prob(grid).exp()
+    assert float(torch.trapezoid(density, grid[:, 0])) == pytest.approx(1.0, abs=5e-4)
