@@ -347,19 +347,33 @@ class RealNVP(_Flow):
         )
 
 
+def made(dim: int, widths, context_dim: int | None = None, param_dims=None) -> nn.Module:
+    """Pyro's MADE (``AutoRegressiveNN``, or its conditional form) in the data's order.
+    Pyro draws a random order for each network by default; with the reversals between
+    layers that made consecutive layers condition the same way about half the time
+    in 2-D, and a 5-layer MAF on the moons ended at KL 0.16 from the truth against
+    0.054 in a fixed order (zuko's MAF: 0.059)."""
+    from pyro.nn import AutoRegressiveNN, ConditionalAutoRegressiveNN
+
+    options = {"permutation": torch.arange(dim)}
+    if param_dims is not None:
+        options["param_dims"] = param_dims
+    if context_dim:
+        return ConditionalAutoRegressiveNN(dim, context_dim, widths, **options)
+    return AutoRegressiveNN(dim, widths, **options)
+
+
 def _autoregressive_layers(
     dim: int, layers: int, hidden, name: str, context_dim: int | None
 ) -> tuple[list, list[int]]:
-    from pyro.nn import AutoRegressiveNN, ConditionalAutoRegressiveNN
-
     check_positive_int(layers, "layers")
     if dim < 2:
         raise ValueError(f"data_shape: {name} needs D >= 2")
     widths = check_widths(hidden, name)
     if context_dim:
-        nets = [ConditionalAutoRegressiveNN(dim, context_dim, widths) for _ in range(layers)]
+        nets = [made(dim, widths, context_dim) for _ in range(layers)]
         return [T.ConditionalAffineAutoregressive(net) for net in nets], widths
-    modules = [T.AffineAutoregressive(AutoRegressiveNN(dim, widths)) for _ in range(layers)]
+    modules = [T.AffineAutoregressive(made(dim, widths)) for _ in range(layers)]
     return modules, widths
 
 
@@ -460,11 +474,12 @@ class NSF(_Flow):
 
 
 def _spline_autoregressive(dim, widths, bins, bound, context_dim):
+    """Pyro's (conditional) ``SplineAutoregressive`` with linear rational splines, its
+    MADE in the data's order (see :func:`made`)."""
+    net = made(dim, widths, context_dim, [bins, bins, bins - 1, bins])
     if context_dim:
-        return T.conditional_spline_autoregressive(
-            dim, context_dim, widths, count_bins=bins, bound=bound
-        )
-    return T.spline_autoregressive(dim, widths, count_bins=bins, bound=bound)
+        return T.ConditionalSplineAutoregressive(dim, net, count_bins=bins, bound=bound)
+    return T.SplineAutoregressive(dim, net, count_bins=bins, bound=bound)
 
 
 def _spline_coupling(dim, widths, bins, bound, context_dim):
