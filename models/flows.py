@@ -347,15 +347,31 @@ class RealNVP(_Flow):
         )
 
 
-def made(dim: int, widths, context_dim: int | None = None, param_dims=None) -> nn.Module:
-    """Pyro's MADE (``AutoRegressiveNN``, or its conditional form) in the data's order.
-    Pyro draws a random order for each network by default; with the reversals between
-    layers that made consecutive layers condition the same way about half the time
-    in 2-D, and a 5-layer MAF on the moons ended at KL 0.16 from the truth against
-    0.054 in a fixed order (zuko's MAF: 0.059)."""
+def orders(dim: int, layers: int) -> list[torch.Tensor]:
+    """Each layer's MADE order: random, as Pyro's default, but redrawn where it would
+    condition the same way as the layer before. Layers meet the dimensions reversed
+    every other time, so an order o at layer i acts as o (i even) or D - 1 - o (i odd)
+    on the data's coordinates. Pyro's independent random orders repeated in half the
+    layers in 2-D (a 5-layer MAF on the moons: KL 0.160 from the truth, 0.057 with no
+    repeat; zuko's MAF 0.055), while one fixed order for all layers did worse than
+    random ones on the 8x8 digits (2.46 against 2.34 bits per pixel)."""
+    out, before = [], None
+    for i in range(layers):
+        while True:
+            order = torch.randperm(dim)
+            acts_as = order if i % 2 == 0 else dim - 1 - order
+            if dim < 2 or before is None or not torch.equal(acts_as, before):
+                break
+        out.append(order)
+        before = acts_as
+    return out
+
+
+def made(dim: int, widths, order, context_dim: int | None = None, param_dims=None):
+    """Pyro's MADE (``AutoRegressiveNN``, or its conditional form) with ``order``."""
     from pyro.nn import AutoRegressiveNN, ConditionalAutoRegressiveNN
 
-    options = {"permutation": torch.arange(dim)}
+    options = {"permutation": order}
     if param_dims is not None:
         options["param_dims"] = param_dims
     if context_dim:
@@ -371,9 +387,9 @@ def _autoregressive_layers(
         raise ValueError(f"data_shape: {name} needs D >= 2")
     widths = check_widths(hidden, name)
     if context_dim:
-        nets = [made(dim, widths, context_dim) for _ in range(layers)]
+        nets = [made(dim, widths, order, context_dim) for order in orders(dim, layers)]
         return [T.ConditionalAffineAutoregressive(net) for net in nets], widths
-    modules = [T.AffineAutoregressive(made(dim, widths)) for _ in range(layers)]
+    modules = [T.AffineAutoregressive(made(dim, widths, order)) for order in orders(dim, layers)]
     return modules, widths
 
 
@@ -464,8 +480,15 @@ class NSF(_Flow):
             raise ValueError(f"bound: must be a positive number, got {bound!r}")
         dim, context_dim = check_data_shape(data_shape)[0], _context_dim(context_dim)
         widths, bins, bound = check_widths(hidden, "NSF"), int(bins), float(bound)
-        make = _spline_autoregressive if autoregressive else _spline_coupling
-        modules = [make(dim, widths, bins, bound, context_dim) for _ in range(layers)]
+        if autoregressive:
+            modules = [
+                _spline_autoregressive(dim, widths, bins, bound, context_dim, order)
+                for order in orders(dim, layers)
+            ]
+        else:
+            modules = [
+                _spline_coupling(dim, widths, bins, bound, context_dim) for _ in range(layers)
+            ]
         self.normalize(hidden=widths, bins=bins, bound=bound)
         direction = "density" if autoregressive else "sample"
         partition = "half" if autoregressive else partition  # autoregressive: no split
@@ -473,10 +496,10 @@ class NSF(_Flow):
                     partition=partition)  # fmt: skip
 
 
-def _spline_autoregressive(dim, widths, bins, bound, context_dim):
+def _spline_autoregressive(dim, widths, bins, bound, context_dim, order):
     """Pyro's (conditional) ``SplineAutoregressive`` with linear rational splines, its
-    MADE in the data's order (see :func:`made`)."""
-    net = made(dim, widths, context_dim, [bins, bins, bins - 1, bins])
+    MADE in ``order`` (see :func:`orders`)."""
+    net = made(dim, widths, order, context_dim, [bins, bins, bins - 1, bins])
     if context_dim:
         return T.ConditionalSplineAutoregressive(dim, net, count_bins=bins, bound=bound)
     return T.SplineAutoregressive(dim, net, count_bins=bins, bound=bound)

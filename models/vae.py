@@ -308,7 +308,7 @@ class VAE(_Networks):
 
     def _build_flows(self) -> None:
         """The IAF steps of q(z | x) and the MAF layers of p(z)."""
-        from pyrogen.models.flows import made
+        from pyrogen.models.flows import made, orders
 
         d, width = self.config.latent_dim, getattr(self.config, "flow_hidden", 1)
         posterior_flow = getattr(self.config, "posterior_flow", 0)
@@ -318,12 +318,13 @@ class VAE(_Networks):
             raise ValueError("latent_dim: autoregressive flows need latent_dim >= 2")
         self.posterior_flows = nn.ModuleList(
             T.ConditionalAffineAutoregressive(
-                made(d, [width, width], context_dim=width), stable=True
+                made(d, [width, width], order, context_dim=width), stable=True
             )
-            for _ in range(posterior_flow)
+            for order in (orders(d, posterior_flow) if posterior_flow else [])
         )
         self.prior_flows = nn.ModuleList(
-            T.AffineAutoregressive(made(d, [width, width]), stable=True) for _ in range(prior_flow)
+            T.AffineAutoregressive(made(d, [width, width], order), stable=True)
+            for order in (orders(d, prior_flow) if prior_flow else [])
         )
 
     def _posterior_transforms(self, encoded) -> list:

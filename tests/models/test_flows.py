@@ -170,7 +170,7 @@ def test_flow_densities_integrate_to_one(name):
     # affine layers' scales and a logistic base reach far; splines (identity outside
     # [-3, 3]) have fine detail near the data
     spline = name.startswith("nsf")
-    grid = torch.linspace(-8, 8, 1601) if spline else torch.linspace(-25, 25, 1001)
+    grid = torch.linspace(-8, 8, 1001) if spline else torch.linspace(-25, 25, 1001)
     xx, yy = torch.meshgrid(grid, grid, indexing="ij")
     density = model.log_prob(torch.stack([xx.ravel(), yy.ravel()], -1)).exp()
     integral = torch.trapezoid(torch.trapezoid(density.reshape(xx.shape), grid, dim=1), grid)
