@@ -243,7 +243,7 @@ class _Flow(_ClearsCaches, DensityModel):
     def _context(self, context):
         if context is None or isinstance(context, torch.Tensor):
             return context
-        return self._points(as_data_tensor(context, "context"), "context", self.context_dim)
+        return self._points(context, "context", self.context_dim)
 
 
 def _coupling_split(dim: int, name: str) -> int:
@@ -294,12 +294,15 @@ class NICE(_Flow):
 
     def transforms(self, context=None) -> list:
         """Couplings with reversals between them, then the scaling."""
-        out = super().transforms(context)
-        return out[: len(out) - len(self._partition())] + [self.scaling] + self._partition()
+        return self._then_scaling(super().transforms(context))
 
     def sampling_transforms(self) -> list:
-        out = super().sampling_transforms()
-        return out[: len(out) - len(self._partition())] + [self.scaling] + self._partition()
+        return self._then_scaling(super().sampling_transforms())
+
+    def _then_scaling(self, out: list) -> list:
+        """The scaling after the last coupling, before the partition's interleaving."""
+        partition = self._partition()
+        return out[: len(out) - len(partition)] + [self.scaling] + partition
 
 
 @register("realnvp")
