@@ -123,16 +123,66 @@ def _norms(norm: str | None, dim: int, layers: int) -> list | None:
     return [T.BatchNorm(dim) if norm == "batch" else ActNorm(dim) for _ in range(layers)]
 
 
-class _ClearsCaches:
-    """Transforms keep their last (input, output), part of an autograd graph: dropped
-    before a copy or a pickle (``copy.deepcopy`` refuses non-leaf tensors)."""
+class _FlowModel(DensityModel):
+    """What every flow here shares: a subclass gives ``base()`` and
+    ``transforms(context)`` (base to data); this gives the distribution and
+    ``forward``/``inverse`` with their inputs checked. Transforms keep their last
+    (input, output), part of an autograd graph: dropped before a copy or a pickle
+    (``copy.deepcopy`` refuses non-leaf tensors)."""
 
     def __getstate__(self):
         clear_caches(self)
         return super().__getstate__()
 
+    def _check_context(self, context) -> None:
+        if context is None and self.context_dim:
+            raise ValueError(f"context: {type(self).__name__} is conditional; give a context")
+        if context is not None and not self.context_dim:
+            raise ValueError(f"context: {type(self).__name__} is unconditional")
 
-class _Flow(_ClearsCaches, DensityModel):
+    def distribution(self, context=None) -> dist.TransformedDistribution:
+        """p(x), or p(x | context) for a conditional flow (a context row per example,
+        or one for all)."""
+        return dist.TransformedDistribution(self.base(), self.transforms(context))
+
+    def _points(self, value, name: str, shape=None) -> torch.Tensor:
+        """``value`` as a tensor of examples of ``shape`` (default: the data's) in the
+        flow's dtype and device, with any leading dimensions (a tensor keeps its
+        autograd graph; arrays are checked as data)."""
+        reference = next(self.parameters())
+        shape = tuple(shape or self.config.data_shape)
+        if not isinstance(value, torch.Tensor):
+            value = as_data_tensor(value, name)
+        points = value.to(reference)
+        if points.dim() < len(shape) or tuple(points.shape[points.dim() - len(shape) :]) != shape:
+            raise ValueError(
+                f"{name}: expected shape (..., {', '.join(map(str, shape))}), "
+                f"got {tuple(points.shape)}"
+            )
+        return points
+
+    def forward(self, z, context=None) -> torch.Tensor:
+        """Base draws z (..., *data_shape) mapped to data space (given ``context`` if
+        conditional)."""
+        z = self._points(z, "z")
+        for transform in self.transforms(self._context(context)):
+            z = transform(z)
+        return z
+
+    def inverse(self, x, context=None) -> torch.Tensor:
+        """Data x (..., *data_shape) mapped to the base space (the latent codes)."""
+        x = self._points(x, "x")
+        for transform in reversed(self.transforms(self._context(context))):
+            x = transform.inv(x)
+        return x
+
+    def _context(self, context):
+        if context is None or isinstance(context, torch.Tensor) or not self.context_dim:
+            return context  # an unconditional flow's transforms refuse it by name
+        return self._points(context, "context", (self.context_dim,))
+
+
+class _Flow(_FlowModel):
     """What the flows share: the base, the layers with reversals between them, the
     transformed distribution, ``forward``/``inverse``. A subclass's constructor calls
     :meth:`_setup` with its transform modules (``direction`` "density" puts each one's
@@ -204,52 +254,24 @@ class _Flow(_ClearsCaches, DensityModel):
             out += [Reverse(), layer] if i else [layer]
         return out + self._partition()
 
-    def _check_context(self, context) -> None:
-        if context is None and self.context_dim:
-            raise ValueError(f"context: {type(self).__name__} is conditional; give a context")
-        if context is not None and not self.context_dim:
-            raise ValueError(f"context: {type(self).__name__} is unconditional")
-
-    def distribution(self, context=None) -> dist.TransformedDistribution:
-        """p(x), or p(x | context) for a conditional flow (a context row per example,
-        or one for all)."""
-        return dist.TransformedDistribution(self.base(), self.transforms(context))
-
-    def _points(self, value, name: str, dim: int | None = None) -> torch.Tensor:
-        """``value`` as a tensor of D-vectors in the flow's dtype and device (a tensor
-        keeps its autograd graph; arrays are checked as data)."""
-        reference, dim = next(self.parameters()), dim or self.dim
-        if not isinstance(value, torch.Tensor):
-            value = as_data_tensor(value, name)
-        points = value.to(reference)
-        if points.dim() == 0 or points.shape[-1] != dim:
-            raise ValueError(f"{name}: expected shape (..., {dim}), got {tuple(points.shape)}")
-        return points
-
-    def forward(self, z, context=None) -> torch.Tensor:
-        """Base draws z (..., D) mapped to data space (given ``context`` if conditional)."""
-        z = self._points(z, "z")
-        for transform in self.transforms(self._context(context)):
-            z = transform(z)
-        return z
-
-    def inverse(self, x, context=None) -> torch.Tensor:
-        """Data x (..., D) mapped to the base space (the latent codes)."""
-        x = self._points(x, "x")
-        for transform in reversed(self.transforms(self._context(context))):
-            x = transform.inv(x)
-        return x
-
-    def _context(self, context):
-        if context is None or isinstance(context, torch.Tensor):
-            return context
-        return self._points(context, "context", self.context_dim)
-
 
 def _coupling_split(dim: int, name: str) -> int:
     if dim < 2:
         raise ValueError(f"data_shape: {name} couples two halves, so needs D >= 2")
     return dim // 2
+
+
+def _couplings(family, data_shape, layers, hidden, context_dim, plain, conditional, outputs):
+    """``layers`` couplings of ``family`` (``conditional`` ones with a context), each
+    with a dense network from x_1 (and the context) to ``outputs`` vectors the size of
+    x_2; returns them, D and the checked widths."""
+    check_positive_int(layers, "layers")
+    dim, context_dim = check_data_shape(data_shape)[0], _context_dim(context_dim)
+    split, widths = _coupling_split(dim, family), check_widths(hidden, family)
+    coupling = conditional if context_dim else plain
+    sizes = [dim - split] * outputs
+    modules = [coupling(split, _dense(split, context_dim, widths, sizes)) for _ in range(layers)]
+    return modules, dim, widths
 
 
 @register("nice")
@@ -280,14 +302,10 @@ class NICE(_Flow):
         partition: str = "alternate",
     ):
         super().__init__()
-        check_positive_int(layers, "layers")
-        dim, context_dim = check_data_shape(data_shape)[0], _context_dim(context_dim)
-        split, widths = _coupling_split(dim, "NICE"), check_widths(hidden, "NICE")
-        coupling = ConditionalAdditiveCoupling if context_dim else AdditiveCoupling
-        modules = [
-            coupling(split, _dense(split, context_dim, widths, [dim - split]))
-            for _ in range(layers)
-        ]
+        modules, dim, widths = _couplings(
+            "NICE", data_shape, layers, hidden, context_dim,
+            AdditiveCoupling, ConditionalAdditiveCoupling, outputs=1,
+        )  # fmt: skip
         self.normalize(hidden=widths)
         self._setup(modules, base, partition=partition)
         self.scaling = Scaling(dim)
@@ -332,14 +350,10 @@ class RealNVP(_Flow):
         partition: str = "alternate",
     ):
         super().__init__()
-        check_positive_int(layers, "layers")
-        dim, context_dim = check_data_shape(data_shape)[0], _context_dim(context_dim)
-        split, widths = _coupling_split(dim, "RealNVP"), check_widths(hidden, "RealNVP")
-        coupling = T.ConditionalAffineCoupling if context_dim else T.AffineCoupling
-        modules = [
-            coupling(split, _dense(split, context_dim, widths, [dim - split, dim - split]))
-            for _ in range(layers)
-        ]
+        modules, dim, widths = _couplings(
+            "RealNVP", data_shape, layers, hidden, context_dim,
+            T.AffineCoupling, T.ConditionalAffineCoupling, outputs=2,
+        )  # fmt: skip
         self.normalize(hidden=widths)
         # the sampling direction: data to noise is z_2 = (x_2 - t(x_1)) exp(-s(x_1)).
         # The other (z_2 = x_2 exp(s) + t, zuko's form) fitted the digits and the moons
@@ -518,7 +532,7 @@ def _spline_coupling(dim, widths, bins, bound, context_dim):
 
 
 @register("glow")
-class Glow(_ClearsCaches, DensityModel):
+class Glow(_FlowModel):
     r"""A Glow-style multiscale flow for images (Kingma and Dhariwal 2018): levels of
     squeeze, ``steps`` x (actnorm, invertible 1x1 convolution, affine coupling with a
     small convolutional network) and a factor-out of half the channels
@@ -570,8 +584,9 @@ class Glow(_ClearsCaches, DensityModel):
         zeros = next(self.parameters()).new_zeros(self.config.data_shape)
         return dist.Normal(zeros, torch.ones_like(zeros)).to_event(3)
 
-    def transforms(self) -> list:
+    def transforms(self, context=None) -> list:
         """Base to pixels: the multiscale flow, then the logit map's inverse."""
+        self._check_context(context)
         clear_caches(self)
         alpha = self.config.alpha
         return [
@@ -579,11 +594,6 @@ class Glow(_ClearsCaches, DensityModel):
             T.SigmoidTransform(),
             T.AffineTransform(-alpha / (1 - 2 * alpha), 1 / (1 - 2 * alpha), event_dim=3),
         ]
-
-    def distribution(self, context=None) -> dist.TransformedDistribution:
-        if context is not None:
-            raise ValueError("context: Glow is unconditional")
-        return dist.TransformedDistribution(self.base(), self.transforms())
 
     def prepare(self, *data) -> tuple:
         from pyrogen.validation import check_finite_values
@@ -603,15 +613,3 @@ class Glow(_ClearsCaches, DensityModel):
     def bits_per_dim(self, x, context=None) -> torch.Tensor:
         """Bits per pixel of the discrete images: -log2 p(x) / D + log2(data_levels)."""
         return super().bits_per_dim(x) + math.log2(self.config.data_levels)
-
-    def forward(self, z) -> torch.Tensor:
-        """Latents z (..., C, H, W) mapped to pixels."""
-        for transform in self.transforms():
-            z = transform(z)
-        return z
-
-    def inverse(self, x) -> torch.Tensor:
-        """Pixels x (..., C, H, W) in [0, 1] mapped to the latents."""
-        for transform in reversed(self.transforms()):
-            x = transform.inv(x)
-        return x

@@ -204,6 +204,7 @@ class MultiscaleFlow(_ImageStep):
                 f"2 ** levels = {2**levels}"
             )
         generator = torch.Generator().manual_seed(seed)
+        self.hidden = hidden
         self.levels = nn.ModuleList()
         for _ in range(levels):
             channels *= 4
@@ -249,4 +250,4 @@ class MultiscaleFlow(_ImageStep):
 
     def numbers_per_pixel(self) -> int:
         """About how many numbers per input pixel the largest temporaries hold."""
-        return self.levels[0][2].net[0].out_channels + 32
+        return self.hidden + 32

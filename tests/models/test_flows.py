@@ -321,3 +321,19 @@ def test_a_used_flow_can_be_copied(name):
     twin = copy.deepcopy(model)
     x = torch.randn(5, 3)
     torch.testing.assert_close(twin.log_prob(x), model.log_prob(x))
+
+
+def test_glow_maps_pixels_to_latents_and_back_and_checks_its_inputs():
+    from pyrogen.models import Glow
+
+    torch.manual_seed(11)
+    glow = _randomize(Glow((1, 4, 4), levels=2, steps=1, hidden=4), 0.1).eval()
+    x = torch.rand(3, 1, 4, 4) * 0.9 + 0.05
+    torch.testing.assert_close(glow.forward(glow.inverse(x)), x)
+    assert glow.inverse(x.numpy()).shape == (3, 1, 4, 4)  # arrays are taken, checked
+    with pytest.raises(ValueError, match=r"x: expected shape \(\.\.\., 1, 4, 4\), got \(3, 16\)"):
+        glow.inverse(x.reshape(3, 16))
+    with pytest.raises(ValueError, match="x: contains NaN"):
+        glow.inverse(np.full((1, 1, 4, 4), np.nan))
+    with pytest.raises(ValueError, match="context: Glow is unconditional"):
+        glow.inverse(x, torch.zeros(3, 2))
