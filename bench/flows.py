@@ -36,6 +36,12 @@ prior (``prior_flow=2``) and both, ``--vae-epochs`` epochs on the digits (x in
 images (K = 1000): ``vae_iaf_minus_vae_nats`` and the others (above 0: the flow
 helps).
 
+Flow guides (``--guides``, on by default): on the banana x ~ N(0, 1),
+y | x ~ N(x^2, 0.3^2) (normalized, so the negative ELBO is KL(q || p)), pyrogen's
+``AutoFlow`` with the zoo's IAF layers against Pyro's ``AutoIAFNormal`` (2 layers each,
+3,000 Adam steps of lr 0.01, seeds 0 to ``--guide-seeds`` - 1; the KL from 4,000
+particles): medians, and ``autoflow_iaf_vs_pyro_iaf_kl_ratio``.
+
 pyrogen is fitted by ``pyrogen.fit(flow, x, method="mle", batch_size=B,
 num_epochs=E, callback=...)``; zuko by the textbook loop (``-flow().log_prob(x).mean()``,
 backward, ``torch.optim.Adam``). Each side keeps the epoch with the best validation
@@ -366,6 +372,41 @@ def bench_vae(options) -> dict:
     return figures
 
 
+def bench_guides(options) -> dict:
+    """AutoFlow's IAF against Pyro's AutoIAFNormal on the banana: median KL(q || p)."""
+    import pyro
+    import pyro.distributions as dist
+    from pyro.infer import Trace_ELBO
+    from pyro.infer.autoguide import AutoIAFNormal
+
+    import pyrogen
+    from pyrogen.infer import AutoFlow
+
+    def banana():
+        x = pyro.sample("x", dist.Normal(0.0, 1.0))
+        pyro.sample("y", dist.Normal(x**2, 0.3))
+
+    guides = {
+        "pyro_iaf": lambda: AutoIAFNormal(banana, num_transforms=2),
+        "autoflow_iaf": lambda: AutoFlow(banana, "iaf", layers=2),
+    }
+    kls = {name: [] for name in guides}
+    for seed in range(options.guide_seeds):
+        for name, make in guides.items():
+            pyro.clear_param_store()
+            pyro.set_rng_seed(seed)
+            guide = make()
+            pyrogen.fit(banana, method="svi", guide=guide, lr=0.01, seed=seed,
+                        num_steps=options.guide_steps, progress=False)  # fmt: skip
+            elbo = Trace_ELBO(num_particles=4000, vectorize_particles=True)
+            kls[name].append(float(elbo.loss(banana, guide)))
+    figures = {f"{name}_banana_kl": statistics.median(v) for name, v in kls.items()}
+    figures["autoflow_iaf_vs_pyro_iaf_kl_ratio"] = (
+        figures["autoflow_iaf_banana_kl"] / figures["pyro_iaf_banana_kl"]
+    )
+    return figures
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller run, under a minute")
@@ -385,6 +426,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--glow-epochs", type=int, default=100)
     parser.add_argument("--vae", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--vae-epochs", type=int, default=150)
+    parser.add_argument("--guides", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--guide-seeds", type=int, default=7)
+    parser.add_argument("--guide-steps", type=int, default=3000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     options = parser.parse_args(argv)
@@ -395,6 +439,7 @@ def main(argv=None) -> dict:
         options.speed_steps, options.repeats = 20, 3
         options.glow_steps, options.glow_hidden, options.glow_epochs = 2, 16, 2
         options.vae_epochs = 2
+        options.guide_seeds, options.guide_steps = 1, 100
     torch.set_num_threads(options.threads)
     torch.set_default_dtype(torch.float32)
     figures: dict = {"quick": options.quick, "layers": options.layers, "hidden": options.hidden}
@@ -416,6 +461,10 @@ def main(argv=None) -> dict:
         vae = bench_vae(options)
         figures.update(vae)
         print("vae      digits        " + "  ".join(f"{k}={v:.4g}" for k, v in vae.items()))
+    if options.guides:
+        guides = bench_guides(options)
+        figures.update(guides)
+        print("guides   banana        " + "  ".join(f"{k}={v:.4g}" for k, v in guides.items()))
     print(json.dumps(figures))
     return figures
 
