@@ -4,6 +4,7 @@ from pyrogen import compat as compat  # registers the NumPyro pyro-api backend
 from pyrogen import data, metrics, toy
 from pyrogen.diagnostics import Comparison, compare_draws, compare_to_reference, crosscheck
 from pyrogen.fit import METHODS, Fit, fit
+from pyrogen.infer.mcmc import set_host_devices
 from pyrogen.report import InferenceReport, compare_inference
 from pyrogen.sbc import SBCResult, sbc
 from pyrogen.zoo import ZOO, ZooModel
@@ -27,4 +28,5 @@ __all__ = [
     "metrics",
     "toy",
     "sbc",
+    "set_host_devices",
 ]

@@ -41,7 +41,20 @@ _RUN_FLAGS = {
     "num_warmup": dict(type=int, default=500, help="NUTS"),
     "num_samples": dict(type=int, default=500, help="NUTS draws per chain"),
     "num_chains": dict(type=int, default=4, help="NUTS"),
+    "chain_method": dict(
+        choices=["auto", "parallel", "sequential", "vectorized"],
+        default="auto",
+        help="NUTS: parallel runs a chain per device (NumPyro) or process (Pyro)",
+    ),
     "seed": dict(type=int, default=0),
+    "strategy": dict(
+        choices=["ddp", "ddp_spawn", "ddp_notebook"],
+        help="SVI/MAP/MLE across processes on PyTorch Lightning (ddp: one process per "
+        "device, this command run once per rank; also under torchrun)",
+    ),
+    "devices": dict(type=int, help="--strategy: processes (CPU) or GPUs per machine"),
+    "num_nodes": dict(type=int, default=1, help="--strategy: machines"),
+    "device": dict(help="cpu or cuda (default cpu)"),
     "checkpoint": dict(help="resume from / save to this file"),
     "trust_checkpoint": dict(
         action="store_true", help="also read pickled checkpoints of pyrogen's format 1"
@@ -161,6 +174,8 @@ def _fit(args) -> int:
         run = execute(args.model, args)
     except RunError as error:
         raise SystemExit(f"pyrogen: {error}") from None
+    if run is None:  # a rank above 0 of a distributed fit: rank 0 reports
+        return 0
     scalars = {k: v for k, v in run.metrics.items() if not isinstance(v, (list, dict))}
     print(json.dumps(scalars, default=float))
     print(f"wrote {run.out}/metrics.json, {run.written} and plots")

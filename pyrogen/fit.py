@@ -163,6 +163,9 @@ def fit(
     trust_checkpoint: bool = False,
     callback: Callable[[int, float], bool | None] | None = None,
     device: str | torch.device | None = None,
+    strategy: str | Any | None = None,
+    devices: int | str | list | None = None,
+    num_nodes: int = 1,
     **kwargs,
 ) -> Fit:
     """Fit ``model`` (a zoo object, or a Pyro model function called as
@@ -173,8 +176,11 @@ def fit(
     (seed, steps, ``tol``, ``init``, progress, checkpoint, callback, device),
     :class:`~pyrogen.infer.options.SVIOptions` (guide, loss, optimizer, particles,
     minibatches) and :class:`~pyrogen.infer.options.NUTSOptions` (warmup, draws,
-    chains, backend, mass matrix). EM starts from the model's ``em_init`` each time;
-    SVI, MAP and NUTS from the model's current fit, else its ``initialize``.
+    chains, backend, mass matrix) and :class:`~pyrogen.infer.options.ScaleOptions`
+    (``strategy``, ``devices``, ``num_nodes``: SVI, MAP and MLE of the zoo's network
+    models across processes and machines on PyTorch Lightning). EM starts from the
+    model's ``em_init`` each time; SVI, MAP and NUTS from the model's current fit,
+    else its ``initialize``.
 
     Example:
         >>> import pyrogen
@@ -189,7 +195,7 @@ def fit(
         raise ValueError("num_steps: give num_steps or max_steps (an alias), not both")
     options = {k: v for k, v in locals().items() if k not in ("model", "args", "kwargs")}
     options["num_steps"] = num_steps if num_steps is not None else max_steps
-    run, svi, nuts = split_options(options)
+    run, svi, nuts, scale = split_options(options, method)
     target, args = _prepare(model, args, method, svi, run)
     pyro.set_rng_seed(seed)
     result = Fit(method=method, model=model, args=args, kwargs=kwargs)
@@ -197,16 +203,25 @@ def fit(
     run_id = _fingerprint(model, target, method, seed, args) if checkpoint is not None else None
     began = time.perf_counter()
     with data_dtype(args):  # what Pyro makes (autoguide parameters, ...) matches the data
-        if method == "em":
-            fit_em(target, args, run, result, run_id)
-        else:
-            init_values = _start(target, run.init, args, kwargs)
-            if method == "nuts":
-                fit_nuts(target, args, kwargs, nuts, run, result, init_values, run_id)
-            else:
-                fit_svi(target, args, kwargs, method, svi, run, result, init_values, run_id)
+        _run_engine(target, args, kwargs, method, (run, svi, nuts, scale), result, run_id)
     result.elapsed = time.perf_counter() - began
     return result
+
+
+def _run_engine(target, args, kwargs, method: str, groups, result, run_id) -> None:
+    run, svi, nuts, scale = groups
+    if method == "em":
+        return fit_em(target, args, run, result, run_id)
+    init_values = _start(target, run.init, args, kwargs)
+    if method == "nuts":
+        return fit_nuts(target, args, kwargs, nuts, run, result, init_values, run_id)
+    if scale.strategy is not None:
+        from pyrogen.lightning import fit_lightning
+
+        return fit_lightning(
+            target, args, kwargs, method, svi, run, scale, result, init_values, run_id
+        )
+    return fit_svi(target, args, kwargs, method, svi, run, result, init_values, run_id)
 
 
 @contextlib.contextmanager

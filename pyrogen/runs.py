@@ -20,8 +20,10 @@ NUTS diagnostics and trace plots) is generic.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -308,9 +310,16 @@ def fit_options(cls, model, options, method: str) -> dict:
     from pyrogen.zoo import SupportsMinibatches
 
     common = {"method": method, "seed": options.seed, "progress": options.progress}
+    if getattr(options, "device", None) is not None:
+        common["device"] = options.device
     if method == "nuts":
         chains = {"num_chains": options.num_chains, "num_samples": options.num_samples}
+        chains["chain_method"] = getattr(options, "chain_method", "auto")
         return {"num_warmup": options.num_warmup, **chains, **common}
+    if getattr(options, "strategy", None) is not None:
+        common.update(
+            strategy=options.strategy, devices=options.devices, num_nodes=options.num_nodes
+        )
     if method == "em":
         return {"num_steps": options.num_steps, **common}
     fitted = {"lr": 0.05}
@@ -331,8 +340,9 @@ def fit_options(cls, model, options, method: str) -> dict:
     return {**fitted, **common}
 
 
-def execute(name: str, options) -> Run:
-    """Fit zoo model ``name`` as the command's options say and write its report."""
+def execute(name: str, options) -> Run | None:
+    """Fit zoo model ``name`` as the command's options say and write its report (None
+    in the ranks above 0 of a distributed fit, which write nothing)."""
     import pyrogen
     from pyrogen.zoo import NetworkModel, get_model_class, supported_methods
 
@@ -343,6 +353,13 @@ def execute(name: str, options) -> Run:
     methods = supported_methods(cls)  # refused before any data is loaded
     if method not in methods:
         raise RunError(f"--method {method} is not one of {', '.join(methods)} for {name}")
+    chain_method = getattr(options, "chain_method", "auto")
+    if method == "nuts" and (
+        chain_method == "parallel"
+        or (chain_method == "auto" and (os.cpu_count() or 1) >= options.num_chains)
+    ):  # a CPU device per NumPyro chain (a command is a fresh process: JAX has not started)
+        with contextlib.suppress(RuntimeError):  # it had: NumPyro's warning says so
+            pyrogen.set_host_devices(options.num_chains)
     options.default_data = getattr(cls, "cli_default_data", None)
     recipe = _hook(getattr(cls, "cli_data", "table"), DATA, "cli_data")
     run_data = recipe(options)
@@ -355,6 +372,11 @@ def execute(name: str, options) -> Run:
         result = pyrogen.fit(model, run_data.train, **keywords)
     except (ValueError, TypeError) as error:
         raise RunError(str(error)) from None
+    if getattr(options, "strategy", None) is not None:
+        from pyrogen.lightning import is_rank_zero
+
+        if not is_rank_zero():
+            return None  # the report is rank 0's (every rank holds the same fit)
     out = Path(options.out or f"runs/{name}")
     out.mkdir(parents=True, exist_ok=True)
     run = Run(name, model, result, run_data, options, out)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from pyro import poutine
 from pyro.distributions import ImproperUniform
@@ -20,7 +22,7 @@ def init_to_uniform_improper(site=None, radius: float = 2.0):
     support has no bijection to the reals (a mixture's) starts at a draw.
     """
     if site is None:
-        return lambda site: init_to_uniform_improper(site, radius)
+        return functools.partial(init_to_uniform_improper, radius=radius)  # pickles
     if site["fn"].support.is_discrete:
         return site["fn"].sample().detach()
     base = site["fn"]

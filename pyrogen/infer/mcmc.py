@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,7 +22,38 @@ from pyrogen.infer.init import init_from
 from pyrogen.infer.options import CHAIN_METHODS, NUTSOptions, RunOptions
 from pyrogen.validation import check_choice
 
-__all__ = ["CHAIN_METHODS", "MCMCResult", "fit_nuts", "run_nuts"]
+__all__ = ["CHAIN_METHODS", "MCMCResult", "fit_nuts", "run_nuts", "set_host_devices"]
+
+# Pyro chains in worker processes only where the run is long enough to repay the
+# start of a process (about 3 s to import torch and Pyro): 4 chains of 1,000 steps
+PARALLEL_MIN_STEPS = 4_000
+
+
+def set_host_devices(n: int) -> int:
+    """Make JAX see ``n`` CPU devices, so that NumPyro runs ``n`` chains in parallel
+    (``chain_method="parallel"``, chosen by ``"auto"`` when there are as many devices
+    as chains). Call it first, before anything runs on JAX: its CPU backend reads the
+    count once. Returns the devices JAX sees; raises if JAX started with fewer."""
+    import numpyro
+
+    from pyrogen.validation import check_positive_int
+
+    n = check_positive_int(n, "n")
+    numpyro.set_host_device_count(n)  # XLA_FLAGS, read when the CPU backend starts
+    import jax
+
+    try:
+        jax.config.update("jax_num_cpu_devices", n)
+    except (RuntimeError, AttributeError):  # already started: the count below tells
+        pass
+    if jax.default_backend() == "cpu" and jax.local_device_count() < n:
+        raise RuntimeError(
+            f"n: JAX's CPU backend had started with {jax.local_device_count()} device(s) "
+            f"before set_host_devices({n}); call it at the start of the program, before "
+            "any JAX computation (or set XLA_FLAGS=--xla_force_host_platform_device_count="
+            f"{n} in the environment)"
+        )
+    return jax.local_device_count()
 
 
 @register_record
@@ -92,18 +124,37 @@ def run_nuts(
         return result
     if backend != "pyro":
         raise ValueError(f"backend: must be 'pyro' or 'numpyro', got {backend!r}")
-    # Pyro's multi-chain MCMC forks processes; chains run one after another here so
-    # that each is seeded on its own and saved to the checkpoint as it finishes.
-    for chain in range(len(state["chains"]), num_chains):
-        state["chains"].append(_run_pyro_chain(model, args, kwargs, chain, **options))
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, state, fingerprint)
+    return _run_pyro_chains(model, args, kwargs, state, options, checkpoint, fingerprint)
+
+
+def _run_pyro_chains(model, args, kwargs, state, options, checkpoint, fingerprint):
+    """Pyro's chains still to run, here or in worker processes. Each chain is seeded on
+    its own (seed * 1000 + chain), so the draws are the same either way, and each is
+    saved to the checkpoint once it and the chains before it are done."""
+    todo = list(range(len(state["chains"]), options["num_chains"]))
+    finished: dict[int, dict] = {}
+
+    def done(chain: int, draws: dict) -> None:
+        finished[chain] = draws
+        while len(state["chains"]) in finished:
+            state["chains"].append(finished.pop(len(state["chains"])))
+            if checkpoint is not None:
+                save_checkpoint(checkpoint, state, fingerprint)
+
+    steps = options["num_warmup"] + options["num_samples"]
+    method = _pyro_chain_method(options["chain_method"], model, args, kwargs, todo, steps)
+    if method == "parallel":
+        _run_pyro_chains_in_processes(model, args, kwargs, todo, options, done)
+    else:
+        for chain in todo:
+            done(chain, _run_pyro_chain(model, args, kwargs, chain, **options))
     chains = state["chains"]
     return MCMCResult(
         samples={k: np.stack([c["samples"][k] for c in chains]) for k in chains[0]["samples"]},
         sample_stats={k: np.stack([c["stats"][k] for c in chains]) for k in chains[0]["stats"]},
         backend="pyro",
         elapsed=sum(c["elapsed"] for c in chains),
+        extra={"chain_method": method},
     )
 
 
@@ -154,10 +205,67 @@ def fit_nuts(
     samples = target.relabel(mcmc.samples) if isinstance(target, SupportsRelabel) else mcmc.samples
     result.samples, result.sample_stats, result.backend = samples, mcmc.sample_stats, backend
     result.diagnostics["sampling_seconds"] = mcmc.elapsed
+    result.diagnostics["chain_method"] = mcmc.extra.get("chain_method")
     draws = {k: torch.as_tensor(np.array(v)).flatten(0, 1) for k, v in samples.items()}
     target.absorb(draws)
     result.params = {k: v.mean(0) if v.is_floating_point() else v for k, v in draws.items()}
     return result
+
+
+def _pyro_chain_method(chain_method: str, model, args, kwargs, todo, steps: int) -> str:
+    """``"parallel"`` (chains in worker processes) or ``"sequential"`` for Pyro: asked
+    for, or under ``"auto"`` where there are several chains left and cores, the run is
+    long (``PARALLEL_MIN_STEPS`` steps over the chains) and the model pickles."""
+    import pickle
+
+    if chain_method in ("sequential", "vectorized") or len(todo) < 2:
+        return "sequential"
+    if chain_method == "auto" and (
+        (os.cpu_count() or 1) < 2 or steps * len(todo) < PARALLEL_MIN_STEPS
+    ):
+        return "sequential"
+    try:
+        pickle.dumps((model, args, kwargs))
+    except (pickle.PicklingError, AttributeError, TypeError) as error:
+        if chain_method == "auto":
+            return "sequential"
+        raise ValueError(
+            "chain_method: 'parallel' runs Pyro's chains in worker processes, which need "
+            f"the model and its data to pickle ({error}); define the model at the top of "
+            "a module, or use chain_method='sequential'"
+        ) from None
+    return "parallel"
+
+
+def _run_pyro_chains_in_processes(model, args, kwargs, todo, options, done) -> None:
+    """Pyro's chains in spawned worker processes (one per core at most, each with its
+    share of torch's threads); ``done(chain, draws)`` as each finishes."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    cores = os.cpu_count() or 1
+    workers = min(len(todo), cores)
+    threads = max(1, cores // workers)
+    settings = (threads, torch.get_default_dtype())
+    options = {**options, "progress": False}  # one bar per process would interleave
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=settings,
+    )
+    with pool:
+        futures = {
+            pool.submit(_run_pyro_chain, model, args, kwargs, chain, **options): chain
+            for chain in todo
+        }
+        for future in as_completed(futures):
+            done(futures[future], future.result())
+
+
+def _start_worker(threads: int, dtype) -> None:
+    torch.set_num_threads(threads)
+    torch.set_default_dtype(dtype)
 
 
 def _run_pyro_chain(model, args, kwargs, chain, **options) -> dict:
@@ -273,6 +381,16 @@ def _run_numpyro(model, args, kwargs, **options) -> MCMCResult:
         else init_to_uniform,
     )
     chain_method = options["chain_method"]
+    if chain_method == "parallel" and jax.local_device_count() < options["num_chains"]:
+        warnings.warn(
+            f"chain_method: 'parallel' asked for {options['num_chains']} chains, but JAX "
+            f"sees {jax.local_device_count()} device(s), so NumPyro draws them one after "
+            f"another; call pyrogen.set_host_devices({options['num_chains']}) at the start "
+            "of the program for one CPU device per chain",
+            UserWarning,
+            stacklevel=4,
+        )
+        chain_method = "sequential"  # what NumPyro falls back to (after its own warning)
     if chain_method == "auto":
         # one chain per device where there are enough devices; else all chains in one
         # vectorized pass, which for small models beats running them one after another
@@ -307,4 +425,5 @@ def _run_numpyro(model, args, kwargs, **options) -> MCMCResult:
         sample_stats={k: np.asarray(v) for k, v in stats.items()},
         backend="numpyro",
         elapsed=elapsed,
+        extra={"chain_method": chain_method},
     )

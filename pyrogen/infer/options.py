@@ -15,7 +15,14 @@ import numpy as np
 
 from pyrogen.validation import check_bool, check_choice, check_positive_int, check_positive_number
 
-__all__ = ["CHAIN_METHODS", "RunOptions", "SVIOptions", "NUTSOptions", "split_options"]
+__all__ = [
+    "CHAIN_METHODS",
+    "RunOptions",
+    "SVIOptions",
+    "NUTSOptions",
+    "ScaleOptions",
+    "split_options",
+]
 
 CHAIN_METHODS = ("auto", "parallel", "sequential", "vectorized")  # NumPyro's, and auto
 
@@ -166,6 +173,51 @@ class NUTSOptions:
             raise ValueError(f"target_accept: must be in (0, 1), got {self.target_accept}")
 
 
+@dataclass
+class ScaleOptions:
+    """SVI, MAP and MLE across processes and machines, on PyTorch Lightning
+    (:mod:`pyrogen.lightning`).
+
+    Attributes:
+        strategy: None (pyrogen's own loop in this process), a Lightning strategy name
+            (``"ddp"``: Lightning's launcher, which runs the same command once per
+            rank, or the ranks ``torchrun`` started; ``"ddp_spawn"``: processes started
+            from this session, the model and data pickled; ``"ddp_notebook"``: forked
+            processes) or a ``lightning.pytorch.strategies.Strategy``. On CPU the DDP
+            strategies use the gloo backend.
+        devices: processes per machine (CPU) or GPUs per machine (``device="cuda"``).
+        num_nodes: machines.
+    """
+
+    strategy: Any = None
+    devices: Any = None
+    num_nodes: int = 1
+
+    def __post_init__(self):
+        check_positive_int(self.num_nodes, "num_nodes")
+        if self.strategy is None:
+            if self.devices is not None or self.num_nodes != 1:
+                raise ValueError(
+                    "strategy: devices and num_nodes spread a fit across processes; give "
+                    "strategy='ddp' (or 'ddp_spawn', 'ddp_notebook') with them"
+                )
+            return
+        if isinstance(self.strategy, str):
+            check_choice(self.strategy, "strategy", STRATEGIES)
+        elif not hasattr(self.strategy, "setup_environment"):
+            raise TypeError(
+                f"strategy: expected a strategy name or a Lightning Strategy, got "
+                f"{type(self.strategy).__name__}"
+            )
+        if self.devices is None:
+            self.devices = 1
+        elif not (isinstance(self.devices, list) or self.devices == "auto"):
+            check_positive_int(self.devices, "devices")
+
+
+STRATEGIES = ("ddp", "ddp_spawn", "ddp_notebook", "ddp_fork", "auto", "single_device")
+
+
 def check_device(device):
     """A torch device this machine has, or an error naming ``device``."""
     import torch
@@ -190,10 +242,16 @@ def _names(group) -> set[str]:
     return {f.name for f in fields(group)}
 
 
-def split_options(options: dict) -> tuple[RunOptions, SVIOptions, NUTSOptions]:
-    """``fit``'s flat keywords as the three groups (each checked); the ``jit`` keyword
-    goes to both engines that compile."""
-    run = RunOptions(**{k: v for k, v in options.items() if k in _names(RunOptions)})
-    svi = SVIOptions(**{k: v for k, v in options.items() if k in _names(SVIOptions)})
-    nuts = NUTSOptions(**{k: v for k, v in options.items() if k in _names(NUTSOptions)})
-    return run, svi, nuts
+def split_options(options: dict, method: str = "svi") -> tuple:
+    """``fit``'s flat keywords as the four groups (each checked, and ``strategy``
+    against ``method``); the ``jit`` keyword goes to both engines that compile."""
+    groups = (RunOptions, SVIOptions, NUTSOptions, ScaleOptions)
+    run, svi, nuts, scale = (
+        group(**{k: v for k, v in options.items() if k in _names(group)}) for group in groups
+    )
+    if scale.strategy is not None and method not in ("svi", "map", "mle"):
+        raise ValueError(
+            f"strategy: distributed fits run SVI, MAP and MLE; method={method!r} runs in "
+            "one process (NUTS spreads its chains with chain_method='parallel')"
+        )
+    return run, svi, nuts, scale

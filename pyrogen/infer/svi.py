@@ -34,6 +34,7 @@ from pyro.infer.autoguide import (
     AutoNormal,
 )
 from pyro.infer.util import torch_item
+from pyro.poutine.util import site_is_subsample
 
 from pyrogen.infer.fast_elbo import agrees_with_pyro, fast_twin
 from pyrogen.infer.init import init_from, trace_structure
@@ -85,6 +86,7 @@ def model_structure(model, args=(), kwargs=None) -> ModelStructure:
             s["name"]
             for s in sites
             if not s["is_observed"]
+            and not site_is_subsample(s)  # a minibatch plate's indices are no latent
             and not s["infer"].get("enumerate")
             and not getattr(s["fn"], "has_enumerate_support", False)
         ],

@@ -1,0 +1,127 @@
+"""NUTS chains spread over devices (NumPyro) and processes (Pyro)."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+
+import pyrogen
+from pyrogen.models import bayesian_linear_regression, correlated_design
+
+
+def normal_model(x):
+    """A Pyro-only model (no pyro-api), defined at the top of a module so it pickles."""
+    mu = pyro.sample("mu", dist.Normal(0.0, 10.0))
+    sigma = pyro.sample("sigma", dist.HalfNormal(5.0))
+    with pyro.plate("n", len(x)):
+        pyro.sample("x", dist.Normal(mu, sigma), obs=x)
+
+
+def test_pyro_chains_in_worker_processes_are_the_sequential_chains(tmp_path):
+    """Each chain is seeded on its own, so chains run in spawned workers give the same
+    draws as chains run one after another, and the checkpoint holds them all."""
+    x = torch.randn(40, generator=torch.Generator().manual_seed(0)) + 3.0
+    options = dict(method="nuts", num_warmup=100, num_samples=100, num_chains=2, progress=False)
+    sequential = pyrogen.fit(normal_model, x, chain_method="sequential", **options)
+    parallel = pyrogen.fit(
+        normal_model, x, chain_method="parallel", checkpoint=tmp_path / "c.ckpt", **options
+    )
+    assert sequential.diagnostics["chain_method"] == "sequential"
+    assert parallel.diagnostics["chain_method"] == "parallel"
+    for name in ("mu", "sigma"):
+        assert parallel.samples[name].shape == (2, 100)
+        np.testing.assert_allclose(parallel.samples[name], sequential.samples[name], rtol=1e-6)
+    assert not np.array_equal(parallel.samples["mu"][0], parallel.samples["mu"][1])
+    resumed = pyrogen.fit(  # both chains are in the checkpoint: nothing runs again
+        normal_model, x, chain_method="parallel", checkpoint=tmp_path / "c.ckpt", **options
+    )
+    np.testing.assert_array_equal(resumed.samples["mu"], parallel.samples["mu"])
+
+
+def test_parallel_pyro_chains_need_a_model_that_pickles():
+    x = torch.randn(10)
+
+    def local_model(x):  # a closure cannot be sent to a worker process
+        normal_model(x)
+
+    with pytest.raises(ValueError, match="chain_method.*pickle"):
+        pyrogen.fit(local_model, x, method="nuts", num_chains=2, chain_method="parallel")
+
+
+def test_auto_keeps_short_pyro_runs_in_this_process():
+    x = torch.randn(20, generator=torch.Generator().manual_seed(1))
+    result = pyrogen.fit(
+        normal_model, x, method="nuts", num_warmup=50, num_samples=50, num_chains=2, progress=False
+    )
+    assert result.diagnostics["chain_method"] == "sequential"
+
+
+def test_numpyro_parallel_without_devices_warns_with_the_fix():
+    import jax
+
+    if jax.local_device_count() >= 2:
+        pytest.skip("this process already has several JAX devices")
+    X, y, _ = correlated_design(30, 2)
+    with pytest.warns(UserWarning, match=r"set_host_devices\(2\)"):
+        result = pyrogen.fit(
+            bayesian_linear_regression,
+            X,
+            y,
+            method="nuts",
+            num_warmup=50,
+            num_samples=50,
+            num_chains=2,
+            chain_method="parallel",
+            progress=False,
+        )
+    assert result.samples["beta"].shape == (2, 50, 2)
+    assert result.diagnostics["chain_method"] == "sequential"  # what NumPyro fell back to
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, numpy as np, pyrogen
+    assert pyrogen.set_host_devices(2) == 2
+    from pyrogen.models import bayesian_linear_regression, correlated_design
+    X, y, _ = correlated_design(60, 2)
+    options = dict(method="nuts", num_warmup=100, num_samples=100, num_chains=2, progress=False)
+    runs = {m: pyrogen.fit(bayesian_linear_regression, X, y, chain_method=m, **options)
+            for m in ("vectorized", "parallel", "auto")}
+    beta = {m: r.samples["beta"] for m, r in runs.items()}
+    try:
+        pyrogen.set_host_devices(4)  # JAX has started with 2
+        late = None
+    except RuntimeError as error:
+        late = str(error)
+    print(json.dumps({
+        "ran": {m: r.diagnostics["chain_method"] for m, r in runs.items()},
+        "parallel_vs_vectorized": float(np.abs(beta["parallel"] - beta["vectorized"]).max()),
+        "auto_vs_parallel": float(np.abs(beta["auto"] - beta["parallel"]).max()),
+        "late": late,
+    }))
+    """
+)
+
+
+def test_numpyro_chains_run_one_per_host_device_with_the_same_draws(tmp_path):
+    """In a fresh process (JAX reads the device count once): with two CPU devices,
+    "parallel" and "auto" run one chain per device and draw what "vectorized" draws;
+    asking for more devices after JAX started is refused with the fix."""
+    import json
+
+    script = tmp_path / "devices.py"
+    script.write_text(SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["ran"] == {"vectorized": "vectorized", "parallel": "parallel", "auto": "parallel"}
+    assert report["parallel_vs_vectorized"] < 1e-4
+    assert report["auto_vs_parallel"] == 0.0
+    assert "set_host_devices(4)" in report["late"] and "start of the program" in report["late"]
