@@ -1,8 +1,9 @@
 """Scaling out on this machine: SVI/MLE fits on 1 and 2 processes (PyTorch Lightning,
 DDP over gloo), and NUTS chains vectorized against parallel.
 
-Fits (each process pinned to one torch thread; the same global minibatch on either
-side, so both run the same algorithm and only the work per process differs):
+Fits (each process pinned to one torch thread, ``OMP_NUM_THREADS=1``, which Lightning's
+ranks follow; the same global minibatch on every side, so all run the same algorithm
+and only the work per process differs):
 
 - a Bernoulli VAE (784-400-20, ``loss="mean_field"``) and a MADE (784-500-784) on
   binarized MNIST (sklearn's 8x8 digits, binarized, with ``--quick``), global batch
@@ -11,10 +12,13 @@ side, so both run the same algorithm and only the work per process differs):
   per second over the training steps after the first ten (``Fit.diagnostics
   ["step_clock"]``: rank 0's seconds at the end of each step, without process
   start-up, which is reported apart);
-- beside them, the same fit in pyrogen's own loop (one process, no Lightning).
+- beside them, the same fit in pyrogen's own loop (one process, no Lightning), on one
+  thread and on every core (torch's intra-op threads: what one process can do alone).
 
 Ratios: ``*_ddp2_over_ddp1_throughput_ratio`` (the speed-up of the second process),
-``*_lightning1_over_loop_step_time_ratio`` (Lightning's overhead on one process).
+``*_ddp2_over_loop_all_cores_throughput_ratio`` (two processes against one process on
+both cores), ``*_lightning1_over_loop_step_time_ratio`` (Lightning's overhead on one
+process).
 Medians of ``--repeats`` interleaved runs.
 
 NUTS: 4 chains of a hierarchical model (eight schools, non-centred, in pyro-api) under
@@ -26,7 +30,7 @@ process one after another against chains in worker processes
 parallel is faster).
 
     python bench/scaling.py            # MNIST (10,000 images), 3 repeats
-    python bench/scaling.py --quick    # digits, 1 repeat, short chains (under a minute)
+    python bench/scaling.py --quick    # the VAE on digits, 1 repeat, short chains
 
 The last line printed is one JSON object of the figures; ratios are named *_ratio.
 """
@@ -38,7 +42,9 @@ import json
 import os
 import time
 
-import pyrogen
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread per process, ranks included
+
+import pyrogen  # noqa: E402
 
 pyrogen.set_host_devices(4)  # before anything runs on JAX
 
@@ -89,12 +95,13 @@ class Clock:
         self.times.append(time.perf_counter() - self.began)
 
 
+CORES = os.cpu_count() or 1
 SKIP = 10  # steps left out of the throughput: compilation, DDP's first buckets
 
 
-def one_fit(name: str, x, processes: int | None, batch: int, steps: int) -> dict:
+def one_fit(name: str, x, processes: int | None, batch: int, steps: int, threads=1) -> dict:
     """Examples per second over the steps after the first ``SKIP`` (each side's own clock
-    at the end of each step); ``processes=None``: pyrogen's loop."""
+    at the end of each step); ``processes=None``: pyrogen's loop on ``threads`` threads."""
     model = make(name, x.shape[1])
     options = dict(num_steps=steps, lr=1e-3, progress=False, seed=0)
     if name == "vae":
@@ -102,7 +109,11 @@ def one_fit(name: str, x, processes: int | None, batch: int, steps: int) -> dict
     began = time.perf_counter()
     if processes is None:
         clock = Clock()
-        result = pyrogen.fit(model, x, batch_size=batch, callback=clock, **options)
+        torch.set_num_threads(threads)
+        try:
+            result = pyrogen.fit(model, x, batch_size=batch, callback=clock, **options)
+        finally:
+            torch.set_num_threads(1)
         times = np.asarray(clock.times)
     else:
         result = pyrogen.fit(
@@ -124,11 +135,12 @@ def one_fit(name: str, x, processes: int | None, batch: int, steps: int) -> dict
 
 def fits(args, x) -> dict:
     figures = {}
-    for name in ("vae", "made"):
-        runs = {"loop": [], "ddp1": [], "ddp2": []}
+    for name in ("vae",) if args.quick else ("vae", "made"):
+        runs = {"loop": [], "loop_all_cores": [], "ddp1": [], "ddp2": []}
+        sides = (("loop", None, 1), ("loop_all_cores", None, CORES), ("ddp1", 1, 1), ("ddp2", 2, 1))
         for _ in range(args.repeats):  # interleaved
-            for key, processes in (("loop", None), ("ddp1", 1), ("ddp2", 2)):
-                runs[key].append(one_fit(name, x, processes, args.batch, args.steps))
+            for key, processes, threads in sides:
+                runs[key].append(one_fit(name, x, processes, args.batch, args.steps, threads))
         median = {
             key: {k: float(np.median([r[k] for r in rs])) for k in rs[0]}
             for key, rs in runs.items()
@@ -136,16 +148,21 @@ def fits(args, x) -> dict:
         for key, values in median.items():
             figures[f"{name}_{key}_examples_per_second"] = round(values["examples_per_second"], 1)
             figures[f"{name}_{key}_final_loss"] = round(values["final_loss"], 3)
-            if key != "loop":
+            if key.startswith("ddp"):
                 figures[f"{name}_{key}_startup_seconds"] = round(values["startup_seconds"], 2)
         rate = {k: v["examples_per_second"] for k, v in median.items()}
         figures[f"{name}_ddp2_over_ddp1_throughput_ratio"] = round(rate["ddp2"] / rate["ddp1"], 3)
+        figures[f"{name}_ddp2_over_loop_all_cores_throughput_ratio"] = round(
+            rate["ddp2"] / rate["loop_all_cores"], 3
+        )
         figures[f"{name}_lightning1_over_loop_step_time_ratio"] = round(
             rate["loop"] / rate["ddp1"], 3
         )
         print(
-            f"{name}: examples/s loop {rate['loop']:.0f}, 1 process {rate['ddp1']:.0f}, "
-            f"2 processes {rate['ddp2']:.0f} (x{rate['ddp2'] / rate['ddp1']:.2f}); "
+            f"{name}: examples/s, one thread per process: pyrogen's loop {rate['loop']:.0f}, "
+            f"Lightning 1 process {rate['ddp1']:.0f}, 2 processes {rate['ddp2']:.0f} "
+            f"(x{rate['ddp2'] / rate['ddp1']:.2f}); pyrogen's loop on {CORES} threads "
+            f"{rate['loop_all_cores']:.0f}; "
             f"start-up {median['ddp2']['startup_seconds']:.1f} s; last-20-step loss "
             f"{median['loop']['final_loss']:.2f} / {median['ddp1']['final_loss']:.2f} / "
             f"{median['ddp2']['final_loss']:.2f}",
@@ -214,7 +231,7 @@ def main() -> None:
     args = parser.parse_args()
     args.repeats = args.repeats or (1 if args.quick else 3)
     args.steps = args.steps or (60 if args.quick else 300)
-    args.draws = args.draws or (200 if args.quick else 1000)
+    args.draws = args.draws or (100 if args.quick else 1000)
     torch.set_num_threads(1)
     x = images(args.quick)
     figures = {
@@ -223,6 +240,7 @@ def main() -> None:
         "pixels": int(x.shape[1]),
         "batch": args.batch,
         "steps": args.steps,
+        "quick": args.quick,
     }
     figures.update(fits(args, x))
     figures.update(nuts(args))

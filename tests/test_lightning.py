@@ -12,9 +12,9 @@ import numpy as np
 import pyro
 import pytest
 import torch
+from pyrogen.models import FVSBN
 
 import pyrogen
-from pyrogen.models import FVSBN
 
 
 def two_binary_columns(n: int = 400, seed: int = 0) -> np.ndarray:
@@ -76,9 +76,7 @@ def test_two_process_ddp_matches_one_process_and_the_closed_form(tmp_path):
     first = pyrogen.fit(model, x, num_steps=150, **common)
     assert first.num_steps == 150 and checkpoint.exists()
     assert not list(tmp_path.glob(".ddp.ckpt.*"))  # written atomically: no partial file
-    resumed = pyrogen.fit(
-        model, x, num_steps=300, callback=SaveEachRank(tmp_path, 300), **common
-    )
+    resumed = pyrogen.fit(model, x, num_steps=300, callback=SaveEachRank(tmp_path, 300), **common)
     assert resumed.diagnostics["resumed_from"] == 150
     assert resumed.diagnostics["world_size"] == 2
     assert resumed.num_steps == 300 and len(resumed.losses) == 300

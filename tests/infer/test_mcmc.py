@@ -9,9 +9,9 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
+from pyrogen.models import bayesian_linear_regression, correlated_design
 
 import pyrogen
-from pyrogen.models import bayesian_linear_regression, correlated_design
 
 
 def normal_model(x):
