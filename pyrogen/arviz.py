@@ -19,7 +19,10 @@ from pyrogen.compat import backend as use_backend
 
 __all__ = [
     "build_inference_data",
+    "deterministic_sites",
     "draws_from_guide",
+    "global_factor_sites",
+    "is_factor",
     "observed_sites",
     "pointwise_log_likelihood",
     "pointwise_log_likelihood_numpyro",
@@ -32,12 +35,29 @@ def _numpy(value) -> np.ndarray:
     return np.asarray(value)
 
 
+def _trace(model, args, kwargs):
+    with poutine.block(), torch.no_grad():
+        return poutine.trace(_enumerated(model, args, kwargs)[0]).get_trace(*args, **(kwargs or {}))
+
+
+def global_factor_sites(model, args=(), kwargs=None) -> set[str]:
+    """The names of the model's ``pyro.factor`` sites outside every plate: terms of the
+    joint density (a penalty, a prior written as a factor), not of any observation. A
+    factor inside a data plate is a per-observation log-likelihood (a density that is
+    not a Pyro distribution) and stays in ArviZ's log-likelihood group."""
+    trace = _trace(model, args, kwargs)
+    return {
+        name
+        for name, site in trace.nodes.items()
+        if site["type"] == "sample"
+        and is_factor(site)
+        and not any(frame.vectorized for frame in site["cond_indep_stack"])
+    }
+
+
 def observed_sites(model, args=(), kwargs=None) -> dict[str, np.ndarray]:
     """The observed values of ``model``, by site name."""
-    with poutine.block(), torch.no_grad():
-        trace = poutine.trace(_enumerated(model, args, kwargs)[0]).get_trace(
-            *args, **(kwargs or {})
-        )
+    trace = _trace(model, args, kwargs)
     return {
         name: _numpy(site["value"])
         for name, site in trace.nodes.items()
@@ -45,7 +65,16 @@ def observed_sites(model, args=(), kwargs=None) -> dict[str, np.ndarray]:
         and site["is_observed"]
         and not site_is_subsample(site)
         and not site["infer"].get("_deterministic")  # pyro.deterministic: not data
+        and not is_factor(site)  # pyro.factor: a term of the density, not data
     }
+
+
+def is_factor(site: dict) -> bool:
+    """A ``pyro.factor`` site (an observed ``Unit`` marked auxiliary): a term added to
+    the log-density, which is neither data nor a likelihood term for ArviZ."""
+    from pyro.distributions import Unit
+
+    return bool(site["infer"].get("is_auxiliary")) or isinstance(site["fn"], Unit)
 
 
 def _enumerated(model, args, kwargs):
@@ -150,6 +179,36 @@ def draws_from_guide(model, guide, args=(), kwargs=None, num_samples: int = 1000
     ]
     draws = guide_draws(guide, args, kwargs, num_samples)
     return {k: _numpy(v) for k, v in draws.items() if k in latent}
+
+
+def deterministic_sites(model, draws: dict, args=(), kwargs=None) -> dict[str, np.ndarray]:
+    """The model's ``deterministic`` sites at every draw (NumPyro's MCMC returns them
+    with the draws; Pyro's MCMC and guides do not): the model replayed under Pyro once
+    per draw, only when it has such sites. ``draws``: site -> (num_draws, ...)."""
+    kwargs = kwargs or {}
+
+    def replay(i: int) -> dict:
+        values = {k: torch.as_tensor(np.asarray(v[i])) for k, v in draws.items()}
+        values = {
+            k: v.to(torch.get_default_dtype()) if v.is_floating_point() else v
+            for k, v in values.items()
+        }
+        trace = poutine.trace(poutine.condition(model, values)).get_trace(*args, **kwargs)
+        return {
+            name: _numpy(site["value"])
+            for name, site in trace.nodes.items()
+            if site["type"] == "sample" and site["infer"].get("_deterministic")
+        }
+
+    if not draws:
+        return {}
+    num_draws = len(next(iter(draws.values())))
+    with torch.no_grad(), poutine.block(), use_backend("pyro"):
+        first = replay(0)
+        if not first:
+            return {}
+        values = [first] + [replay(i) for i in range(1, num_draws)]
+    return {name: np.stack([v[name] for v in values]) for name in first}
 
 
 def build_inference_data(

@@ -47,7 +47,7 @@ FORMAT = "pyrogen-checkpoint"
 VERSION = 2  # 2: tensors and plain values only; 1: pickles (read only when trusted)
 TAG = "__pyrogen__"
 # fingerprint keys that checkpoints written by earlier versions lack: not compared there
-RECORDED_LATER = frozenset({"training", "dense_mass"})
+RECORDED_LATER = frozenset({"training", "dense_mass", "precision"})
 
 
 class CheckpointError(ValueError):

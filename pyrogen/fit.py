@@ -52,6 +52,7 @@ class Fit:
             with no latent site), its parameters by name.
         guide: the fitted guide (SVI, MAP, MLE).
         converged: whether the loop stopped on its ``tol`` rule (None for NUTS).
+        precision: the floating type the engine computed in ("float64" or "float32").
     """
 
     method: str
@@ -65,6 +66,7 @@ class Fit:
     guide: Any = None
     backend: str | None = None
     converged: bool | None = None
+    precision: str | None = None
     num_steps: int | None = None
     elapsed: float = 0.0
     diagnostics: dict = field(default_factory=dict)
@@ -81,7 +83,7 @@ class Fit:
         """An ``arviz.InferenceData`` with posterior, sample_stats, log_likelihood and
         observed_data. For SVI/MAP the posterior holds ``num_samples`` draws from the
         fitted guide (one chain); for EM, the point estimate as a single draw."""
-        with data_dtype(self.args):
+        with data_dtype(self.args, self.kwargs):
             return self._to_arviz(num_samples, log_likelihood)
 
     def _to_arviz(self, num_samples: int, log_likelihood: bool):
@@ -93,9 +95,12 @@ class Fit:
         elif self.method == "em" or self.guide is empty_guide:
             # a point estimate (EM, maximum likelihood) is one draw of one chain
             posterior = {k: v.detach().cpu().numpy()[None, None] for k, v in self.params.items()}
-        else:
+        else:  # the guide's draws, and the model's deterministic sites at each (as NUTS)
             draws = bridge.draws_from_guide(fn, self.guide, args, kwargs, num_samples)
+            draws.update(bridge.deterministic_sites(fn, draws, args, kwargs))
             posterior = {k: v[None] for k, v in draws.items()}
+        observed = bridge.observed_sites(fn, args, kwargs)
+        factors = bridge.global_factor_sites(fn, args, kwargs)
         log_lik = None
         if log_likelihood:
             flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in posterior.items()}
@@ -106,19 +111,22 @@ class Fit:
                 pointwise = bridge.pointwise_log_likelihood_numpyro(fn, flat, args, kwargs)
             else:
                 pointwise = bridge.pointwise_log_likelihood(fn, flat, args, kwargs)
-            log_lik = {
-                k: v.reshape((chains, draws_per_chain) + v.shape[1:]) for k, v in pointwise.items()
+            log_lik = {  # the observations' terms (not a global pyro.factor's)
+                k: v.reshape((chains, draws_per_chain) + v.shape[1:])
+                for k, v in pointwise.items()
+                if k not in factors
             }
         return bridge.build_inference_data(
             posterior,
             sample_stats=self.sample_stats,
             log_likelihood=log_lik,
-            observed_data=bridge.observed_sites(fn, args, kwargs),
+            observed_data=observed,
             losses=self.losses,
             attrs={
                 "inference_library": "pyrogen",
                 "method": self.method,
                 "backend": self.backend or "pyro",
+                "precision": self.precision or "",
                 "model": as_target(self.model).name,
             },
         )
@@ -154,6 +162,7 @@ def fit(
     target_accept: float = 0.8,
     dense_mass: bool = False,
     chain_method: Literal["auto", "parallel", "sequential", "vectorized"] = "auto",
+    precision: Literal["float64", "float32"] = "float64",
     jit: bool | None = None,
     fast_elbo: bool = True,
     init: dict | None = None,
@@ -197,15 +206,45 @@ def fit(
     options["num_steps"] = num_steps if num_steps is not None else max_steps
     run, svi, nuts, scale = split_options(options, method)
     target, args = _prepare(model, args, method, svi, run)
+    if method == "nuts":  # the sampler's precision, under either backend
+        args, kwargs = as_precision(args, nuts.precision), as_precision(kwargs, nuts.precision)
     pyro.set_rng_seed(seed)
     result = Fit(method=method, model=model, args=args, kwargs=kwargs)
     # what a checkpoint must match to be resumed (hashing the data costs time)
     run_id = _fingerprint(model, target, method, seed, args) if checkpoint is not None else None
     began = time.perf_counter()
-    with data_dtype(args):  # what Pyro makes (autoguide parameters, ...) matches the data
+    with data_dtype(args, kwargs):  # what Pyro makes (autoguide parameters, ...) matches
         _run_engine(target, args, kwargs, method, (run, svi, nuts, scale), result, run_id)
     result.elapsed = time.perf_counter() - began
+    result.precision = nuts.precision if method == "nuts" else _floating_name(args, kwargs)
     return result
+
+
+def as_precision(data, precision: str):
+    """``data`` (a tuple or a dict of arguments) with its floating tensors and arrays in
+    ``precision``; everything else as it is."""
+    dtype = getattr(torch, precision)
+
+    def cast(value):
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            return value.to(dtype)
+        if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
+            return value.astype(precision)
+        return value
+
+    if isinstance(data, dict):
+        return {k: cast(v) for k, v in data.items()}
+    return tuple(cast(v) for v in data)
+
+
+def _floating_name(args: tuple, kwargs: dict) -> str:
+    floating = _floating_dtypes(args, kwargs)
+    return str(floating[0] if floating else torch.get_default_dtype()).replace("torch.", "")
+
+
+def _floating_dtypes(args: tuple, kwargs: dict | None = None) -> list:
+    values = list(args) + list((kwargs or {}).values())
+    return [v.dtype for v in values if isinstance(v, torch.Tensor) and v.is_floating_point()]
 
 
 def _run_engine(target, args, kwargs, method: str, groups, result, run_id) -> None:
@@ -225,12 +264,14 @@ def _run_engine(target, args, kwargs, method: str, groups, result, run_id) -> No
 
 
 @contextlib.contextmanager
-def data_dtype(args: tuple):
-    """torch's default dtype set to the data's floating dtype while an engine runs, so
-    the tensors Pyro creates itself (improper priors' zeros, autoguides' parameters,
-    enumeration's probabilities) are of the data's precision whatever the user's
-    default: float64 data under a float32 default would otherwise meet float32 terms."""
-    floating = [a.dtype for a in args if isinstance(a, torch.Tensor) and a.is_floating_point()]
+def data_dtype(args: tuple, kwargs: dict | None = None):
+    """torch's default dtype set to the data's floating dtype (positional arguments
+    first, then keyword arguments) while an engine runs, so the tensors Pyro creates
+    itself (improper priors' zeros, autoguides' parameters, enumeration's
+    probabilities, draws turned into tensors) are of the data's precision whatever the
+    user's default: float64 data under a float32 default would otherwise meet float32
+    terms."""
+    floating = _floating_dtypes(args, kwargs)
     old = torch.get_default_dtype()
     if floating and floating[0] in (torch.float32, torch.float64):
         torch.set_default_dtype(floating[0])

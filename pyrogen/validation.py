@@ -50,7 +50,8 @@ def as_data_tensor(
             raise TypeError(f"{name}: expected numeric values, got dtype {array.dtype}")
         if np.iscomplexobj(array):
             raise TypeError(f"{name}: expected real values, got complex dtype {array.dtype}")
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        # reshaped: np.ascontiguousarray makes a 0-d array (a scalar) 1-d
+        tensor = torch.from_numpy(np.ascontiguousarray(array)).reshape(array.shape)
     target = dtype or (tensor.dtype if tensor.is_floating_point() else torch.get_default_dtype())
     tensor = tensor.to(dtype=target, device=device)
     if ndim is not None:

@@ -517,10 +517,12 @@ class FunctionModel:
         self.identity = getattr(fn, "__qualname__", repr(fn))
 
     def prepare(self, *args) -> tuple:
-        """Arrays become checked tensors (booleans and other values are passed as they
-        are, so JAX arrays reach a NumPyro run unchanged)."""
+        """Arrays (NumPy's, torch's, JAX's) become checked tensors, which a NumPyro run
+        turns back into JAX arrays and Pyro's engines (the start, ArviZ's groups) read
+        as they are; booleans and other values are passed as they are."""
         import numpy as np
 
+        args = tuple(np.array(a) if _is_jax_array(a) else a for a in args)  # a writable copy
         return tuple(
             as_data_tensor(arg, f"args[{i}]", device=self.device)
             if isinstance(arg, np.ndarray)
@@ -553,3 +555,7 @@ def as_target(model, device=None):
     if callable(model):
         return FunctionModel(model, device)
     raise TypeError(f"model: expected a zoo model or a callable, got {type(model).__name__}")
+
+
+def _is_jax_array(value) -> bool:
+    return type(value).__module__.split(".")[0] in ("jax", "jaxlib") and hasattr(value, "__array__")

@@ -19,7 +19,7 @@ import torch
 from pyrogen.checkpoint import load_checkpoint, register_record, save_checkpoint
 from pyrogen.compat import backend as use_backend
 from pyrogen.infer.init import init_from
-from pyrogen.infer.options import CHAIN_METHODS, NUTSOptions, RunOptions
+from pyrogen.infer.options import CHAIN_METHODS, PRECISIONS, NUTSOptions, RunOptions
 from pyrogen.validation import check_choice
 
 __all__ = ["CHAIN_METHODS", "MCMCResult", "fit_nuts", "run_nuts", "set_host_devices"]
@@ -81,6 +81,7 @@ def run_nuts(
     dense_mass: bool = False,
     chain_method: str = "auto",
     jit: bool = True,
+    precision: str = "float64",
     max_plate_nesting: int | None = None,
     init_values: dict | None = None,
     progress: bool = False,
@@ -88,8 +89,13 @@ def run_nuts(
     fingerprint: dict | None = None,
     trust_checkpoint: bool = False,
 ) -> MCMCResult:
+    from pyrogen.fit import as_precision
+
     check_choice(chain_method, "chain_method", CHAIN_METHODS)
-    kwargs = kwargs or {}
+    check_choice(precision, "precision", PRECISIONS)
+    args, kwargs = as_precision(args, precision), as_precision(kwargs or {}, precision)
+    if init_values:
+        init_values = as_precision(init_values, precision)
     options = dict(
         num_warmup=num_warmup,
         num_samples=num_samples,
@@ -103,8 +109,10 @@ def run_nuts(
         max_plate_nesting=max_plate_nesting,
         init_values=init_values,
         progress=progress,
+        precision=precision,
     )
     fingerprint = dict(fingerprint or {})
+    fingerprint["precision"] = precision
     fingerprint.update(
         sampler=repr(("nuts", backend, num_warmup, num_samples, num_chains, seed, target_accept))
     )
@@ -196,6 +204,7 @@ def fit_nuts(
         dense_mass=nuts.dense_mass,
         chain_method=nuts.chain_method,
         jit=True if nuts.jit is None else nuts.jit,
+        precision=nuts.precision,
         init_values=init_values,
         progress=bool(run.progress),
         checkpoint=run.checkpoint,
@@ -315,41 +324,16 @@ def _run_pyro_chain(model, args, kwargs, chain, **options) -> dict:
         with quiet_jit_tracing():
             mcmc.run(*args, **kwargs)
         elapsed = time.perf_counter() - began
-    draws = mcmc.get_samples()
+    from pyrogen.arviz import deterministic_sites
+
+    samples = {k: v.detach().cpu().numpy() for k, v in mcmc.get_samples().items()}
     with use_backend("pyro"):
-        draws.update(_deterministic_sites(model, args, kwargs, draws))
-    samples = {k: v.detach().cpu().numpy() for k, v in draws.items()}
+        samples.update(deterministic_sites(model, samples, args, kwargs))
     return {
         "samples": samples,
         "stats": {k: np.asarray(v) for k, v in stats.items()},
         "elapsed": elapsed,
     }
-
-
-def _deterministic_sites(model, args, kwargs, draws: dict) -> dict[str, torch.Tensor]:
-    """The model's ``deterministic`` sites at every draw (NumPyro's MCMC returns them
-    with the draws; Pyro's does not): the model replayed once per draw, only when it
-    has such sites."""
-    from pyro import poutine
-
-    def replay(i: int):
-        conditioned = poutine.condition(model, {k: v[i] for k, v in draws.items()})
-        trace = poutine.trace(conditioned).get_trace(*args, **kwargs)
-        return {
-            name: site["value"].detach()
-            for name, site in trace.nodes.items()
-            if site["type"] == "sample" and site["infer"].get("_deterministic")
-        }
-
-    if not draws:
-        return {}
-    num_draws = len(next(iter(draws.values())))
-    with torch.no_grad():
-        first = replay(0)
-        if not first:
-            return {}
-        values = [first] + [replay(i) for i in range(1, num_draws)]
-    return {name: torch.stack([v[name] for v in values]) for name in first}
 
 
 def to_jax(value):
@@ -363,6 +347,15 @@ def to_jax(value):
 
 
 def _run_numpyro(model, args, kwargs, **options) -> MCMCResult:
+    """NumPyro's NUTS in the run's precision: JAX's 64-bit mode on for the whole run
+    (the data's conversion included; JAX would otherwise truncate it to float32)."""
+    import jax
+
+    with jax.enable_x64(options["precision"] == "float64"):
+        return _run_numpyro_chains(model, args, kwargs, **options)
+
+
+def _run_numpyro_chains(model, args, kwargs, **options) -> MCMCResult:
     import jax
     from numpyro.infer import MCMC, NUTS
 

@@ -25,6 +25,7 @@ __all__ = [
 ]
 
 CHAIN_METHODS = ("auto", "parallel", "sequential", "vectorized")  # NumPyro's, and auto
+PRECISIONS = ("float64", "float32")
 
 
 @dataclass
@@ -151,6 +152,13 @@ class NUTSOptions:
             ``"sequential"`` or ``"vectorized"``; ``"auto"`` is parallel where there
             is a device per chain, else vectorized. Pyro's chains run in turn.
         jit: compile the potential (default on).
+        precision: ``"float64"`` (default) or ``"float32"``: the floating type the
+            sampler computes in, under either backend (NumPyro: JAX's 64-bit mode for
+            the run; Pyro: the data and torch's default dtype). JAX computes in
+            float32 unless told, which on posteriors with ill-conditioned parts (a
+            Cholesky factor with small jitter, a long recursion) leaves the chains
+            stuck; float64 costs little on the small models NUTS is for. The choice
+            is kept in ``Fit.precision`` and the InferenceData's attributes.
     """
 
     num_warmup: int = 500
@@ -161,8 +169,10 @@ class NUTSOptions:
     dense_mass: bool = False
     chain_method: str = "auto"
     jit: bool | None = None
+    precision: str = "float64"
 
     def __post_init__(self):
+        check_choice(self.precision, "precision", PRECISIONS)
         check_positive_int(self.num_samples, "num_samples")
         check_positive_int(self.num_chains, "num_chains")
         check_positive_int(self.num_warmup, "num_warmup", minimum=0)
