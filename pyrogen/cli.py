@@ -9,6 +9,8 @@ pyrogen fit NAME --help                  NAME's options: its constructor's argum
                                          engine's options
 pyrogen crosscheck mixture-1d            Pyro NUTS vs NumPyro NUTS vs Stan's reference
 pyrogen compare-inference regression|ar  every guide against NUTS on one model
+pyrogen check-posteriordb NAME --model MODULE:FUNCTION [--path CHECKOUT] [--guides ...]
+                                         your pyro-api model against posteriordb's draws
 
 Which data, defaults and report a model gets is declared by the model class (see
 :mod:`pyrogen.runs`): nothing here names a model.
@@ -192,6 +194,57 @@ def _zoo() -> int:
     return 0
 
 
+def _import_function(spec: str):
+    """``module:function`` or ``path/to/file.py:function``."""
+    import importlib
+    import importlib.util
+
+    where, sep, name = spec.rpartition(":")
+    if not sep or not where or not name:
+        raise SystemExit(f"pyrogen: --model {spec}: expected MODULE:FUNCTION or FILE.py:FUNCTION")
+    try:
+        if where.endswith(".py"):
+            loader = importlib.util.spec_from_file_location(Path(where).stem, where)
+            module = importlib.util.module_from_spec(loader)
+            loader.loader.exec_module(module)
+        else:
+            module = importlib.import_module(where)
+        return getattr(module, name)
+    except (ImportError, FileNotFoundError, AttributeError) as error:
+        raise SystemExit(f"pyrogen: --model {spec}: {error}") from None
+
+
+def _check_posteriordb(args) -> int:
+    import pyrogen
+    from pyrogen.diagnostics import check_posteriordb
+
+    model = _import_function(args.model)
+    try:
+        reference = pyrogen.data.load_posteriordb(args.name, path=args.path)
+    except ValueError as error:
+        raise SystemExit(f"pyrogen: {error}") from None
+    comparison, rows = check_posteriordb(
+        model,
+        reference,
+        guides=tuple(args.guides),
+        num_warmup=args.num_warmup,
+        num_samples=args.num_samples,
+        num_chains=args.num_chains,
+        num_steps=args.num_steps,
+        seed=args.seed,
+    )
+    print(f"NUTS ({comparison.fits['nuts'].backend}) against Stan's reference, {reference.name}")
+    print(comparison)
+    if rows:
+        print(f"\n{'guide':<12}{'parameter':<16}{'mean z':>10}{'sd ratio':>10}")
+        for row in rows:
+            print(
+                f"{row['guide']:<12}{row['parameter']:<16}{row['mean_z']:>10.2f}"
+                f"{row['sd_ratio']:>10.3f}"
+            )
+    return 0 if comparison.passed else 1
+
+
 def _crosscheck(args) -> int:
     import torch
 
@@ -296,6 +349,23 @@ def _parser(model: str | None = None) -> argparse.ArgumentParser:
     check.add_argument("--num-chains", type=int, default=4)
     check.add_argument("--seed", type=int, default=0)
     check.add_argument("--progress", action=argparse.BooleanOptionalAction, default=False)
+    posteriordb = commands.add_parser(
+        "check-posteriordb",
+        help="NUTS (and VI guides) on your pyro-api model against posteriordb's Stan draws",
+    )
+    posteriordb.add_argument(
+        "name", help="a posterior, e.g. eight_schools-eight_schools_noncentered"
+    )
+    posteriordb.add_argument(
+        "--model", required=True, help="MODULE:FUNCTION or FILE.py:FUNCTION, called with the data"
+    )
+    posteriordb.add_argument("--path", help="a posteriordb checkout (default $POSTERIORDB_PATH)")
+    posteriordb.add_argument("--guides", nargs="*", default=[], help="e.g. mean_field full_rank")
+    posteriordb.add_argument("--num-warmup", type=int, default=1000)
+    posteriordb.add_argument("--num-samples", type=int, default=1000)
+    posteriordb.add_argument("--num-chains", type=int, default=4)
+    posteriordb.add_argument("--num-steps", type=int, default=10_000, help="SVI steps per guide")
+    posteriordb.add_argument("--seed", type=int, default=0)
     compare = commands.add_parser(
         "compare-inference", help="every guide against NUTS on one model: one table"
     )
@@ -329,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fit(args)
     if args.command == "compare-inference":
         return _compare_inference(args)
+    if args.command == "check-posteriordb":
+        return _check_posteriordb(args)
     return _crosscheck(args)
 
 

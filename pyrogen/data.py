@@ -312,11 +312,78 @@ class PosteriorDB:
         return np.stack([self.reference_draws[n] for n in names], axis=-1)
 
 
-def load_posteriordb(name: str, base_url: str | None = None) -> PosteriorDB:
-    """Data and reference draws of a posteriordb posterior (``name-name`` posteriors)."""
-    if name not in POSTERIORDB_SHA256:
+POSTERIORDB_ENV = "POSTERIORDB_PATH"  # a local checkout of stan-dev/posteriordb
+
+
+def load_posteriordb(
+    name: str, path: str | os.PathLike | None = None, base_url: str | None = None
+) -> PosteriorDB:
+    """Data, Stan program and reference draws of a posteriordb posterior.
+
+    ``name`` is a posterior's name (``"eight_schools-eight_schools_noncentered"``) or,
+    where data and model share it, the short one (``"arK"`` for ``"arK-arK"``). Any
+    posterior with reference draws is read from a local checkout of posteriordb: the
+    repository (or its ``posterior_database`` folder) at ``path``, else at the
+    environment variable ``POSTERIORDB_PATH``. Without a checkout, the posteriors
+    whose checksums pyrogen knows (arK, hmm_example, low_dim_gauss_mix) come from
+    ``PYROGEN_DATA``/``../shared/data``, the cache, or a download checked against
+    them (``base_url``: another host with posteriordb's layout)."""
+    root = _posteriordb_root(path)
+    if root is not None:
+        return _load_from_checkout(root, name)
+    short = name.split("-")[0] if name.count("-") == 1 and len(set(name.split("-"))) == 1 else name
+    if short not in POSTERIORDB_SHA256:
         known = ", ".join(sorted(POSTERIORDB_SHA256))
-        raise ValueError(f"name: unknown posteriordb posterior {name!r}; known: {known}")
+        raise ValueError(
+            f"name: posteriordb posterior {name!r} needs a local checkout of posteriordb "
+            f"(path=... or {POSTERIORDB_ENV}); without one pyrogen knows the checksums of "
+            f"{known} only"
+        )
+    return _load_known(short, base_url)
+
+
+def _posteriordb_root(path) -> Path | None:
+    """The ``posterior_database`` folder of a checkout at ``path`` or the environment
+    variable; None where neither is given; an error naming a folder that is none."""
+    given = path if path is not None else os.environ.get(POSTERIORDB_ENV)
+    if not given:
+        return None
+    where = "path" if path is not None else POSTERIORDB_ENV
+    folder = Path(given).expanduser()
+    for candidate in (folder / "posterior_database", folder):
+        if (candidate / "posteriors").is_dir():
+            return candidate
+    raise ValueError(
+        f"{where}: {str(folder)!r} is not a posteriordb checkout (no posteriors/ folder "
+        "in it or in its posterior_database/)"
+    )
+
+
+def _load_from_checkout(root: Path, name: str) -> PosteriorDB:
+    posterior_file = root / "posteriors" / f"{name}.json"
+    if not posterior_file.is_file() and "-" not in name:
+        posterior_file = root / "posteriors" / f"{name}-{name}.json"
+    if not posterior_file.is_file():
+        names = sorted(p.stem for p in (root / "posteriors").glob("*.json"))
+        close = [n for n in names if name.lower() in n.lower()][:8]
+        hint = f"; names like it: {', '.join(close)}" if close else ""
+        raise ValueError(f"name: no posterior {name!r} in {root}{hint}")
+    info = json.loads(posterior_file.read_text())
+    reference = info.get("reference_posterior_name")
+    if not reference:
+        raise ValueError(f"name: posterior {info['name']!r} has no reference draws in posteriordb")
+    data = json.loads(
+        _zip_member((root / "data" / "data" / f"{info['data_name']}.json.zip").read_bytes())
+    )
+    draws_file = root / "reference_posteriors" / "draws" / "draws" / f"{reference}.json.zip"
+    chains = json.loads(_zip_member(draws_file.read_bytes()))
+    draws = {k: np.array([chain[k] for chain in chains]) for k in chains[0]}
+    stan = root / "models" / "stan" / f"{info['model_name']}.stan"
+    return PosteriorDB(info["name"], data, draws, stan.read_text() if stan.is_file() else None)
+
+
+def _load_known(name: str, base_url: str | None) -> PosteriorDB:
+    """One of the posteriors whose checksums pyrogen keeps: local copy, cache or download."""
     remote = {
         "data": f"data/data/{name}.json.zip",
         "reference_draws": f"reference_posteriors/draws/draws/{name}-{name}.json.zip",

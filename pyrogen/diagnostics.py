@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Comparison", "compare_draws", "crosscheck", "compare_to_reference"]
+__all__ = [
+    "Comparison",
+    "check_posteriordb",
+    "compare_draws",
+    "compare_to_reference",
+    "crosscheck",
+    "posteriordb_arguments",
+]
 
 
 @dataclass
@@ -190,3 +197,76 @@ def compare_to_reference(
         s: np.asarray(samples[s]).reshape(ref[s].shape[:0] + np.shape(samples[s])) for s in sites
     }
     return compare_draws(ours, ref, labels=(label, "stan"), z_threshold=z_threshold, sites=sites)
+
+
+def posteriordb_arguments(model, data: dict) -> dict:
+    """posteriordb's data as keyword arguments of ``model``: the entries its signature
+    names (every entry where it takes ``**kwargs``; Stan's sizes such as ``N`` are
+    often left to the arrays), lists as tensors (float64, or int64 where every value
+    is an integer, as Stan's ``int`` data), scalars as they are."""
+    import inspect
+
+    import torch
+
+    parameters = inspect.signature(model).parameters
+    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    out = {}
+    for key, value in data.items():
+        if not takes_all and key not in parameters:
+            continue
+        if isinstance(value, list):
+            array = np.asarray(value)
+            integral = np.issubdtype(array.dtype, np.integer)
+            value = torch.as_tensor(array, dtype=torch.int64 if integral else torch.float64)
+        out[key] = value
+    return out
+
+
+def check_posteriordb(
+    model,
+    reference,
+    *,
+    guides: tuple[str, ...] = (),
+    num_warmup: int = 1000,
+    num_samples: int = 1000,
+    num_chains: int = 4,
+    num_steps: int = 10_000,
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[Comparison, list[dict]]:
+    """NUTS on ``model`` (called with posteriordb's data by keyword) against Stan's
+    reference draws, and each SVI guide's standard deviations as ratios of the
+    reference's: ``(comparison, rows)``, a row per guide and parameter."""
+    import pyrogen
+
+    kwargs = posteriordb_arguments(model, reference.data)
+    options = dict(num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains)
+    nuts = pyrogen.fit(model, method="nuts", seed=seed, progress=progress, **options, **kwargs)
+    comparison = compare_to_reference(nuts.samples, reference, label="nuts")
+    comparison.fits["nuts"] = nuts
+    sites = sorted({r["parameter"].split("[")[0] for r in comparison.rows})
+    stan = flatten_sites({s: reference.reference(s) for s in sites})
+    rows = []
+    for guide in guides:
+        fit = pyrogen.fit(
+            model, guide=guide, num_steps=num_steps, seed=seed, progress=progress, **kwargs
+        )
+        posterior = fit.to_arviz(num_samples=4000, log_likelihood=False).posterior
+        shapes = {s: reference.reference(s).shape[2:] for s in sites if s in posterior}
+        # a guide's draws may carry a broadcast batch dimension of size 1
+        ours = flatten_sites(
+            {s: posterior[s].values.reshape(1, -1, *shape) for s, shape in shapes.items()}
+        )
+        for name, draws in ours.items():
+            reference_draws = stan[name]
+            rows.append(
+                {
+                    "guide": guide,
+                    "parameter": name,
+                    "mean_z": float(
+                        (draws.mean() - reference_draws.mean()) / reference_draws.std()
+                    ),
+                    "sd_ratio": float(draws.std() / reference_draws.std()),
+                }
+            )
+    return comparison, rows

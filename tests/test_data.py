@@ -1,5 +1,6 @@
 import functools
 import http.server
+import json
 import shutil
 import threading
 from pathlib import Path
@@ -20,7 +21,9 @@ def test_old_faithful_ships_in_the_package():
 def test_unknown_names_are_refused():
     with pytest.raises(ValueError, match="name: unknown data set 'iris'"):
         data.load("iris")
-    with pytest.raises(ValueError, match="name: unknown posteriordb posterior"):
+    with pytest.raises(
+        ValueError, match="name: posteriordb posterior 'eight_schools' needs a local"
+    ):
         data.load_posteriordb("eight_schools")
 
 
@@ -286,3 +289,61 @@ def test_idx_reader_checks_its_header():
         data.read_idx(header + bytes(5), "x")
     with pytest.raises(ValueError, match="not an IDX"):
         data.read_idx(b"PK\x03\x04", "x")
+
+
+def make_checkout(root: Path, name: str, reference: bool = True) -> Path:
+    """A posteriordb checkout's layout (posterior_database/...) holding one posterior,
+    made from the shared copy's files."""
+    source = next(
+        d / "posteriordb" / name
+        for d in pyrogen.data.local_data_dirs()
+        if (d / "posteriordb" / name).is_dir()
+    )
+    base = root / "posterior_database"
+    info = json.loads((source / "posterior.json").read_text())
+    if not reference:
+        info["reference_posterior_name"] = None
+    files = {
+        base / "posteriors" / f"{info['name']}.json": None,
+        base / "data" / "data" / f"{name}.json.zip": source / "data.json.zip",
+        base / "reference_posteriors/draws/draws" / f"{name}-{name}.json.zip": source
+        / "reference_draws.json.zip",
+        base / "models" / "stan" / f"{name}.stan": source / "model.stan",
+    }
+    for target, origin in files.items():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if origin is None:
+            target.write_text(json.dumps(info))
+        else:
+            shutil.copy(origin, target)
+    return root
+
+
+def test_any_posterior_of_a_posteriordb_checkout(tmp_path, monkeypatch):
+    """A checkout given by path (the repository or its posterior_database folder) or
+    by POSTERIORDB_PATH gives the posterior by its full or short name, the same as the
+    checked copy of the three posteriors pyrogen knows."""
+    root = make_checkout(tmp_path / "posteriordb", "arK")
+    known = data.load_posteriordb("arK")
+    for loaded in (
+        data.load_posteriordb("arK-arK", path=root),
+        data.load_posteriordb("arK", path=root / "posterior_database"),
+    ):
+        assert loaded.name == "arK-arK"
+        assert loaded.data == known.data
+        assert loaded.reference_draws.keys() == known.reference_draws.keys()
+        np.testing.assert_array_equal(loaded.reference("beta"), known.reference("beta"))
+        assert "ar" in loaded.stan_code.lower()
+    monkeypatch.setenv("POSTERIORDB_PATH", str(root))
+    assert data.load_posteriordb("arK").name == "arK-arK"
+
+
+def test_posteriordb_checkout_errors_name_the_problem(tmp_path):
+    root = make_checkout(tmp_path / "db", "arK")
+    with pytest.raises(ValueError, match="name: no posterior 'ar' in .*names like it: arK-arK"):
+        data.load_posteriordb("ar", path=root)
+    with pytest.raises(ValueError, match="path: .* is not a posteriordb checkout"):
+        data.load_posteriordb("arK", path=tmp_path)
+    bare = make_checkout(tmp_path / "bare", "arK", reference=False)
+    with pytest.raises(ValueError, match="has no reference draws"):
+        data.load_posteriordb("arK-arK", path=bare)
