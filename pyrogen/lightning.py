@@ -409,24 +409,13 @@ def fit_lightning(
     """``fit(..., strategy=...)``: the guide and ELBO chosen as for one process, the
     module built and its parameters adopted, then ``Trainer.fit``."""
     from pyrogen.infer.loop import default_progress
-    from pyrogen.infer.svi import _choose_guide, _training_record, make_elbo, model_structure
+    from pyrogen.infer.svi import _training_record, guide_and_elbo, select_examples
 
     _check_target(target, args)
     pyro.clear_param_store()
     n = target.num_examples(*args)
-    probe = tuple(
-        a[:2] if isinstance(a, torch.Tensor) and a.dim() and a.shape[0] == n else a for a in args
-    )
-    structure = model_structure(target.model, probe, kwargs)
-    guide = _choose_guide(target, method, options, structure, init_values)
-    elbo = make_elbo(
-        options.loss,
-        enumerated=structure.enumerated,
-        nesting=structure.nesting,
-        num_particles=options.num_particles,
-        vectorize_particles=options.vectorize_particles,
-        jit=False,
-    )
+    probe = select_examples(args, slice(0, 2))
+    guide, elbo = guide_and_elbo(target, method, options, probe, kwargs, init_values, jit=False)
     progress = default_progress() if run.progress is None else bool(run.progress)
     num_steps = _num_steps(options, run, n, scale)
     if fingerprint is not None:

@@ -483,6 +483,22 @@ def fitted_parameters(target) -> dict[str, torch.Tensor]:
     return {name: value.detach().clone() for name, value in pyro.get_param_store().items()}
 
 
+def guide_and_elbo(target, method, options, probe, kwargs, init_values, jit: bool):
+    """The guide and the ELBO for ``method``, chosen from the model's structure as read
+    on ``probe`` (the data, or two examples of it)."""
+    structure = model_structure(target.model, probe, kwargs)
+    guide = _choose_guide(target, method, options, structure, init_values)
+    elbo = make_elbo(
+        options.loss,
+        enumerated=structure.enumerated,
+        nesting=structure.nesting,
+        num_particles=options.num_particles,
+        vectorize_particles=options.vectorize_particles,
+        jit=jit,
+    )
+    return guide, elbo
+
+
 def fit_svi(target, args, kwargs, method, options, run, result, init_values, fingerprint=None):
     """``fit(method="svi" | "map" | "mle")``: the guide and ELBO chosen from the model's
     structure (read on two examples when minibatched), then the shared loop."""
@@ -494,16 +510,8 @@ def fit_svi(target, args, kwargs, method, options, run, result, init_values, fin
     pyro.clear_param_store()
     batch = options.batch_size
     probe = select_examples(args, slice(0, min(batch, 2))) if batch is not None else args
-    structure = model_structure(target.model, probe, kwargs)
-    guide = _choose_guide(target, method, options, structure, init_values)
-    elbo = make_elbo(
-        options.loss,
-        enumerated=structure.enumerated,
-        nesting=structure.nesting,
-        num_particles=options.num_particles,
-        vectorize_particles=options.vectorize_particles,
-        jit=target.jit_safe if options.jit is None else options.jit,
-    )
+    jit = target.jit_safe if options.jit is None else options.jit
+    guide, elbo = guide_and_elbo(target, method, options, probe, kwargs, init_values, jit)
     if fingerprint is not None:  # resuming under another optimizer would change the run
         fingerprint = {**fingerprint, "training": _training_record(options)}
     engine = SVIEngine(
