@@ -23,6 +23,7 @@ __all__ = [
     "draws_from_guide",
     "global_factor_sites",
     "is_factor",
+    "model_trace",
     "observed_sites",
     "pointwise_log_likelihood",
     "pointwise_log_likelihood_numpyro",
@@ -35,17 +36,19 @@ def _numpy(value) -> np.ndarray:
     return np.asarray(value)
 
 
-def _trace(model, args, kwargs):
+def model_trace(model, args=(), kwargs=None):
+    """One trace of ``model`` (latents started, enumerated sites enumerated), blocked."""
     with poutine.block(), torch.no_grad():
         return poutine.trace(_enumerated(model, args, kwargs)[0]).get_trace(*args, **(kwargs or {}))
 
 
-def global_factor_sites(model, args=(), kwargs=None) -> set[str]:
+def global_factor_sites(model, args=(), kwargs=None, trace=None) -> set[str]:
     """The names of the model's ``pyro.factor`` sites outside every plate: terms of the
     joint density (a penalty, a prior written as a factor), not of any observation. A
     factor inside a data plate is a per-observation log-likelihood (a density that is
-    not a Pyro distribution) and stays in ArviZ's log-likelihood group."""
-    trace = _trace(model, args, kwargs)
+    not a Pyro distribution) and stays in ArviZ's log-likelihood group. ``trace``: one
+    already made by :func:`model_trace`."""
+    trace = trace if trace is not None else model_trace(model, args, kwargs)
     return {
         name
         for name, site in trace.nodes.items()
@@ -55,9 +58,9 @@ def global_factor_sites(model, args=(), kwargs=None) -> set[str]:
     }
 
 
-def observed_sites(model, args=(), kwargs=None) -> dict[str, np.ndarray]:
-    """The observed values of ``model``, by site name."""
-    trace = _trace(model, args, kwargs)
+def observed_sites(model, args=(), kwargs=None, trace=None) -> dict[str, np.ndarray]:
+    """The observed values of ``model``, by site name (``trace``: as above)."""
+    trace = trace if trace is not None else model_trace(model, args, kwargs)
     return {
         name: _numpy(site["value"])
         for name, site in trace.nodes.items()
