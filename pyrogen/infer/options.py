@@ -98,7 +98,10 @@ class SVIOptions:
             ``"low_rank"``, ``"flow"`` (AutoIAFNormal), ``"spline"`` (neural spline
             flows), ``"delta"`` or a guide callable; default: the model's own guide,
             else AutoNormal (SVI) or AutoDelta (MAP).
-        loss: ``"trace"``, ``"mean_field"`` (analytic KL), ``"enum"``, ``"iwae"`` or a
+        loss: ``"trace"``, ``"mean_field"`` (analytic KL where the guide's site has one
+            with the prior's: a VAE's Normal encoder; not AutoNormal, whose latent sites
+            are Deltas over auxiliary draws, so it equals ``"trace"`` there), ``"enum"``,
+            ``"iwae"`` or a
             ``pyro.infer.ELBO``.
         optim: ``"adam"``, ``"clipped_adam"``, ``"sgd"`` or a ``pyro.optim.PyroOptim``.
         lr: the learning rate of a named optimizer.
