@@ -346,6 +346,38 @@ def to_jax(value):
     return value
 
 
+START_CANDIDATES = 10  # uniform draws per chain, of which the most probable starts it
+
+
+def best_starts(model, args, kwargs, num_chains: int, seed: int, candidates=START_CANDIDATES):
+    """Each chain's start: of ``candidates`` draws uniform on (-2, 2) in the unconstrained
+    space (Stan's and NumPyro's start), the one of highest log density. A single draw
+    can land where the density is finite but negligible (an ARMA model's MA coefficient
+    beyond 1 gives log densities of -1e50 and more in float64), and a chain started
+    there may settle in a far mode; float32 overflowed there and NumPyro drew again.
+    Unconstrained values with a leading chain dimension (none for one chain)."""
+    import jax
+    import jax.numpy as jnp
+    from numpyro.infer import init_to_uniform
+    from numpyro.infer.util import initialize_model
+
+    keys = jax.random.split(jax.random.PRNGKey(seed + 1), num_chains * candidates)
+    with use_backend("numpyro"):
+        info = initialize_model(
+            keys,
+            model,
+            init_strategy=init_to_uniform,
+            model_args=args,
+            model_kwargs=kwargs,
+            dynamic_args=False,
+        )
+    energy = info.param_info.potential_energy.reshape(num_chains, candidates)
+    energy = jnp.where(jnp.isnan(energy), jnp.inf, energy)
+    best = jnp.argmin(energy, axis=1) + jnp.arange(num_chains) * candidates
+    starts = {name: value[best] for name, value in info.param_info.z.items()}
+    return starts if num_chains > 1 else {name: value[0] for name, value in starts.items()}
+
+
 def _run_numpyro(model, args, kwargs, **options) -> MCMCResult:
     """NumPyro's NUTS in the run's precision: JAX's 64-bit mode on for the whole run
     (the data's conversion included; JAX would otherwise truncate it to float32)."""
@@ -373,6 +405,9 @@ def _run_numpyro_chains(model, args, kwargs, **options) -> MCMCResult:
         if start
         else init_to_uniform,
     )
+    starts = None
+    if not start:  # no start of the model's own: the best of several uniform draws
+        starts = best_starts(model, args, kwargs, options["num_chains"], options["seed"])
     chain_method = options["chain_method"]
     if chain_method == "parallel" and jax.local_device_count() < options["num_chains"]:
         warnings.warn(
@@ -402,7 +437,8 @@ def _run_numpyro_chains(model, args, kwargs, **options) -> MCMCResult:
     extra = ("diverging", "accept_prob", "num_steps", "energy", "adapt_state.step_size")
     with use_backend("numpyro"):
         began = time.perf_counter()
-        mcmc.run(jax.random.PRNGKey(options["seed"]), *args, extra_fields=extra, **kwargs)
+        key = jax.random.PRNGKey(options["seed"])
+        mcmc.run(key, *args, extra_fields=extra, init_params=starts, **kwargs)
         samples = jax.block_until_ready(mcmc.get_samples(group_by_chain=True))
         elapsed = time.perf_counter() - began
     fields = mcmc.get_extra_fields(group_by_chain=True)
