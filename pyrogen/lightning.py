@@ -194,9 +194,13 @@ class SVIModule(pl.LightningModule):
         self.began = time.perf_counter()
 
     def on_fit_end(self) -> None:
-        # every rank past its last collective before any leaves (a rank that exits
-        # while another still talks to it can abort in gloo's teardown)
+        # every rank past its last collective, then the process group closed by every
+        # rank while all are alive: left to interpreter exit, gloo's threads can abort
+        # a rank ("terminate called without an active exception"). Nothing after this
+        # hook (Lightning's teardown ran before it) talks across ranks.
         self.trainer.strategy.barrier("pyrogen-fit-end")
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
     def on_train_end(self) -> None:
         self.sync_history()
