@@ -45,6 +45,8 @@ import pyro
 import torch
 from torch import nn
 
+from pyrogen.infer.loop import tol_reached
+
 try:
     import lightning.pytorch as pl
 except ImportError:  # pragma: no cover - the message names the fix
@@ -175,7 +177,7 @@ class SVIModule(pl.LightningModule):
         stop = False
         if self.settings["tol"] is not None:
             history = self.loss_history[:step].cpu().numpy()
-            stop = _tol_reached(history, self.settings["tol"], self.settings["window"])
+            stop = tol_reached(history, self.settings["tol"], self.settings["window"])
             if stop:
                 self.stopped_on_tol.fill_(True)
         callback = self.settings["callback"]
@@ -244,13 +246,6 @@ def torch_optimizer(optim, lr: float, params):
     if optim == "sgd":
         return torch.optim.SGD(params, lr=lr)
     raise ValueError(f"optim: must be 'adam', 'clipped_adam', 'sgd' or a PyroOptim, got {optim!r}")
-
-
-def _tol_reached(history: np.ndarray, tol: float | None, window: int) -> bool:
-    """``run_loop``'s rule: the windowed mean loss changed by less than ``tol``."""
-    if tol is None or len(history) < 2 * window:
-        return False
-    return abs(history[-2 * window : -window].mean() - history[-window:].mean()) < tol
 
 
 # -- checkpoints ------------------------------------------------------------------------

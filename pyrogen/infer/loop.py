@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from pyrogen.checkpoint import load_checkpoint, save_checkpoint
 
-__all__ = ["Engine", "LoopResult", "run_loop", "default_progress"]
+__all__ = ["Engine", "LoopResult", "run_loop", "default_progress", "tol_reached"]
 
 
 class Engine(Protocol):
@@ -109,10 +109,8 @@ def run_loop(
             bar.update(1)
             if step % max(1, num_steps // 200) == 0 or step == num_steps:
                 bar.set_postfix({loss_name: f"{loss:.4g}"}, refresh=False)
-            if tol is not None and step >= max(min_steps, 2 * window):
-                recent = np.mean(losses[-window:])
-                before = np.mean(losses[-2 * window : -window])
-                converged = abs(before - recent) < tol
+            if step >= min_steps:
+                converged = tol_reached(losses, tol, window)
             if callback is not None and callback(step, loss):
                 break
             if checkpoint is not None and step % checkpoint_every == 0:
@@ -128,6 +126,16 @@ def run_loop(
         resumed_from=resumed_from,
         elapsed=time.perf_counter() - began,
     )
+
+
+def tol_reached(losses, tol: float | None, window: int) -> bool:
+    """The ``tol`` rule: the mean loss over the last ``window`` steps differs from the
+    mean over the ``window`` steps before by less than ``tol``."""
+    if tol is None or len(losses) < 2 * window:
+        return False
+    recent = np.mean(losses[-window:])
+    before = np.mean(losses[-2 * window : -window])
+    return bool(abs(before - recent) < tol)
 
 
 def _resume(engine, checkpoint, fingerprint: dict, callback, trust: bool = False):
