@@ -11,6 +11,7 @@ from pyrogen.models.autoregressive import (
     TransformerDecoder,
     WaveNet,
 )
+from pyrogen.models.diffusion import DDPM
 from pyrogen.models.flows import IAF, MAF, NICE, NSF, Glow, RealNVP
 from pyrogen.models.fourier import (
     DeepFactorizedDensity,
@@ -35,6 +36,7 @@ from pyrogen.models.timeseries import (
 from pyrogen.models.vae import VAE, Autoencoder, HierarchicalVAE
 
 __all__ = [
+    "DDPM",
     "Glow",
     "IAF",
     "MAF",

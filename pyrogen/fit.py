@@ -34,6 +34,12 @@ METHODS = ALL_METHODS
 Method = Literal["svi", "map", "mle", "em", "nuts"]
 
 
+def _fixed_guide(model) -> bool:
+    """A model whose guide has no parameters (a DDPM's forward process): its fit is a
+    point estimate of its networks, not a posterior over its per-example latents."""
+    return bool(getattr(model, "fixed_guide", False))
+
+
 @dataclass
 class Fit:
     """The result of ``pyrogen.fit``.
@@ -92,8 +98,9 @@ class Fit:
         fn, args, kwargs = self.model_fn, self.args, self.kwargs
         if self.method == "nuts":
             posterior = self.samples
-        elif self.method == "em" or self.guide is empty_guide:
-            # a point estimate (EM, maximum likelihood) is one draw of one chain
+        elif self.method == "em" or self.guide is empty_guide or _fixed_guide(self.model):
+            # a point estimate (EM, maximum likelihood, the networks under a guide
+            # without parameters) is one draw of one chain
             posterior = {k: v.detach().cpu().numpy()[None, None] for k, v in self.params.items()}
         else:  # the guide's draws, and the model's deterministic sites at each (as NUTS)
             draws = bridge.draws_from_guide(fn, self.guide, args, kwargs, num_samples)

@@ -307,6 +307,7 @@ FLOW = ["--num-steps", "20", "--hidden", "8", "--train-size", "256", "--eval-siz
 CLI_CASES |= {name: [*FLOW, "--data", "moons"] for name in ("nice", "realnvp", "maf", "iaf")}
 CLI_CASES["nsf"] = [*FLOW, "--layers", "2"]  # the ring
 CLI_CASES["glow"] = [*TINY, "--data", "digits", "--steps", "1", "--hidden", "4"]
+CLI_CASES["ddpm"] = [*FLOW, "--data", "moons", "--timesteps", "20"]
 
 
 def test_every_zoo_model_has_a_cli_case():

@@ -164,6 +164,18 @@ CASES = {
         lambda: _off_identity(get_model_class("glow")((1, 4, 4), levels=2, steps=1, hidden=4)),
         lambda: np.random.default_rng(0).uniform(size=(40, 1, 4, 4)),
     ),
+    "ddpm": (
+        "ddpm",
+        lambda: get_model_class("ddpm")((2,), timesteps=8, hidden=(8,)),
+        lambda: _moons(),
+    ),
+    "ddpm-images-v": (
+        "ddpm",
+        lambda: get_model_class("ddpm")(
+            (1, 4, 4), timesteps=4, channels=8, data_levels=256, prediction="v"
+        ),
+        lambda: np.random.default_rng(0).uniform(size=(40, 1, 4, 4)),
+    ),
     "deep-factorized": (
         "deep-factorized",
         lambda: get_model_class("deep-factorized")(init_scale=3.0),
@@ -207,6 +219,8 @@ NOT_DENSITIES |= {"pixelcnn-basic", "wavenet", "rnn-categorical", "transformer"}
 # flows' tails (a logistic base, the layers' scalings) reach past the grid of 6 data sds:
 # tests/models/test_flows.py integrates them on a wider one
 NOT_DENSITIES |= {"nice", "realnvp", "maf", "iaf", "nsf", "maf-conditional-act", "glow"}
+# a DDPM's log_prob is its variational bound, which integrates to less than one
+NOT_DENSITIES |= {"ddpm", "ddpm-images-v"}
 
 
 def _guide(model, args):

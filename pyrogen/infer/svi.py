@@ -488,8 +488,11 @@ def guide_and_elbo(target, method, options, probe, kwargs, init_values, jit: boo
     on ``probe`` (the data, or two examples of it)."""
     structure = model_structure(target.model, probe, kwargs)
     guide = _choose_guide(target, method, options, structure, init_values)
+    loss = options.loss if options.loss is not None else getattr(target, "default_loss", None)
+    if isinstance(loss, str) and loss in getattr(target, "own_losses", ()):
+        return guide, target.make_loss(loss, options)  # the model's own estimator
     elbo = make_elbo(
-        options.loss,
+        loss,
         enumerated=structure.enumerated,
         nesting=structure.nesting,
         num_particles=options.num_particles,
