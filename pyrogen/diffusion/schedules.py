@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from pyrogen.validation import check_choice, check_positive_int
@@ -90,13 +91,31 @@ class NoiseSchedule:
         alpha_bar = torch.cumprod(1 - self.betas, 0)
         self.alpha_bar = torch.cat([torch.ones(1, dtype=torch.float64), alpha_bar])
 
-    def trajectory(self, steps: int | None = None) -> torch.Tensor:
-        """The sub-trajectory of K = ``steps`` steps as indices 0 = tau_0 < tau_1 < ... <
-        tau_K = T (K + 1 of them), evenly spaced (tau_k = round(k T / K)); None: all T."""
-        num = self.num_steps if steps is None else check_positive_int(steps, "steps")
-        if num > self.num_steps:
-            raise ValueError(f"steps: at most the chain's {self.num_steps} steps, got {num}")
-        return torch.round(torch.arange(num + 1, dtype=torch.float64) * self.num_steps / num).long()
+    def trajectory(self, steps=None) -> torch.Tensor:
+        """A sub-trajectory as step indices 0 = tau_0 < tau_1 < ... < tau_K = T.
+
+        ``steps``: None (all T steps), an int K (K steps evenly spaced from 1 to T,
+        tau_k = round(1 + (k - 1)(T - 1) / (K - 1)), Analytic-DPM's "linear"
+        trajectory: the first step from x_1 keeps the decoder sharp; K = 1 is the one
+        step from x_T), or the increasing steps themselves, ending at T (DDIM's
+        uniform ones, for instance)."""
+        T = self.num_steps
+        if steps is None:
+            return torch.arange(T + 1)
+        if isinstance(steps, int | np.integer) and not isinstance(steps, bool):
+            num = check_positive_int(int(steps), "steps")
+            if num > T:
+                raise ValueError(f"steps: at most the chain's {T} steps, got {num}")
+            if num == 1:
+                return torch.tensor([0, T])
+            inner = torch.round(1 + torch.arange(num, dtype=torch.float64) * (T - 1) / (num - 1))
+            return torch.cat([torch.zeros(1), inner]).long()
+        path = torch.as_tensor(list(steps))
+        if path.dim() != 1 or len(path) == 0 or path.is_floating_point():
+            raise ValueError(f"steps: an int K or increasing integer steps ending at {T}, got {steps!r}")
+        if not (path[0] >= 1 and path[-1] == T and (path[1:] > path[:-1]).all()):
+            raise ValueError(f"steps: must increase from 1 or more to {T}, got {path.tolist()}")
+        return torch.cat([torch.zeros(1, dtype=torch.long), path.long()])
 
     def marginal(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """sqrt(alpha_bar_t) and sqrt(1 - alpha_bar_t): q(x_t | x_0)'s mean coefficient

@@ -486,11 +486,13 @@ def fitted_parameters(target) -> dict[str, torch.Tensor]:
 def guide_and_elbo(target, method, options, probe, kwargs, init_values, jit: bool):
     """The guide and the ELBO for ``method``, chosen from the model's structure as read
     on ``probe`` (the data, or two examples of it)."""
-    structure = model_structure(target.model, probe, kwargs)
-    guide = _choose_guide(target, method, options, structure, init_values)
     loss = options.loss if options.loss is not None else getattr(target, "default_loss", None)
     if isinstance(loss, str) and loss in getattr(target, "own_losses", ()):
-        return guide, target.make_loss(loss, options)  # the model's own estimator
+        # the model's own estimator of its objective (a DDPM's one-step losses): it
+        # reads the model's structure itself, so the chain is not traced here
+        return target.guide or empty_guide, target.make_loss(loss, options)
+    structure = model_structure(target.model, probe, kwargs)
+    guide = _choose_guide(target, method, options, structure, init_values)
     elbo = make_elbo(
         loss,
         enumerated=structure.enumerated,
