@@ -29,7 +29,9 @@ diffusers' ``DDPMScheduler``/``DDIMScheduler`` stepping the same network.
 
 Fashion-MNIST (``--fashion``, off by default: a GPU job; ``--device cuda``): the
 U-Net DDPM (discretized decoder, 256 levels) fitted with checkpoints, then the bound
-in bits/dim per K and variance on ``--fashion-test`` test images.
+in bits/dim per K and variance on ``--fashion-test`` test images, and the Frechet
+distance of ``--fashion-samples`` samples to them in the feature space of the project's
+Fashion-MNIST classifier (:mod:`pyrogen.features`; its test accuracy is reported).
 
     python bench/ddpm.py           # about 10 minutes on 2 cores
     python bench/ddpm.py --quick   # under a minute
@@ -225,13 +227,22 @@ def fashion(options) -> dict:
     pyrogen.fit(model, x, num_steps=options.fashion_steps, batch_size=128, lr=2e-4,
                 checkpoint=options.checkpoint, progress=True, seed=options.seed)  # fmt: skip
     figures = {"fashion_train_seconds": time.perf_counter() - began}
+    from pyrogen.features import fashion_classifier, fashion_frechet_distance
+
+    classifier = fashion_classifier()
+    figures["classifier_test_accuracy"] = classifier.test_accuracy
     model.estimate_moments(x)
     for steps in options.steps:
         for variance in ("beta_tilde", "beta", "analytic"):
             bits = model.bits_per_dim(x_test, steps=steps, variance=variance)
             figures[f"fashion_k{steps}_{variance}_bpd"] = float(bits.mean())
-        print(f"fashion K={steps}: " + "  ".join(f"{v}={figures[f'fashion_k{steps}_{v}_bpd']:.3f}"
-              for v in ("beta_tilde", "beta", "analytic")), flush=True)  # fmt: skip
+            draws = model.sample(options.fashion_samples, steps=steps, variance=variance)
+            figures[f"fashion_k{steps}_{variance}_fd"] = fashion_frechet_distance(
+                draws.cpu(), test, classifier
+            )
+        print(f"fashion K={steps}: " + "  ".join(
+            f"{v} {figures[f'fashion_k{steps}_{v}_bpd']:.3f} bpd, FD {figures[f'fashion_k{steps}_{v}_fd']:.2f}"
+            for v in ("beta_tilde", "beta", "analytic")), flush=True)  # fmt: skip
     return figures
 
 
@@ -252,6 +263,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--fashion", action="store_true", help="the U-Net on Fashion-MNIST")
     parser.add_argument("--fashion-steps", type=int, default=100000)
     parser.add_argument("--fashion-test", type=int, default=1000)
+    parser.add_argument("--fashion-samples", type=int, default=1000)
     parser.add_argument("--channels", type=int, default=64)
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--device", default="cpu")

@@ -130,6 +130,7 @@ class DDPM(NetworkModel):
     cli_data = staticmethod(_data)
     cli_defaults = {"data_shape": [2]}
     cli_fit = {"lr": 1e-3, "num_steps": 3000, "batch_size": 256}
+    cli_report = "ddpm"  # the bound per K and variance; the density of the 100-step bound
     default_method = "svi"
     methods = ("svi",)
     default_loss = "simple"
@@ -261,6 +262,14 @@ class DDPM(NetworkModel):
             return self.covariance_net
         return self.network
 
+    def _log_moment(self, y_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.covariance_net(y_t, t.to(y_t.device)).clamp(-30.0, 10.0)
+
+    def second_moment(self, y_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The second network's estimate, per dimension: E[eps^2 | x_t] (SN) or
+        E[(eps - eps_hat)^2 | x_t] (NPR); its output is the estimate's log."""
+        return torch.exp(self._log_moment(y_t, t))
+
     def make_loss(self, kind: str, options=None) -> DiffusionLoss:
         """The engine's ELBO for ``fit(..., loss=kind)`` (kind in ``own_losses``)."""
         loss = DiffusionLoss(self, kind)
@@ -309,7 +318,7 @@ class DDPM(NetworkModel):
                     f"pyrogen.fit(ddpm, x, loss={kind!r})"
                 )
             steps = torch.as_tensor(t).expand(len(y_t))
-            head = self.covariance_net(y_t, steps.to(y_t.device)).double()
+            head = self.second_moment(y_t, steps).double()
         variance = reverse_variance(
             kind,
             pair,
@@ -419,8 +428,9 @@ class DDPM(NetworkModel):
             with torch.no_grad():
                 eps_hat, _ = self.predict(y_t, t)
             target = eps**2 if kind == "sn" else (eps - eps_hat) ** 2
-            head = self.covariance_net(y_t, t.to(y_t.device))
-            return ((head - target) ** 2).flatten(1).mean(1)
+            log_moment = self._log_moment(y_t, t)
+            # the Gaussian scoring rule: minimized by the conditional mean of the target
+            return (target * torch.exp(-log_moment) + log_moment).flatten(1).mean(1)
         if kind == "simple":
             out = self.network(y_t, t.to(y_t.device))
             root, sd = self._coefficients(t, y0)

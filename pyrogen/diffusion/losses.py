@@ -19,9 +19,18 @@ each KL term is :math:`w_t \lVert \epsilon - \epsilon_\theta \rVert^2` with
 :math:`w_t = a_t^2 (1 - \bar\alpha_t) / (2 \sigma_t^2 \bar\alpha_t)`, so the simple
 loss is the bound reweighted to :math:`w_t \propto 1` (and its first term's likelihood
 replaced by the same squared error). ``loss="sn"`` and ``loss="npr"`` train
-Extended-Analytic-DPM's second network (squared noise, or squared residual of the
-first network, held fixed) by mean squared error; only its parameters are registered,
-so only they move.
+Extended-Analytic-DPM's second network, an estimate m(x_t) of the conditional mean of
+the squared noise or of the first network's squared residual (the first network held
+fixed; only the second's parameters are registered, so only they move). Bao et al.
+fit m by mean squared error; pyrogen minimizes the Gaussian scoring rule
+:math:`r / m + \log m` per dimension (r the squared target) with :math:`m = e^{h}`
+positive by construction. Both are minimized by the same m, E[r | x_t]; the scoring
+rule's errors are relative rather than absolute, which matters because the reverse
+variance is :math:`\lambda^2 + c^2 m`: where c^2 is much larger than
+:math:`\lambda^2` (the first steps of a short trajectory) an underestimate of m by a
+few hundredths, common under squared error and clipped at :math:`\lambda^2`, costs
+the bound more than its whole gain (the 10-step KL bound on the ring of Gaussians went
+from 15.4 nats to the analytic variance's 2.7 and below with this change).
 """
 
 from __future__ import annotations

@@ -293,8 +293,9 @@ def test_ddim_is_deterministic_and_equals_diffusers_ddim_with_the_same_network()
 
 # -- Extended-Analytic-DPM ----------------------------------------------------------------------
 class _ExactHead(torch.nn.Module):
-    """The perfect second network for N(m, s^2) data: E[(eps - eps_hat)^2 | x_t] (NPR,
-    the constant 1 - Gamma_t) or E[eps^2 | x_t] = eps_hat^2 + 1 - Gamma_t (SN)."""
+    """The perfect second network for N(m, s^2) data: the log of E[(eps - eps_hat)^2 |
+    x_t] (NPR, the constant 1 - Gamma_t) or of E[eps^2 | x_t] = eps_hat^2 + 1 - Gamma_t
+    (SN)."""
 
     def __init__(self, noise, kind):
         super().__init__()
@@ -303,7 +304,7 @@ class _ExactHead(torch.nn.Module):
     def forward(self, y, t):
         ab = self.noise.alpha_bar[t.long()].reshape(-1, *([1] * (y.dim() - 1)))
         gap = ab * self.noise.s**2 / (ab * self.noise.s**2 + 1 - ab)
-        return gap.expand_as(y) + (self.noise(y, t) ** 2 if self.kind == "sn" else 0)
+        return torch.log(gap.expand_as(y) + (self.noise(y, t) ** 2 if self.kind == "sn" else 0))
 
 
 @pytest.mark.parametrize("kind", ["npr", "sn"])
