@@ -55,8 +55,9 @@ VARIANCES = ("beta_tilde", "beta", "analytic", "npr", "sn")
 
 def fit_model(options, train: torch.Tensor):
     """The 2-D DDPM, its Gamma_t and both second networks."""
-    import pyrogen
     from pyrogen.models import DDPM
+
+    import pyrogen
 
     heads = {}
     for kind in ("npr", "sn"):
@@ -215,9 +216,10 @@ def speed(options, model, train: torch.Tensor) -> dict:
 
 def fashion(options) -> dict:
     """The U-Net DDPM on Fashion-MNIST: bits/dim per K and variance (GPU work)."""
+    from pyrogen.models import DDPM
+
     import pyrogen
     from pyrogen import data
-    from pyrogen.models import DDPM
 
     train, _, test = data.fashion_splits((50000, 0, options.fashion_test), seed=options.seed)
     x = torch.as_tensor(data.dequantize(train, seed=options.seed), device=options.device)

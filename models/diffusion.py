@@ -580,6 +580,11 @@ class DDPM(NetworkModel):
         self.gamma_weights.copy_(checksum)
         return 1 - self.gamma_gap.double()
 
+    def observed_data(self, x: torch.Tensor) -> dict:
+        """ArviZ's observed_data (named here: tracing the whole chain to find it costs T
+        network passes over the data)."""
+        return {"x": x.detach().cpu().numpy()}
+
     def pointwise_log_likelihood(self, draws: dict, x: torch.Tensor) -> dict:
         """ArviZ's log_likelihood: the bound per example (one draw of the fit)."""
         return {"x": self.log_prob(x)[None].cpu().numpy()}

@@ -159,7 +159,9 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     values, vectors = np.linalg.eigh(cov_a)
     root_a = (vectors * np.sqrt(values.clip(min=0))) @ vectors.T
     inner = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
-    return float(mean @ mean + np.trace(cov_a) + np.trace(cov_b) - 2 * np.sqrt(inner.clip(min=0)).sum())
+    return float(
+        mean @ mean + np.trace(cov_a) + np.trace(cov_b) - 2 * np.sqrt(inner.clip(min=0)).sum()
+    )
 
 
 def fashion_frechet_distance(images, reference, net: FashionClassifier | None = None) -> float:

@@ -106,9 +106,12 @@ class Fit:
             draws = bridge.draws_from_guide(fn, self.guide, args, kwargs, num_samples)
             draws.update(bridge.deterministic_sites(fn, draws, args, kwargs))
             posterior = {k: v[None] for k, v in draws.items()}
-        trace = bridge.model_trace(fn, args, kwargs)
-        observed = bridge.observed_sites(fn, trace=trace)
-        factors = bridge.global_factor_sites(fn, trace=trace)
+        if hasattr(self.model, "observed_data"):  # a model that names its data itself
+            observed, factors = self.model.observed_data(*args), set()
+        else:
+            trace = bridge.model_trace(fn, args, kwargs)
+            observed = bridge.observed_sites(fn, trace=trace)
+            factors = bridge.global_factor_sites(fn, trace=trace)
         log_lik = None
         if log_likelihood:
             flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in posterior.items()}

@@ -92,10 +92,15 @@ for ax, (s, t) in zip(axes, [(99, 100), (100, 600)]):
     pair = schedule.pair(torch.tensor(s), torch.tensor(t))
     y_t = torch.tensor(0.3, dtype=torch.float64)
     root, sd = schedule.marginal(torch.tensor(t))
-    weights = torch.stack([torch.distributions.Normal(root * c, sd).log_prob(y_t) for c in (-1.0, 1.0)])
+    weights = torch.stack(
+        [torch.distributions.Normal(root * c, sd).log_prob(y_t) for c in (-1.0, 1.0)]
+    )
     weights = (weights - weights.logsumexp(0)).exp()
     parts = [
-        w * torch.distributions.Normal(pair.a * c + pair.b * y_t, pair.lambda2.sqrt()).log_prob(grid).exp()
+        w
+        * torch.distributions.Normal(pair.a * c + pair.b * y_t, pair.lambda2.sqrt())
+        .log_prob(grid)
+        .exp()
         for w, c in zip(weights, (-1.0, 1.0))
     ]
     for c, part in zip((-1, 1), parts):
@@ -118,8 +123,14 @@ tiny = DDPM([2], timesteps=4, hidden=(16,))
 tiny.initialize(torch.as_tensor(x[:500]))
 trace = pyro.poutine.trace(tiny.model).get_trace(torch.as_tensor(x[:500]))
 print([name for name, site in trace.nodes.items() if site["type"] == "sample"])
-print("Trace_ELBO  ", -pyro.infer.Trace_ELBO().loss(tiny.model, tiny.guide, torch.as_tensor(x)) / len(x))
-print("mean-field  ", -pyro.infer.TraceMeanField_ELBO().loss(tiny.model, tiny.guide, torch.as_tensor(x)) / len(x))
+print(
+    "Trace_ELBO  ",
+    -pyro.infer.Trace_ELBO().loss(tiny.model, tiny.guide, torch.as_tensor(x)) / len(x),
+)
+print(
+    "mean-field  ",
+    -pyro.infer.TraceMeanField_ELBO().loss(tiny.model, tiny.guide, torch.as_tensor(x)) / len(x),
+)
 print("log_prob    ", float(tiny.log_prob(x).mean()))
 with torch.no_grad():
     print("one-step    ", float(-tiny.loss_terms(torch.as_tensor(x), "elbo").mean()))
@@ -182,7 +193,9 @@ print("K      " + "  ".join(f"{v:>10s}" for v in variances))
 for k in ks:
     row = [-float(ddpm.log_prob(test, steps=k, variance=v).mean()) - entropy for v in variances]
     print(f"{k:<6d} " + "  ".join(f"{r:10.3f}" for r in row))
-fig, axes = plt.subplots(len(ks), len(variances) + 1, figsize=(3 * (len(variances) + 1), 3 * len(ks)))
+fig, axes = plt.subplots(
+    len(ks), len(variances) + 1, figsize=(3 * (len(variances) + 1), 3 * len(ks))
+)
 for i, k in enumerate(ks):
     for j, v in enumerate(variances + ["ddim"]):
         if v == "ddim":
@@ -191,7 +204,11 @@ for i, k in enumerate(ks):
             draws = ddpm.sample(1000, steps=k, variance=v, seed=0)
         ax = axes[i, j]
         ax.scatter(*draws.T, s=1)
-        ax.set(title=f"{v}, K={k}, ED={metrics.energy_distance(draws, test):.3f}", xlim=(-3, 3), ylim=(-3, 3))
+        ax.set(
+            title=f"{v}, K={k}, ED={metrics.energy_distance(draws, test):.3f}",
+            xlim=(-3, 3),
+            ylim=(-3, 3),
+        )
 plt.tight_layout()
 plt.show()
 
@@ -220,6 +237,11 @@ train, _, test_images = data.fashion_splits((2000 if QUICK else 20000, 0, 200), 
 images = data.dequantize(train, seed=0)
 unet = DDPM([1, 28, 28], channels=16 if QUICK else 32, data_levels=256)
 pyrogen.fit(unet, images, num_steps=20 if QUICK else 3000, batch_size=64, lr=2e-4, seed=0)
-print("bits/dim, K = 10 (beta):", float(unet.bits_per_dim(data.dequantize(test_images[:20], seed=1), steps=10).mean()))
-plot_images(unet.sample(16, steps=10 if QUICK else 100, seed=0).numpy(), (28, 28), rows=2, title="samples")
+print(
+    "bits/dim, K = 10 (beta):",
+    float(unet.bits_per_dim(data.dequantize(test_images[:20], seed=1), steps=10).mean()),
+)
+plot_images(
+    unet.sample(16, steps=10 if QUICK else 100, seed=0).numpy(), (28, 28), rows=2, title="samples"
+)
 plt.show()

@@ -112,7 +112,9 @@ class NoiseSchedule:
             return torch.cat([torch.zeros(1), inner]).long()
         path = torch.as_tensor(list(steps))
         if path.dim() != 1 or len(path) == 0 or path.is_floating_point():
-            raise ValueError(f"steps: an int K or increasing integer steps ending at {T}, got {steps!r}")
+            raise ValueError(
+                f"steps: an int K or increasing integer steps ending at {T}, got {steps!r}"
+            )
         if not (path[0] >= 1 and path[-1] == T and (path[1:] > path[:-1]).all()):
             raise ValueError(f"steps: must increase from 1 or more to {T}, got {path.tolist()}")
         return torch.cat([torch.zeros(1, dtype=torch.long), path.long()])

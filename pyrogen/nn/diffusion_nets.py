@@ -31,13 +31,19 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
 
 
 class _TimeEmbedding(nn.Module):
+    """The step's embedding, computed once per distinct step of the batch (a sampler's
+    or a bound's batch shares one step: the embedding network costs more per row than
+    a small denoiser) and returned with the index of each row's step."""
+
     def __init__(self, dim: int, num_steps: int):
         super().__init__()
         self.dim, self.scale = dim, 1000.0 / num_steps
         self.net = nn.Sequential(nn.Linear(dim, 4 * dim), nn.SiLU(), nn.Linear(4 * dim, 4 * dim))
 
-    def forward(self, t: torch.Tensor) -> torch.Tensor:
-        return self.net(timestep_embedding(t * self.scale, self.dim).to(self.net[0].weight.dtype))
+    def forward(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        steps, index = torch.unique(t, return_inverse=True)
+        angles = timestep_embedding(steps * self.scale, self.dim).to(self.net[0].weight.dtype)
+        return self.net(angles), index
 
 
 class TimeMLP(nn.Module):
@@ -56,10 +62,10 @@ class TimeMLP(nn.Module):
         self.outputs = outputs
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        e = self.embed(t)
+        e, index = self.embed(t)
         h = self.input(x)
         for layer, time in zip(self.layers, self.times):
-            update = layer(nn.functional.silu(h)) + time(e)
+            update = layer(nn.functional.silu(h)) + time(e)[index]
             h = h + update if update.shape == h.shape else update
         return self.output(nn.functional.silu(h))
 
@@ -74,9 +80,9 @@ class _ResBlock(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
         self.skip = nn.Conv2d(channels_in, channels, 1) if channels_in != channels else None
 
-    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, e: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         h = self.conv1(nn.functional.silu(self.norm1(x)))
-        h = h + self.time(e)[:, :, None, None]
+        h = h + self.time(e)[index][:, :, None, None]
         h = self.conv2(nn.functional.silu(self.norm2(h)))
         return h + (x if self.skip is None else self.skip(x))
 
@@ -116,18 +122,18 @@ class UNet(nn.Module):
         self.output = nn.Conv2d(previous, outputs * in_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        e = self.embed(t)
+        e, index = self.embed(t)
         h = self.input(x)
         skips = []
         for i, block in enumerate(self.down):
-            h = block(h, e)
+            h = block(h, e, index)
             skips.append(h)
             if i < len(self.down) - 1:
                 h = nn.functional.avg_pool2d(h, 2)
-        h = self.middle(h, e)
+        h = self.middle(h, e, index)
         for block in self.up:
             skip = skips.pop()
             if h.shape[-2:] != skip.shape[-2:]:
                 h = nn.functional.interpolate(h, size=skip.shape[-2:], mode="nearest")
-            h = block(torch.cat([h, skip], 1), e)
+            h = block(torch.cat([h, skip], 1), e, index)
         return self.output(nn.functional.silu(self.norm(h)))
