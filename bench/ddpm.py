@@ -281,9 +281,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     options = parser.parse_args(argv)
     if options.quick:
-        options.train_steps, options.head_steps, options.steps = 300, 100, [10, 100]
-        options.test_size, options.sample_size = 500, 500
-        options.speed_steps, options.repeats, options.sample_count = 20, 3, 200
+        options.train_steps, options.head_steps, options.steps = 200, 100, [10, 50]
+        options.test_size, options.sample_size, options.hidden = 300, 300, 64
+        options.speed_steps, options.repeats, options.sample_count = 10, 3, 100
     torch.set_num_threads(options.threads)
     from pyrogen import toy
 

@@ -97,9 +97,8 @@ def _control_variate_mean(values: torch.Tensor, control: torch.Tensor) -> torch.
     control variate, the regression coefficient from the same draws."""
     values, control = values.reshape(-1), control.reshape(-1)
     centred = control - control.mean()
-    coefficient = (centred * (values - values.mean())).mean() / centred.pow(2).mean().clamp_min(
-        1e-30
-    )
+    spread = centred.pow(2).mean().clamp_min(1e-30)
+    coefficient = (centred * (values - values.mean())).mean() / spread
     return values.mean() - coefficient * (control.mean() - 1)
 
 
@@ -224,15 +223,6 @@ class DDPM(NetworkModel):
         if self.bounded:
             return bin_centre(y, self.config.data_levels)
         return y * self._view(self.scale) + self._view(self.shift)
-
-    def _log_jacobian(self) -> torch.Tensor:
-        """log |d chain / d x| per example (real data)."""
-        if self.bounded:
-            return torch.zeros(())
-        per_dim = -self.scale.log()
-        if len(self.config.data_shape) == 3:
-            per_dim = per_dim * math.prod(self.config.data_shape[1:])
-        return per_dim.sum()
 
     # -- the networks ---------------------------------------------------------------------
     def _coefficients(self, t: torch.Tensor, like: torch.Tensor):

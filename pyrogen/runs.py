@@ -334,6 +334,8 @@ def fit_options(cls, model, options, method: str) -> dict:
         "loss": options.loss,
         "guide": options.guide,
     }
+    if options.epochs is not None and options.num_steps is None:
+        fitted.pop("num_steps", None)  # --epochs given: over the model's step budget
     fitted.update({k: v for k, v in given.items() if v is not None})
     if fitted.get("num_steps") is not None:
         fitted.pop("num_epochs", None)

@@ -395,3 +395,24 @@ def test_check_posteriordb_names_a_bad_model_spec(tmp_path):
         main(["check-posteriordb", "arK", "--model", "nomodule"])
     with pytest.raises(SystemExit, match="--model pyrogen.models:nothing"):
         main(["check-posteriordb", "arK", "--model", "pyrogen.models:nothing"])
+
+
+def test_epochs_on_the_command_line_override_a_models_step_budget():
+    from types import SimpleNamespace
+
+    from pyrogen.models import DDPM
+
+    from pyrogen.runs import fit_options
+
+    options = SimpleNamespace(
+        seed=0, progress=False, lr=None, num_steps=None, batch_size=None, epochs=1,
+        loss=None, guide=None,
+    )  # fmt: skip
+    model = DDPM([2], timesteps=10, hidden=(4,))
+    chosen = fit_options(DDPM, model, options, "svi")
+    assert chosen["num_epochs"] == 1 and "num_steps" not in chosen  # cli_fit has 3000 steps
+    options.epochs, options.num_steps = None, None
+    assert fit_options(DDPM, model, options, "svi")["num_steps"] == 3000
+    options.epochs, options.num_steps = 2, 7
+    chosen = fit_options(DDPM, model, options, "svi")
+    assert chosen["num_steps"] == 7 and "num_epochs" not in chosen
