@@ -1,5 +1,6 @@
 """The pyrogen zoo: one file per family of generative models."""
 
+from pyrogen.models.adversarial import ALI, GAN, AdversarialAutoencoder
 from pyrogen.models.autoregressive import (
     FVSBN,
     MADE,
@@ -36,6 +37,9 @@ from pyrogen.models.timeseries import (
 from pyrogen.models.vae import VAE, Autoencoder, HierarchicalVAE
 
 __all__ = [
+    "ALI",
+    "AdversarialAutoencoder",
+    "GAN",
     "DDPM",
     "Glow",
     "IAF",

@@ -147,6 +147,11 @@ class _Networks(NetworkModel):
             self.raw_scale = nn.Parameter(torch.zeros(config.data_shape))
 
     @property
+    def prior_kind(self) -> str:
+        """``"standard"`` or ``"vamp"`` (a model without a ``prior`` option: standard)."""
+        return getattr(self.config, "prior", "standard")
+
+    @property
     def event_dims(self) -> int:
         return len(self.config.data_shape)
 
@@ -353,7 +358,7 @@ class VAE(_Networks):
         """p(z): N(0, I), or the VampPrior (1/K) sum_k q(z | u_k)."""
         reference = next(self.parameters())
         d = self.config.latent_dim
-        if self.config.prior == "standard":
+        if self.prior_kind == "standard":
             normal = dist.Normal(reference.new_zeros(d), reference.new_ones(d)).to_event(1)
             if not self.has_prior_flow:
                 return normal
@@ -374,7 +379,7 @@ class VAE(_Networks):
         if self.has_prior_flow:
             module("prior_flows", self.prior_flows)
         self._register_scale()
-        if self.config.prior == "vamp":
+        if self.prior_kind == "vamp":
             module("encoder", self.encoder)
             pyro.param("raw_pseudo", self.raw_pseudo)
 
@@ -390,7 +395,7 @@ class VAE(_Networks):
         """VampPrior pseudo-inputs start at K random training examples (Tomczak and
         Welling initialize them at random; starting from data trains faster)."""
         super().initialize(x)
-        if self.config.prior == "vamp":
+        if self.prior_kind == "vamp":
             pick = torch.randint(len(x), (self.config.num_pseudo,), device=x.device)
             start = x[pick].to(self.raw_pseudo.dtype)
             with torch.no_grad():
@@ -431,7 +436,7 @@ class VAE(_Networks):
         logsumexp's temporary)."""
         config = self.config
         numbers = math.prod(config.data_shape) + sum(config.hidden)
-        if config.prior == "vamp":
+        if self.prior_kind == "vamp":
             numbers += 3 * config.num_pseudo
         return numbers
 
@@ -511,7 +516,7 @@ class VAE(_Networks):
 
     def _closed_form_kl(self, encoded, prior) -> torch.Tensor | None:
         """KL(q(z | x) || p(z)) per example where it has a closed form (standard prior)."""
-        if self.config.prior != "standard" or self.has_prior_flow or self.has_posterior_flow:
+        if self.prior_kind != "standard" or self.has_prior_flow or self.has_posterior_flow:
             return None
         return torch.distributions.kl_divergence(dist.Normal(*encoded).to_event(1), prior)
 

@@ -14,6 +14,13 @@ with published FIDs.
     net.test_accuracy                     # on the 10,000 test images
     frechet_distance(features(net, a), features(net, b))
     fashion_frechet_distance(samples, test_images)
+    precision_recall(features(net, test_images), features(net, samples))
+
+Precision and recall of a generative model (Kynkaanniemi et al. 2019, "Improved
+precision and recall metric for assessing generative models"): each set's manifold is
+the union of balls around its points reaching their k-th nearest neighbour in the set
+(k = 3); precision is the share of generated samples inside the real manifold
+(fidelity), recall the share of real samples inside the generated one (coverage).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ __all__ = [
     "fashion_frechet_distance",
     "features",
     "frechet_distance",
+    "precision_recall",
 ]
 
 VERSION = 1  # bump when the architecture or the training recipe changes
@@ -176,3 +184,34 @@ def class_histogram(net: FashionClassifier, images) -> np.ndarray:
     coverage by label)."""
     predicted = _batched(net, _as_images(images)).argmax(1)
     return np.bincount(predicted.numpy(), minlength=10) / len(predicted)
+
+
+def _knn_radii(a: torch.Tensor, k: int) -> torch.Tensor:
+    """Each row's distance to its k-th nearest other row of ``a``."""
+    distance = torch.cdist(a, a)
+    return distance.kthvalue(k + 1, dim=1).values  # the 0th is the row itself
+
+
+def _inside(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor) -> torch.Tensor:
+    """Whether each point lies in some ball (centre, radius); in blocks of 1,000 rows."""
+    out = []
+    for block in points.split(1000):
+        out.append((torch.cdist(block, centres) <= radii).any(1))
+    return torch.cat(out)
+
+
+def precision_recall(real, generated, k: int = 3) -> tuple[float, float]:
+    """(precision, recall) of ``generated`` against ``real`` feature sets (N, F), (M, F)
+    by the k-nearest-neighbour manifolds of Kynkaanniemi et al. (2019)."""
+    real = torch.as_tensor(np.asarray(real), dtype=torch.float64)
+    generated = torch.as_tensor(np.asarray(generated), dtype=torch.float64)
+    if real.dim() != 2 or generated.dim() != 2 or real.shape[1] != generated.shape[1]:
+        raise ValueError(
+            f"real, generated: expected two (N, F) feature sets, got {tuple(real.shape)} and "
+            f"{tuple(generated.shape)}"
+        )
+    if min(len(real), len(generated)) <= k:
+        raise ValueError(f"k: each set needs more than k = {k} points")
+    precision = _inside(generated, real, _knn_radii(real, k)).double().mean().item()
+    recall = _inside(real, generated, _knn_radii(generated, k)).double().mean().item()
+    return precision, recall

@@ -31,7 +31,7 @@ from pyrogen.zoo import (
 __all__ = ["fit", "Fit", "METHODS"]
 
 METHODS = ALL_METHODS
-Method = Literal["svi", "map", "mle", "em", "nuts"]
+Method = Literal["svi", "map", "mle", "em", "nuts", "adversarial"]
 
 
 def _fixed_guide(model) -> bool:
@@ -45,10 +45,12 @@ class Fit:
     """The result of ``pyrogen.fit``.
 
     Attributes:
-        method: the engine that ran ("svi", "map", "mle", "em" or "nuts").
+        method: the engine that ran ("svi", "map", "mle", "em", "nuts" or
+            "adversarial").
         model: the zoo object or model function that was fitted.
         losses: the loss after every step (SVI, MAP, MLE: the negative ELBO per
-            example; EM: the negative mean log-likelihood), or None for NUTS.
+            example; EM: the negative mean log-likelihood; adversarial: the players'
+            loss, the critic's in ``diagnostics["critic_losses"]``), or None for NUTS.
         samples: NUTS draws, site -> array of shape (chain, draw, *site_shape).
         sample_stats: NUTS per-draw statistics (diverging, acceptance_rate, ...).
         params: the fitted point, site or parameter name -> tensor: the global
@@ -59,6 +61,7 @@ class Fit:
         guide: the fitted guide (SVI, MAP, MLE).
         converged: whether the loop stopped on its ``tol`` rule (None for NUTS).
         precision: the floating type the engine computed in ("float64" or "float32").
+        critic: the adversarial engine's trained critic (``method="adversarial"``).
     """
 
     method: str
@@ -76,6 +79,7 @@ class Fit:
     num_steps: int | None = None
     elapsed: float = 0.0
     diagnostics: dict = field(default_factory=dict)
+    critic: Any = None
 
     @property
     def model_fn(self) -> Callable:
@@ -98,7 +102,11 @@ class Fit:
         fn, args, kwargs = self.model_fn, self.args, self.kwargs
         if self.method == "nuts":
             posterior = self.samples
-        elif self.method == "em" or self.guide is empty_guide or _fixed_guide(self.model):
+        elif (
+            self.method in ("em", "adversarial")
+            or self.guide is empty_guide
+            or _fixed_guide(self.model)
+        ):
             # a point estimate (EM, maximum likelihood, the networks under a guide
             # without parameters) is one draw of one chain
             posterior = {k: v.detach().cpu().numpy()[None, None] for k, v in self.params.items()}
@@ -113,7 +121,11 @@ class Fit:
             observed = bridge.observed_sites(fn, trace=trace)
             factors = bridge.global_factor_sites(fn, trace=trace)
         log_lik = None
-        if log_likelihood:
+        if self.method == "adversarial":  # the networks' fit: a density only where one exists
+            log_lik = None if not log_likelihood or _implicit(self.model) else {
+                "x": self.model.log_prob(*args).detach().cpu().numpy()[None, None]
+            }
+        elif log_likelihood:
             flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in posterior.items()}
             chains, draws_per_chain = next(iter(posterior.values())).shape[:2]
             if isinstance(self.model, SupportsPointwiseLogLikelihood):
@@ -156,7 +168,7 @@ def fit(
     guide: str | Callable | None = None,
     loss: str | pyro.infer.ELBO | None = None,
     optim: str | pyro.optim.PyroOptim = "adam",
-    lr: float = 0.01,
+    lr: float | None = None,
     num_particles: int = 1,
     vectorize_particles: bool = False,
     seed: int = 0,
@@ -186,13 +198,22 @@ def fit(
     strategy: str | Any | None = None,
     devices: int | str | list | None = None,
     num_nodes: int = 1,
+    critic_steps: int = 1,
+    critic_lr: float | None = None,
+    betas: tuple = (0.5, 0.999),
+    gradient_penalty: float = 10.0,
     **kwargs,
 ) -> Fit:
     """Fit ``model`` (a zoo object, or a Pyro model function called as
     ``model(*args, **kwargs)``) with the engine ``method``: ``"svi"`` (the model's
     guide, else AutoNormal), ``"map"`` (AutoDelta; enumerated sites summed out),
-    ``"mle"``, ``"em"`` (closed form) or ``"nuts"``. A method the model cannot run is
-    refused, naming those it can. Options, by group: :class:`~pyrogen.infer.options.RunOptions`
+    ``"mle"``, ``"em"`` (closed form), ``"nuts"`` or ``"adversarial"`` (the zoo's GAN,
+    AAE and ALI: a critic the engine owns against the generator and encoder,
+    :class:`~pyrogen.infer.adversarial.AdversarialOptions`: ``loss="ns" | "wgan-gp" |
+    "hinge"``, ``critic_steps``, ``lr`` (default the model's, else 2e-4),
+    ``critic_lr``, ``betas``, ``gradient_penalty``, ``batch_size``). ``lr`` defaults to
+    0.01 for SVI, MAP and MLE. A method the model cannot run is refused, naming those
+    it can. Options, by group: :class:`~pyrogen.infer.options.RunOptions`
     (seed, steps, ``tol``, ``init``, progress, checkpoint, callback, device),
     :class:`~pyrogen.infer.options.SVIOptions` (guide, loss, optimizer, particles,
     minibatches) and :class:`~pyrogen.infer.options.NUTSOptions` (warmup, draws,
@@ -258,10 +279,19 @@ def _floating_dtypes(args: tuple, kwargs: dict | None = None) -> list:
     return [v.dtype for v in values if isinstance(v, torch.Tensor) and v.is_floating_point()]
 
 
+def _implicit(model) -> bool:
+    """A model with samples but no density (a GAN, ALI)."""
+    return bool(getattr(model, "implicit", False))
+
+
 def _run_engine(target, args, kwargs, method: str, groups, result, run_id) -> None:
     run, svi, nuts, scale = groups
     if method == "em":
         return fit_em(target, args, run, result, run_id)
+    if method == "adversarial":  # svi is the adversarial engine's group here
+        from pyrogen.infer.adversarial import fit_adversarial
+
+        return fit_adversarial(target, args[0], svi, run, result, run_id)
     init_values = _start(target, run.init, args, kwargs)
     if method == "nuts":
         return fit_nuts(target, args, kwargs, nuts, run, result, init_values, run_id)
@@ -296,7 +326,8 @@ def _prepare(model, args, method: str, svi, run) -> tuple[Any, tuple]:
     """The engines' view of the model, its checks against the method, and its data."""
     target = as_target(model, run.device)
     check_method(target, method)
-    _check_batches(target, method, svi, run)
+    if method != "adversarial":
+        _check_batches(target, method, svi, run)
     if run.device is not None and isinstance(target, torch.nn.Module):
         target.to(run.device)
     args = target.prepare(*args)

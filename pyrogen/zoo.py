@@ -62,7 +62,7 @@ __all__ = [
 ]
 
 ZOO: dict[str, type[ZooModel]] = {}
-ALL_METHODS = ("svi", "map", "mle", "em", "nuts")
+ALL_METHODS = ("svi", "map", "mle", "em", "nuts", "adversarial")
 
 
 def register(name: str):

@@ -8,12 +8,15 @@ from pyrogen.distributions.fourier import (
     reflection_coefficients,
     relative_coefficients,
 )
+from pyrogen.distributions.implicit import Implicit, ImplicitDensityError
 from pyrogen.distributions.mixture import DiagonalNormalMixture, NormalMixture
 from pyrogen.distributions.network import NetworkDistribution
 
 __all__ = [
     "DiagonalNormalMixture",
     "FourierSeriesDensity",
+    "Implicit",
+    "ImplicitDensityError",
     "NetworkDistribution",
     "NormalMixture",
     "autocorrelation",

@@ -108,7 +108,10 @@ def run_loop(
             step += 1
             bar.update(1)
             if step % max(1, num_steps // 200) == 0 or step == num_steps:
-                bar.set_postfix({loss_name: f"{loss:.4g}"}, refresh=False)
+                postfix = {loss_name: f"{loss:.4g}"}
+                if hasattr(engine, "postfix"):  # an engine's other losses (a critic's)
+                    postfix.update(engine.postfix())
+                bar.set_postfix(postfix, refresh=False)
             if step >= min_steps:
                 converged = tol_reached(losses, tol, window)
             if callback is not None and callback(step, loss):

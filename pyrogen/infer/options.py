@@ -104,7 +104,7 @@ class SVIOptions:
             ``"iwae"`` or a
             ``pyro.infer.ELBO``.
         optim: ``"adam"``, ``"clipped_adam"``, ``"sgd"`` or a ``pyro.optim.PyroOptim``.
-        lr: the learning rate of a named optimizer.
+        lr: the learning rate of a named optimizer (default 0.01).
         num_particles, vectorize_particles: samples per ELBO estimate, drawn in one
             vectorized pass when asked (the model must respect its plates).
         batch_size: minibatches of this many examples (models that support them scale
@@ -117,7 +117,7 @@ class SVIOptions:
     guide: str | Callable | None = None
     loss: Any = None
     optim: Any = "adam"
-    lr: float = 0.01
+    lr: float | None = 0.01
     num_particles: int = 1
     vectorize_particles: bool = False
     batch_size: int | None = None
@@ -126,6 +126,8 @@ class SVIOptions:
     jit: bool | None = None
 
     def __post_init__(self):
+        if self.lr is None:
+            self.lr = 0.01
         check_positive_number(self.lr, "lr")
         check_positive_int(self.num_particles, "num_particles")
         check_bool(self.fast_elbo, "fast_elbo")
@@ -256,8 +258,12 @@ def _names(group) -> set[str]:
 
 
 def split_options(options: dict, method: str = "svi") -> tuple:
-    """``fit``'s flat keywords as the four groups (each checked, and ``strategy``
-    against ``method``); the ``jit`` keyword goes to both engines that compile."""
+    """``fit``'s flat keywords as the groups (each checked, and ``strategy`` against
+    ``method``); the ``jit`` keyword goes to both engines that compile. The adversarial
+    engine's group (:class:`~pyrogen.infer.adversarial.AdversarialOptions`) is built,
+    and its ``loss`` and ``batch_size`` read, only for ``method="adversarial"``."""
+    if method == "adversarial":
+        return split_adversarial_options(options)
     groups = (RunOptions, SVIOptions, NUTSOptions, ScaleOptions)
     run, svi, nuts, scale = (
         group(**{k: v for k, v in options.items() if k in _names(group)}) for group in groups
@@ -268,3 +274,26 @@ def split_options(options: dict, method: str = "svi") -> tuple:
             "one process (NUTS spreads its chains with chain_method='parallel')"
         )
     return run, svi, nuts, scale
+
+
+ADVERSARIAL_KEYS = ("loss", "critic_steps", "lr", "critic_lr", "betas", "gradient_penalty",
+                    "batch_size")
+
+
+def split_adversarial_options(options: dict) -> tuple:
+    """(run, adversarial, nuts, scale) for ``method="adversarial"``; options that only
+    other engines read (a guide, particles, epochs, ...) are refused by name."""
+    from pyrogen.infer.adversarial import AdversarialOptions
+
+    run = RunOptions(**{k: v for k, v in options.items() if k in _names(RunOptions)})
+    given = {k: options[k] for k in ADVERSARIAL_KEYS if options.get(k) is not None}
+    adversarial = AdversarialOptions(**given)
+    for name, default in (("guide", None), ("num_particles", 1), ("num_epochs", None),
+                          ("strategy", None), ("vectorize_particles", False)):
+        if options.get(name, default) != default:
+            raise ValueError(
+                f"{name}: method='adversarial' does not take {name} (its options: loss, "
+                "critic_steps, lr, critic_lr, betas, gradient_penalty, batch_size, num_steps)"
+            )
+    nuts = NUTSOptions()
+    return run, adversarial, nuts, ScaleOptions()
