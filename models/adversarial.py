@@ -91,8 +91,11 @@ class _Implicit(NetworkModel):
     methods = ("adversarial",)
     adversarial_lr = 2e-4
     adversarial_batch_size = 64
+    # pyrogen fit gan|ali: --data ring|grid|checkerboard|moons|FILE.csv|fashion_mnist|digits
     cli_data = "adversarial"
     cli_report = "adversarial"
+    cli_defaults = {"data_shape": [2]}
+    cli_fit = {"num_steps": 3000, "lr": 1e-3, "batch_size": 256}
 
     def _build_generator(self) -> None:
         config = self.config

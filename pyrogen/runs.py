@@ -336,6 +336,11 @@ def fit_options(cls, model, options, method: str) -> dict:
     }
     if options.epochs is not None and options.num_steps is None:
         fitted.pop("num_steps", None)  # --epochs given: over the model's step budget
+    if method == "adversarial":
+        given.update(
+            critic_steps=getattr(options, "critic_steps", None),
+            critic_lr=getattr(options, "critic_lr", None),
+        )
     fitted.update({k: v for k, v in given.items() if v is not None})
     if fitted.get("num_steps") is not None:
         fitted.pop("num_epochs", None)
@@ -400,6 +405,8 @@ def _score(run: Run) -> None:
     """The held-out (else training) log-likelihood, where the model has not given it."""
     model, data, metrics = run.model, run.data, run.metrics
     if {"test_nll", "mean_log_likelihood", "test_log_likelihood"} & set(metrics):
+        return
+    if getattr(model, "implicit", False):  # samples, no density: its report measures them
         return
     held_out = data.test is not None
     stage(run, f"scoring {len(data.test if held_out else data.train)} examples")
@@ -641,7 +648,7 @@ def _vae_metrics(run: Run) -> None:
         test_images=len(test),
         latent_dim=vae.config.latent_dim,
         hidden=list(vae.config.hidden),
-        prior=vae.config.prior,
+        prior=vae.prior_kind,
         epochs=options.epochs or 10,
         test_reconstruction=float(terms["reconstruction"].mean()),
         test_kl=float(terms["kl"].mean()),
@@ -731,7 +738,92 @@ def _ddpm_report(run: Run) -> None:
         run.figures["density.png"] = figure
 
 
+def _adversarial_report(run: Run) -> None:
+    """An implicit model (GAN, ALI), measured by its samples: on the ring or the grid
+    the modes covered and the share of high-quality samples (:func:`pyrogen.toy.
+    mode_coverage`), on Fashion-MNIST the Frechet distance, precision and recall in the
+    project's classifier's feature space and the class histogram; both losses' curves,
+    the samples over the data, and for ALI reconstructions."""
+    import matplotlib.pyplot as plt
+
+    from pyrogen import toy
+    from pyrogen.plots import plot_images, plot_losses
+
+    model, data, result = run.model, run.data, run.fit
+    figure, ax = plt.subplots(figsize=(5, 3.5))
+    plot_losses(result.losses, ax=ax, ylabel="loss")
+    ax.lines[0].set_label("players")
+    critic = result.diagnostics.get("critic_losses")
+    if critic is not None and len(critic):
+        ax.plot(np.arange(1, len(critic) + 1), critic, lw=0.8, label="critic")
+    ax.legend()
+    run.figures["loss.png"] = figure
+    held_out = data.test if data.test is not None else data.train
+    n = min(2500, len(held_out)) if data.kind != "images" else min(1000, len(held_out))
+    stage(run, f"drawing {n} samples")
+    torch.manual_seed(run.options.seed)
+    draws = model.sample(n)
+    if data.kind == "table" and data.name in ("ring", "grid"):
+        coverage = toy.mode_coverage(data.name, draws.numpy(), sd=0.1)  # the data's sd
+        run.metrics.update(
+            modes_captured=coverage["modes"],
+            modes_total=len(toy.modes(data.name)),
+            high_quality_share=coverage["high_quality"],
+            kl_modes=coverage["kl_modes"],
+        )
+    if data.kind == "table" and np.shape(data.train)[1:] == (2,):
+        figure, ax = plt.subplots(figsize=(5.5, 4.5))
+        train = np.asarray(data.train)
+        ax.scatter(train[:, 0], train[:, 1], s=2, alpha=0.3, label="data")
+        ax.scatter(draws[:, 0], draws[:, 1], s=2, alpha=0.5, label="samples")
+        ax.legend(markerscale=5)
+        ax.set_title(f"{run.name}: samples over the data")
+        run.figures["density.png"] = figure
+    if data.kind == "images":
+        run.figures["samples.png"] = plot_images(
+            draws[:16], data.image_shape, 2, f"{run.name} samples"
+        )
+        if data.name == "fashion_mnist":
+            from pyrogen.features import (
+                class_histogram,
+                fashion_classifier,
+                features,
+                frechet_distance,
+                precision_recall,
+            )
+
+            stage(run, "Frechet distance, precision and recall in the classifier's features")
+            net = fashion_classifier()
+            real, fake = features(net, held_out[:n]), features(net, draws)
+            precision, recall = precision_recall(real, fake)
+            run.metrics.update(
+                frechet_distance=frechet_distance(real, fake),
+                precision=precision,
+                recall=recall,
+                class_histogram=class_histogram(net, draws).round(4).tolist(),
+                classifier_test_accuracy=net.test_accuracy,
+            )
+        if hasattr(model, "reconstruct"):
+            pairs = torch.cat([held_out[:8], model.reconstruct(held_out[:8])])
+            run.figures["reconstructions.png"] = plot_images(
+                pairs, data.image_shape, 2, "data (top), reconstructions (bottom)"
+            )
+
+
+def _adversarial_data(options) -> RunData:
+    """``pyrogen fit gan|ali``: a 2-D density (--data ring|grid|checkerboard|moons|
+    FILE.csv) or images (--data fashion_mnist|digits)."""
+    images = options.data in ("fashion_mnist", "digits")
+    found = DATA["images" if images else "toy2d"](options)
+    if images:
+        found.config = {**found.config, "architecture": "conv", "output": "sigmoid"}
+    return found
+
+
+DATA["adversarial"] = _adversarial_data
+
 REPORTS: dict[str, Callable[[Run], None]] = {
+    "adversarial": _adversarial_report,
     "ddpm": _ddpm_report,
     "mixture": _mixture_report,
     "fourier": _fourier_report,

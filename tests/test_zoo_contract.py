@@ -15,6 +15,7 @@ import torch
 from pyro.poutine.util import site_is_subsample
 
 import pyrogen
+from pyrogen.distributions import Implicit, ImplicitDensityError
 from pyrogen.infer.init import trace_structure
 from pyrogen.infer.svi import make_elbo, make_guide, model_structure
 from pyrogen.zoo import ZOO, DensityModel, get_model_class
@@ -176,6 +177,28 @@ CASES = {
         ),
         lambda: np.random.default_rng(0).uniform(size=(40, 1, 4, 4)),
     ),
+    "gan": (
+        "gan",
+        lambda: get_model_class("gan")((2,), latent_dim=3, hidden=(8,), critic_hidden=(8,)),
+        lambda: _moons(),
+    ),
+    "gan-conv": (
+        "gan",
+        lambda: get_model_class("gan")(
+            (1, 4, 4), latent_dim=3, architecture="conv", channels=2, output="sigmoid"
+        ),
+        lambda: np.random.default_rng(0).uniform(size=(40, 1, 4, 4)),
+    ),
+    "ali": (
+        "ali",
+        lambda: get_model_class("ali")((2,), latent_dim=3, hidden=(8,), critic_hidden=(8,)),
+        lambda: _moons(),
+    ),
+    "aae": (
+        "aae",
+        lambda: get_model_class("aae")((6,), latent_dim=2, hidden=(8,), critic_hidden=(8,)),
+        lambda: _binary(6),
+    ),
     "deep-factorized": (
         "deep-factorized",
         lambda: get_model_class("deep-factorized")(init_scale=3.0),
@@ -223,6 +246,15 @@ NOT_DENSITIES |= {"nice", "realnvp", "maf", "iaf", "nsf", "maf-conditional-act",
 NOT_DENSITIES |= {"ddpm", "ddpm-images-v"}
 
 
+# implicit models (x = G(z)) have samples and no density: log_prob is refused
+IMPLICIT = {"gan", "gan-conv", "ali"}
+NOT_DENSITIES |= IMPLICIT | {"aae"}
+
+
+def _implicit(model) -> bool:
+    return bool(getattr(model, "implicit", False))
+
+
 def _guide(model, args):
     """The model's own guide; else AutoDelta over its latent sites; else none (MLE)."""
     if model.guide is not None:
@@ -261,7 +293,7 @@ def density_case(request):
 def test_trace_shapes(case):
     model, args = case
     trace = trace_structure(model.model, args, values=model.point_values())
-    trace.compute_log_prob()
+    trace.compute_log_prob(lambda name, site: not isinstance(site["fn"], Implicit))
     sites = {k: s for k, s in trace.nodes.items() if s["type"] == "sample"}
     observed = [
         s
@@ -278,11 +310,28 @@ def test_trace_shapes(case):
     for name, value in model.point_values().items():
         assert sites[name]["value"].shape == value.shape, name
     for site in sites.values():
+        if isinstance(site["fn"], Implicit):  # a generated value: no density to score
+            assert _implicit(model) and site["is_observed"]
+            continue
         assert torch.isfinite(site["log_prob"]).all(), site["name"]
 
 
 def test_finite_loss_and_a_gradient_on_every_parameter(case):
     model, args = case
+    if model.default_method == "adversarial":  # the critic's loss and the players'
+        from pyrogen.infer.adversarial import critic_loss, player_loss
+
+        critic, sites = model.make_critic().to(args[0].dtype), model.critic_sites
+        p, q, nll = model.adversarial_draws(args[0])
+        loss = critic_loss(critic, p, q, sites, "wgan-gp")
+        loss.backward()
+        players = player_loss(critic, p, q, sites, "ns") + (0 if nll is None else nll.mean())
+        players.backward()
+        assert torch.isfinite(loss) and torch.isfinite(players)
+        for name, value in [*model.named_parameters(), *critic.named_parameters()]:
+            assert value.grad is not None and torch.isfinite(value.grad).all(), name
+            assert value.grad.abs().sum() > 0, name
+        return
     structure = model_structure(model.model, args)
     elbo = make_elbo(None, enumerated=structure.enumerated, nesting=structure.nesting)
     loss = elbo.differentiable_loss(model.model, _guide(model, args), *args)
@@ -300,6 +349,10 @@ def test_sample_shapes_and_log_prob_per_example(case):
     # a conditional density's draws given one context
     draws = model.sample(7, args[1][0]) if len(args) > 1 else model.sample(7)
     assert draws.shape == (7,) + args[0].shape[1:]
+    if _implicit(model):
+        with pytest.raises(ImplicitDensityError, match="implicit"):
+            model.log_prob(*args)
+        return
     log_prob = model.log_prob(*args)
     assert log_prob.shape == (model.num_examples(*args),) and torch.isfinite(log_prob).all()
 
@@ -308,6 +361,12 @@ def test_save_load_round_trip(case, tmp_path):
     model, args = case
     model.save(tmp_path / "model.pt")
     loaded = type(model).load(tmp_path / "model.pt")
+    if _implicit(model):  # the same draws from the same seed
+        torch.manual_seed(0)
+        before = model.sample(5)
+        torch.manual_seed(0)
+        torch.testing.assert_close(loaded.sample(5).to(before.dtype), before)
+        return
     torch.testing.assert_close(loaded.log_prob(*args), model.log_prob(*args))
 
 
@@ -335,6 +394,10 @@ def test_fit_returns_a_fit_with_arviz(case):
     model, args = case
     result = pyrogen.fit(model, *args, method=model.default_method, num_steps=5, progress=False)
     idata = result.to_arviz()
+    if _implicit(model):
+        assert {"posterior", "observed_data"} <= set(idata.groups())
+        assert "log_likelihood" not in idata.groups()
+        return
     assert {"posterior", "log_likelihood", "observed_data"} <= set(idata.groups())
 
 

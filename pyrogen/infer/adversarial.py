@@ -85,6 +85,8 @@ class AdversarialOptions:
         gradient_penalty: lambda of WGAN-GP (default 10).
         batch_size: examples per step (default: the model's ``adversarial_batch_size``,
             else 64).
+        num_epochs: passes over the data instead of ``num_steps``, a pass being
+            N / batch_size steps (each step reads ``critic_steps`` minibatches).
     """
 
     loss: str = "ns"
@@ -94,6 +96,7 @@ class AdversarialOptions:
     betas: tuple = (0.5, 0.999)
     gradient_penalty: float = 10.0
     batch_size: int | None = None
+    num_epochs: int | None = None
 
     def __post_init__(self):
         check_choice(self.loss, "loss", ADVERSARIAL_LOSSES)
@@ -108,6 +111,8 @@ class AdversarialOptions:
         self.betas = betas
         if self.batch_size is not None:
             check_positive_int(self.batch_size, "batch_size")
+        if self.num_epochs is not None:
+            check_positive_int(self.num_epochs, "num_epochs")
 
 
 # -- the draws -------------------------------------------------------------------------
@@ -363,9 +368,14 @@ def fit_adversarial(target, x, options: AdversarialOptions, run, result, fingerp
              options.betas, options.gradient_penalty, batch_size))}
     if isinstance(run.callback, HeldOutScore):
         run.callback.model = target
+    num_steps = run.num_steps or 2000
+    if options.num_epochs is not None:
+        if run.num_steps is not None:
+            raise ValueError("num_epochs: give num_steps or num_epochs, not both")
+        num_steps = options.num_epochs * math.ceil(len(x) / engine.batch_size)
     looped = run_loop(
         engine,
-        num_steps=run.num_steps or 2000,
+        num_steps=num_steps,
         tol=run.tol,
         window=run.window or 50,
         progress=run.progress,
