@@ -40,5 +40,8 @@ def test_there_is_a_tutorial_per_family():
         "time_series",
         "vae",
         "autoregressive",
+        "flows",
+        "diffusion",
+        "adversarial",
     }
     assert os.path.getsize(TUTORIALS[0]) > 0
