@@ -39,10 +39,18 @@ import numpy as np
 import torch
 
 VEEGAN = {  # Table 1 of Srivastava et al. (2017): (modes, high-quality %)
-    "ring": {"GAN": (1, 99.3), "ALI": (2.8, 0.13), "Unrolled GAN": (7.6, 35.6),
-             "VEEGAN": (8, 52.9)},
-    "grid": {"GAN": (3.3, 0.5), "ALI": (15.8, 1.6), "Unrolled GAN": (23.6, 16.0),
-             "VEEGAN": (24.6, 40.0)},
+    "ring": {
+        "GAN": (1, 99.3),
+        "ALI": (2.8, 0.13),
+        "Unrolled GAN": (7.6, 35.6),
+        "VEEGAN": (8, 52.9),
+    },
+    "grid": {
+        "GAN": (3.3, 0.5),
+        "ALI": (15.8, 1.6),
+        "Unrolled GAN": (23.6, 16.0),
+        "VEEGAN": (24.6, 40.0),
+    },
 }
 
 
@@ -132,8 +140,9 @@ def speed(options, model, x, batch: int, steps: int) -> tuple[float, float]:
 
 
 def speeds(options) -> dict:
-    import pyrogen
     from pyrogen.models import GAN
+
+    import pyrogen
 
     x = torch.as_tensor(pyrogen.toy.sample("ring", 50000, seed=0, sd=0.02), dtype=torch.float32)
     torch.manual_seed(0)
@@ -158,6 +167,8 @@ def fashion(options) -> dict:
     precision and recall of samples in the classifier's feature space, class-histogram
     coverage, and for AAE/ALI/VAE the reconstruction error; the AAE's and VAE's test
     log-likelihood by importance sampling (nats per image, 5,000 draws... here 500)."""
+    from pyrogen.models import ALI, GAN, VAE, AdversarialAutoencoder
+
     import pyrogen
     from pyrogen import data
     from pyrogen.features import (
@@ -167,7 +178,6 @@ def fashion(options) -> dict:
         frechet_distance,
         precision_recall,
     )
-    from pyrogen.models import ALI, GAN, VAE, AdversarialAutoencoder
 
     net = fashion_classifier()
     train, _, test = data.fashion_splits((options.fashion_train, 0, options.fashion_test), seed=0)
@@ -177,13 +187,25 @@ def fashion(options) -> dict:
     image = dict(architecture="conv", output="sigmoid", channels=32)
     builds = {
         "gan": lambda: GAN((1, 28, 28), latent_dim=64, critic_hidden=(256,), **image),
-        "ali": lambda: ALI((1, 28, 28), latent_dim=64, hidden=(256,), critic_hidden=(256,),
-                           **image),  # fmt: skip
-        "aae": lambda: AdversarialAutoencoder((1, 28, 28), latent_dim=16, hidden=(256,),
-                                              likelihood="gaussian", architecture="conv",
-                                              scale=0.1),  # fmt: skip
-        "vae": lambda: VAE((1, 28, 28), latent_dim=16, hidden=(256,), likelihood="gaussian",
-                           architecture="conv", scale=0.1),  # fmt: skip
+        "ali": lambda: ALI(
+            (1, 28, 28), latent_dim=64, hidden=(256,), critic_hidden=(256,), **image
+        ),  # fmt: skip
+        "aae": lambda: AdversarialAutoencoder(
+            (1, 28, 28),
+            latent_dim=16,
+            hidden=(256,),
+            likelihood="gaussian",
+            architecture="conv",
+            scale=0.1,
+        ),  # fmt: skip
+        "vae": lambda: VAE(
+            (1, 28, 28),
+            latent_dim=16,
+            hidden=(256,),
+            likelihood="gaussian",
+            architecture="conv",
+            scale=0.1,
+        ),  # fmt: skip
     }
     figures = {"classifier_test_accuracy": net.test_accuracy}
     for name, build in builds.items():
@@ -199,8 +221,11 @@ def fashion(options) -> dict:
                         progress=False)  # fmt: skip
         figures[f"fashion_{name}_train_seconds"] = time.perf_counter() - began
         torch.manual_seed(1)
-        draws = model.sample(len(test)) if name in ("gan", "ali") else model.sample(
-            len(test), mean=True)
+        draws = (
+            model.sample(len(test))
+            if name in ("gan", "ali")
+            else model.sample(len(test), mean=True)
+        )
         fake = features(net, draws.reshape(-1, 1, 28, 28).clamp(0, 1))
         precision, recall = precision_recall(real, fake)
         histogram = class_histogram(net, draws.reshape(-1, 1, 28, 28).clamp(0, 1))
@@ -212,8 +237,9 @@ def fashion(options) -> dict:
             error = (model.reconstruct(test).reshape(test.shape) - test).pow(2).mean()
             figures[f"fashion_{name}_reconstruction_mse"] = error.item()
         if name in ("aae", "vae"):
-            figures[f"fashion_{name}_test_log_likelihood"] = model.log_prob(
-                test, num_samples=500).mean().item()
+            figures[f"fashion_{name}_test_log_likelihood"] = (
+                model.log_prob(test, num_samples=500).mean().item()
+            )
         print(f"fashion {name}: " + ", ".join(
             f"{k.split(name + '_')[1]} {v:.4g}" for k, v in figures.items()
             if k.startswith(f"fashion_{name}_")), flush=True)  # fmt: skip

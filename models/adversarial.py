@@ -56,14 +56,13 @@ from __future__ import annotations
 import pyro
 import pyro.distributions as dist
 import torch
+from pyrogen.models.vae import VAE
 
 from pyrogen.distributions.implicit import Implicit, ImplicitDensityError
 from pyrogen.infer.fast_elbo import module
-from pyrogen.models.vae import VAE
 from pyrogen.nn.adversarial_nets import ConvGenerator, Critic, MLPGenerator
 from pyrogen.nn.vae_nets import ConvEncoder, MLPEncoder
 from pyrogen.validation import (
-    as_examples,
     check_choice,
     check_data_shape,
     check_positive_int,

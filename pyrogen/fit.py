@@ -122,9 +122,11 @@ class Fit:
             factors = bridge.global_factor_sites(fn, trace=trace)
         log_lik = None
         if self.method == "adversarial":  # the networks' fit: a density only where one exists
-            log_lik = None if not log_likelihood or _implicit(self.model) else {
-                "x": self.model.log_prob(*args).detach().cpu().numpy()[None, None]
-            }
+            log_lik = (
+                None
+                if not log_likelihood or _implicit(self.model)
+                else {"x": self.model.log_prob(*args).detach().cpu().numpy()[None, None]}
+            )
         elif log_likelihood:
             flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in posterior.items()}
             chains, draws_per_chain = next(iter(posterior.values())).shape[:2]
@@ -207,21 +209,17 @@ def fit(
     """Fit ``model`` (a zoo object, or a Pyro model function called as
     ``model(*args, **kwargs)``) with the engine ``method``: ``"svi"`` (the model's
     guide, else AutoNormal), ``"map"`` (AutoDelta; enumerated sites summed out),
-    ``"mle"``, ``"em"`` (closed form), ``"nuts"`` or ``"adversarial"`` (the zoo's GAN,
-    AAE and ALI: a critic the engine owns against the generator and encoder,
-    :class:`~pyrogen.infer.adversarial.AdversarialOptions`: ``loss="ns" | "wgan-gp" |
-    "hinge"``, ``critic_steps``, ``lr`` (default the model's, else 2e-4),
-    ``critic_lr``, ``betas``, ``gradient_penalty``, ``batch_size``). ``lr`` defaults to
-    0.01 for SVI, MAP and MLE. A method the model cannot run is refused, naming those
-    it can. Options, by group: :class:`~pyrogen.infer.options.RunOptions`
-    (seed, steps, ``tol``, ``init``, progress, checkpoint, callback, device),
-    :class:`~pyrogen.infer.options.SVIOptions` (guide, loss, optimizer, particles,
-    minibatches) and :class:`~pyrogen.infer.options.NUTSOptions` (warmup, draws,
-    chains, backend, mass matrix) and :class:`~pyrogen.infer.options.ScaleOptions`
-    (``strategy``, ``devices``, ``num_nodes``: SVI, MAP and MLE of the zoo's network
-    models across processes and machines on PyTorch Lightning). EM starts from the
-    model's ``em_init`` each time; SVI, MAP and NUTS from the model's current fit,
-    else its ``initialize``.
+    ``"mle"``, ``"em"`` (closed form), ``"nuts"`` or ``"adversarial"`` (GAN, AAE,
+    ALI). A method the model cannot run is refused, naming those it can. Options by
+    group (see each class): :mod:`pyrogen.infer.options`' ``RunOptions`` (seed, steps,
+    ``tol``, ``init``, progress, checkpoint, callback, device), ``SVIOptions`` (guide,
+    loss, optimizer, ``lr`` default 0.01, particles, minibatches), ``NUTSOptions``
+    (warmup, draws, chains, backend, mass matrix), ``ScaleOptions`` (``strategy``,
+    ``devices``, ``num_nodes``: across processes on PyTorch Lightning) and
+    :class:`~pyrogen.infer.adversarial.AdversarialOptions` (``loss="ns" | "wgan-gp" |
+    "hinge"``, ``critic_steps``, ``critic_lr``, ``betas``, ``gradient_penalty``). EM
+    starts from the model's ``em_init``; SVI, MAP and NUTS from the model's current
+    fit, else its ``initialize``.
 
     Example:
         >>> import pyrogen
@@ -231,15 +229,8 @@ def fit(
         >>> round(result.model.log_prob(x).mean().item(), 3)
         -4.155
     """
-    check_choice(method, "method", METHODS)
-    if num_steps is not None and max_steps is not None and num_steps != max_steps:
-        raise ValueError("num_steps: give num_steps or max_steps (an alias), not both")
-    options = {k: v for k, v in locals().items() if k not in ("model", "args", "kwargs")}
-    options["num_steps"] = num_steps if num_steps is not None else max_steps
-    run, svi, nuts, scale = split_options(options, method)
-    target, args = _prepare(model, args, method, svi, run)
-    if method == "nuts":  # the sampler's precision, under either backend
-        args, kwargs = as_precision(args, nuts.precision), as_precision(kwargs, nuts.precision)
+    run, svi, nuts, scale = split_options(_collect(locals()), method)
+    target, args, kwargs = _prepare(model, args, kwargs, method, (svi, run, nuts))
     pyro.set_rng_seed(seed)
     result = Fit(method=method, model=model, args=args, kwargs=kwargs)
     # what a checkpoint must match to be resumed (hashing the data costs time)
@@ -322,8 +313,21 @@ def data_dtype(args: tuple, kwargs: dict | None = None):
         torch.set_default_dtype(old)
 
 
-def _prepare(model, args, method: str, svi, run) -> tuple[Any, tuple]:
-    """The engines' view of the model, its checks against the method, and its data."""
+def _collect(given: dict) -> dict:
+    """``fit``'s keywords as one dict of options, ``method`` and ``max_steps`` checked."""
+    check_choice(given["method"], "method", METHODS)
+    num_steps, max_steps = given["num_steps"], given["max_steps"]
+    if num_steps is not None and max_steps is not None and num_steps != max_steps:
+        raise ValueError("num_steps: give num_steps or max_steps (an alias), not both")
+    options = {k: v for k, v in given.items() if k not in ("model", "args", "kwargs")}
+    options["num_steps"] = num_steps if num_steps is not None else max_steps
+    return options
+
+
+def _prepare(model, args, kwargs, method: str, groups) -> tuple[Any, tuple, dict]:
+    """The engines' view of the model, its checks against the method, and its data (in
+    the sampler's precision for NUTS, under either backend)."""
+    svi, run, nuts = groups
     target = as_target(model, run.device)
     check_method(target, method)
     if method != "adversarial":
@@ -333,7 +337,9 @@ def _prepare(model, args, method: str, svi, run) -> tuple[Any, tuple]:
     args = target.prepare(*args)
     if run.device is not None:
         args = tuple(a.to(run.device) if isinstance(a, torch.Tensor) else a for a in args)
-    return target, args
+    if method == "nuts":
+        args, kwargs = as_precision(args, nuts.precision), as_precision(kwargs, nuts.precision)
+    return target, args, kwargs
 
 
 def _fingerprint(model, target, method: str, seed: int, args: tuple) -> dict:

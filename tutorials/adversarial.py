@@ -19,11 +19,13 @@
 # second network, a *critic*. Read as inference (Mohamed and Lakshminarayanan 2016),
 # all three classic adversarial models match two joint distributions:
 #
-# | model | the model's side $p$ | the data's side $q$ | the critic reads |
-# |---|---|---|---|
-# | GAN (Goodfellow et al. 2014) | $x = G(z)$, $z \sim p(z)$ | $x \sim p_{data}$ | $x$ |
-# | adversarial autoencoder (Makhzani et al. 2016) | $z \sim p(z)$ | $z \sim q(z) = E_{p_{data}} q(z \mid x)$ | $z$ |
-# | ALI / BiGAN (Dumoulin et al. 2017; Donahue et al. 2017) | $(G(z), z)$, $z \sim p(z)$ | $(x, z)$, $x \sim p_{data}$, $z \sim q(z \mid x)$ | $(x, z)$ |
+# - **GAN** (Goodfellow et al. 2014): the model's $x = G(z)$, $z \sim p(z)$, against
+#   the data $x \sim p_{data}$; the critic reads $x$.
+# - **Adversarial autoencoder** (Makhzani et al. 2016): the prior $z \sim p(z)$ against
+#   the aggregate posterior $q(z) = E_{p_{data}} q(z \mid x)$; the critic reads $z$.
+# - **ALI / BiGAN** (Dumoulin et al. 2017; Donahue et al. 2017): $(G(z), z)$ with
+#   $z \sim p(z)$ against $(x, z)$ with $x \sim p_{data}$, $z \sim q(z \mid x)$; the
+#   critic reads the pair.
 #
 # In pyrogen each is a Pyro model (the generator; the data site is an
 # `Implicit` distribution: draws, no density) with a guide where there is an encoder,
@@ -87,31 +89,55 @@ fits = {}
 for name, model in {
     "GAN": GAN((1,), **small),
     "ALI": ALI((1,), **small),
-    "AAE": AdversarialAutoencoder((1,), latent_dim=1, hidden=(64, 64), likelihood="gaussian",
-                                  scale=0.3, critic_hidden=(64, 64)),
+    "AAE": AdversarialAutoencoder(
+        (1,),
+        latent_dim=1,
+        hidden=(64, 64),
+        likelihood="gaussian",
+        scale=0.3,
+        critic_hidden=(64, 64),
+    ),
 }.items():
-    fits[name] = pyrogen.fit(model, line, method="adversarial", num_steps=steps_1d, lr=1e-3,
-                             batch_size=256, progress=False)
+    fits[name] = pyrogen.fit(
+        model,
+        line,
+        method="adversarial",
+        num_steps=steps_1d,
+        lr=1e-3,
+        batch_size=256,
+        progress=False,
+    )
 
 figure, axes = plt.subplots(1, 3, figsize=(13, 3.5))
 torch.manual_seed(1)
 axes[0].hist(line[:, 0], 80, density=True, alpha=0.5, label="data $p_{data}(x)$")
-axes[0].hist(fits["GAN"].model.sample(8000)[:, 0].numpy(), 80, density=True, alpha=0.5,
-             label=r"GAN $p_\theta(x)$")
+axes[0].hist(
+    fits["GAN"].model.sample(8000)[:, 0].numpy(),
+    80,
+    density=True,
+    alpha=0.5,
+    label=r"GAN $p_\theta(x)$",
+)
 axes[0].set_title("GAN: $p_\\theta(x)$ against the data")
 loc, scale = fits["AAE"].model.encode(line)
 codes = (loc + scale * torch.randn_like(loc))[:, 0].numpy()
 grid = np.linspace(-4, 4, 200)
 axes[1].hist(codes, 80, density=True, alpha=0.5, label="aggregate $q(z)$")
-axes[1].plot(grid, np.exp(-grid**2 / 2) / np.sqrt(2 * np.pi), label="prior $p(z)$")
+axes[1].plot(grid, np.exp(-(grid**2) / 2) / np.sqrt(2 * np.pi), label="prior $p(z)$")
 axes[1].set_title("AAE: $q(z)$ against $p(z)$")
 ali = fits["ALI"].model
 z_prior = torch.randn(3000, 1)
-axes[2].scatter(ali.decode(z_prior)[:, 0], z_prior[:, 0], s=2, alpha=0.3,
-                label="$p(x, z)$: $(G(z), z)$")
+axes[2].scatter(
+    ali.decode(z_prior)[:, 0], z_prior[:, 0], s=2, alpha=0.3, label="$p(x, z)$: $(G(z), z)$"
+)
 loc, scale = ali.encode(line[:3000])
-axes[2].scatter(line[:3000, 0], (loc + scale * torch.randn_like(loc))[:, 0], s=2, alpha=0.3,
-                label="$q(x, z)$: $(x, z \\sim q(z|x))$")
+axes[2].scatter(
+    line[:3000, 0],
+    (loc + scale * torch.randn_like(loc))[:, 0],
+    s=2,
+    alpha=0.3,
+    label="$q(x, z)$: $(x, z \\sim q(z|x))$",
+)
 axes[2].set_xlabel("x")
 axes[2].set_ylabel("z")
 axes[2].set_title("ALI: two joints over (x, z)")
@@ -158,8 +184,16 @@ def keep(step, loss):
 
 torch.manual_seed(0)
 model = GAN((2,), latent_dim=64, hidden=(128, 128), critic_hidden=(128, 128))
-ring_fit = pyrogen.fit(model, ring, method="adversarial", num_steps=steps, lr=1e-3,
-                       batch_size=512, callback=keep, progress=False)
+ring_fit = pyrogen.fit(
+    model,
+    ring,
+    method="adversarial",
+    num_steps=steps,
+    lr=1e-3,
+    batch_size=512,
+    callback=keep,
+    progress=False,
+)
 figure, axes = plt.subplots(1, len(snapshots), figsize=(4 * len(snapshots), 4))
 for ax, (step, draws) in zip(axes, sorted(snapshots.items())):
     ax.scatter(ring[:2000, 0], ring[:2000, 1], s=2, c="0.7")
@@ -168,15 +202,28 @@ for ax, (step, draws) in zip(axes, sorted(snapshots.items())):
     ax.set_aspect("equal")
 figure.tight_layout()
 torch.manual_seed(1)
-print("ring:", {k: v for k, v in toy.mode_coverage("ring", model.sample(2500).numpy()).items()
-                if k != "counts"})
+print(
+    "ring:",
+    {
+        k: v
+        for k, v in toy.mode_coverage("ring", model.sample(2500).numpy()).items()
+        if k != "counts"
+    },
+)
 
 # %%
 grid_data = toy.sample("grid", 50000, seed=0, sd=toy.MODE_SD["grid"])
 torch.manual_seed(0)
 grid_gan = GAN((2,), latent_dim=64, hidden=(128, 128), critic_hidden=(128, 128))
-pyrogen.fit(grid_gan, grid_data, method="adversarial", num_steps=steps, lr=1e-3,
-            batch_size=512, progress=False)
+pyrogen.fit(
+    grid_gan,
+    grid_data,
+    method="adversarial",
+    num_steps=steps,
+    lr=1e-3,
+    batch_size=512,
+    progress=False,
+)
 torch.manual_seed(1)
 draws = grid_gan.sample(2500).numpy()
 found = toy.mode_coverage("grid", draws)
@@ -217,21 +264,46 @@ conv = dict(architecture="conv", output="sigmoid", channels=16 if QUICK else 32)
 models = {
     "GAN": GAN((1, 28, 28), latent_dim=32, critic_hidden=(128,), **conv),
     "ALI": ALI((1, 28, 28), latent_dim=32, hidden=(128,), critic_hidden=(128,), **conv),
-    "AAE": AdversarialAutoencoder((1, 28, 28), latent_dim=16, hidden=(128,), architecture="conv",
-                                  likelihood="gaussian", scale=0.1),
-    "VAE": VAE((1, 28, 28), latent_dim=16, hidden=(128,), architecture="conv",
-               likelihood="gaussian", scale=0.1),
+    "AAE": AdversarialAutoencoder(
+        (1, 28, 28),
+        latent_dim=16,
+        hidden=(128,),
+        architecture="conv",
+        likelihood="gaussian",
+        scale=0.1,
+    ),
+    "VAE": VAE(
+        (1, 28, 28),
+        latent_dim=16,
+        hidden=(128,),
+        architecture="conv",
+        likelihood="gaussian",
+        scale=0.1,
+    ),
 }
 image_fits = {}
 for name, model in models.items():
     torch.manual_seed(0)
     if name == "VAE":
-        image_fits[name] = pyrogen.fit(model, train, num_steps=image_steps, batch_size=64,
-                                       lr=1e-3, loss="mean_field", progress=False)
+        image_fits[name] = pyrogen.fit(
+            model,
+            train,
+            num_steps=image_steps,
+            batch_size=64,
+            lr=1e-3,
+            loss="mean_field",
+            progress=False,
+        )
     else:
-        image_fits[name] = pyrogen.fit(model, train, method="adversarial",
-                                       num_steps=image_steps, batch_size=64,
-                                       lr=1e-3 if name == "AAE" else 2e-4, progress=False)
+        image_fits[name] = pyrogen.fit(
+            model,
+            train,
+            method="adversarial",
+            num_steps=image_steps,
+            batch_size=64,
+            lr=1e-3 if name == "AAE" else 2e-4,
+            progress=False,
+        )
 
 figure, axes = plt.subplots(1, 4, figsize=(14, 3.6))
 for ax, (name, model) in zip(axes, models.items()):
@@ -252,9 +324,12 @@ torch.manual_seed(3)
 ends = torch.randn(2, 32)
 path = torch.stack([(1 - t) * ends[0] + t * ends[1] for t in np.linspace(0, 1, 8)])
 plot_images(models["GAN"].decode(path), (28, 28), 1, "GAN: a line in z")
-plot_images(torch.cat([test[:8], models["ALI"].reconstruct(test[:8]),
-                       models["AAE"].reconstruct(test[:8])]), (28, 28), 3,
-            "data; ALI reconstructions; AAE reconstructions")
+plot_images(
+    torch.cat([test[:8], models["ALI"].reconstruct(test[:8]), models["AAE"].reconstruct(test[:8])]),
+    (28, 28),
+    3,
+    "data; ALI reconstructions; AAE reconstructions",
+)
 
 # %% [markdown]
 # The table: each model's samples against 300 test images in the classifier's feature
@@ -274,15 +349,28 @@ for name, model in models.items():
     draws = draws.reshape(-1, 1, 28, 28).clamp(0, 1)
     fake = features(net, draws)
     precision, recall = precision_recall(real, fake)
-    row = [name, frechet_distance(real, fake), precision, recall,
-           int((class_histogram(net, draws) > 0.05).sum())]
-    mse = ((model.reconstruct(test).reshape(test.shape) - test) ** 2).mean().item() if hasattr(
-        model, "reconstruct") else float("nan")
-    log_lik = model.log_prob(test, num_samples=100).mean().item() if name in (
-        "AAE", "VAE") else float("nan")
+    row = [
+        name,
+        frechet_distance(real, fake),
+        precision,
+        recall,
+        int((class_histogram(net, draws) > 0.05).sum()),
+    ]
+    mse = (
+        ((model.reconstruct(test).reshape(test.shape) - test) ** 2).mean().item()
+        if hasattr(model, "reconstruct")
+        else float("nan")
+    )
+    log_lik = (
+        model.log_prob(test, num_samples=100).mean().item()
+        if name in ("AAE", "VAE")
+        else float("nan")
+    )
     rows.append(row + [mse, log_lik])
-print(f"{'model':6} {'FD':>8} {'prec':>6} {'recall':>6} {'classes':>7} {'rec. MSE':>9} "
-      f"{'log p(x)':>9}")
+print(
+    f"{'model':6} {'FD':>8} {'prec':>6} {'recall':>6} {'classes':>7} {'rec. MSE':>9} "
+    f"{'log p(x)':>9}"
+)
 for name, fd, p, r, c, mse, ll in rows:
     print(f"{name:6} {fd:8.2f} {p:6.3f} {r:6.3f} {c:7d} {mse:9.4f} {ll:9.1f}")
 print(f"classifier test accuracy {net.test_accuracy:.3f}")

@@ -48,10 +48,10 @@ class Implicit(TorchDistribution):
         value = self.value.expand(batch_shape + self.event_shape)
         return Implicit(value, len(self.event_shape), self.name)
 
-    def rsample(self, sample_shape=torch.Size()):
+    def rsample(self, sample_shape=()):
         return self.value.expand(torch.Size(sample_shape) + self.value.shape)
 
-    def sample(self, sample_shape=torch.Size()):
+    def sample(self, sample_shape=()):
         with torch.no_grad():
             return self.rsample(sample_shape)
 

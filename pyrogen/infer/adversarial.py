@@ -4,13 +4,12 @@ GANs, adversarial autoencoders and ALI/BiGAN all match two joint distributions o
 some of a model's sites (the seeds' reading of them as variational inference on joint
 distributions; Mohamed and Lakshminarayanan 2016):
 
-=================  ========================================  ==================================
-model              the model's side, p                       the data's side, q
-=================  ========================================  ==================================
-GAN                :math:`x = G(z),\ z \sim p(z)`            :math:`x \sim p_{data}`
-AAE                :math:`z \sim p(z)`                       :math:`z \sim q(z) = E_{p_{data}} q(z|x)`
-ALI / BiGAN        :math:`(x, z),\ z \sim p(z),\ x = G(z)`   :math:`(x, z),\ x \sim p_{data},\ z \sim q(z|x)`
-=================  ========================================  ==================================
+- GAN: the model's side :math:`x = G(z),\ z \sim p(z)` against the data
+  :math:`x \sim p_{data}`;
+- adversarial autoencoder: the prior :math:`z \sim p(z)` against the aggregate
+  posterior :math:`q(z) = E_{p_{data}(x)} q(z \mid x)`;
+- ALI / BiGAN: :math:`(G(z), z),\ z \sim p(z)` against :math:`(x, z),\ x \sim
+  p_{data},\ z \sim q(z \mid x)`.
 
 A model names the sites its critic reads (``critic_sites``); the p side is a trace of
 its Pyro ``model`` (unconditioned, so that an :class:`~pyrogen.distributions.Implicit`
@@ -129,7 +128,9 @@ def trace_draws(target, x) -> tuple[dict, dict, torch.Tensor | None]:
     if target.guide is not None:
         q_trace = poutine.trace(target.guide).get_trace(x)
         values.update(
-            (name, site["value"]) for name, site in q_trace.nodes.items() if site["type"] == "sample"
+            (name, site["value"])
+            for name, site in q_trace.nodes.items()
+            if site["type"] == "sample"
         )
     q = {s: values[s] for s in sites}
     nll = None
@@ -301,8 +302,13 @@ class HeldOutScore:
     calls without a better score, and the model's best state is restored at the end
     (``restore_best``). Checkpointed with the run, so a resumed run keeps its best."""
 
-    def __init__(self, score: Callable[[], float], every: int = 500, patience: int = 4,
-                 restore_best: bool = True):
+    def __init__(
+        self,
+        score: Callable[[], float],
+        every: int = 500,
+        patience: int = 4,
+        restore_best: bool = True,
+    ):
         self.score = score
         self.every = check_positive_int(every, "every")
         self.patience = check_positive_int(patience, "patience")
@@ -363,9 +369,20 @@ def fit_adversarial(target, x, options: AdversarialOptions, run, result, fingerp
     target.train()
     engine = AdversarialEngine(target, critic, x, options, batch_size)
     if fingerprint is not None:
-        fingerprint = {**fingerprint, "training": repr(
-            (options.loss, options.critic_steps, options.lr, options.critic_lr,
-             options.betas, options.gradient_penalty, batch_size))}
+        fingerprint = {
+            **fingerprint,
+            "training": repr(
+                (
+                    options.loss,
+                    options.critic_steps,
+                    options.lr,
+                    options.critic_lr,
+                    options.betas,
+                    options.gradient_penalty,
+                    batch_size,
+                )
+            ),
+        }
     if isinstance(run.callback, HeldOutScore):
         run.callback.model = target
     num_steps = run.num_steps or 2000

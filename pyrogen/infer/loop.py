@@ -108,10 +108,8 @@ def run_loop(
             step += 1
             bar.update(1)
             if step % max(1, num_steps // 200) == 0 or step == num_steps:
-                postfix = {loss_name: f"{loss:.4g}"}
-                if hasattr(engine, "postfix"):  # an engine's other losses (a critic's)
-                    postfix.update(engine.postfix())
-                bar.set_postfix(postfix, refresh=False)
+                others = engine.postfix() if hasattr(engine, "postfix") else {}  # a critic's
+                bar.set_postfix({loss_name: f"{loss:.4g}", **others}, refresh=False)
             if step >= min_steps:
                 converged = tol_reached(losses, tol, window)
             if callback is not None and callback(step, loss):

@@ -276,8 +276,16 @@ def split_options(options: dict, method: str = "svi") -> tuple:
     return run, svi, nuts, scale
 
 
-ADVERSARIAL_KEYS = ("loss", "critic_steps", "lr", "critic_lr", "betas", "gradient_penalty",
-                    "batch_size", "num_epochs")
+ADVERSARIAL_KEYS = (
+    "loss",
+    "critic_steps",
+    "lr",
+    "critic_lr",
+    "betas",
+    "gradient_penalty",
+    "batch_size",
+    "num_epochs",
+)
 
 
 def split_adversarial_options(options: dict) -> tuple:
@@ -288,8 +296,12 @@ def split_adversarial_options(options: dict) -> tuple:
     run = RunOptions(**{k: v for k, v in options.items() if k in _names(RunOptions)})
     given = {k: options[k] for k in ADVERSARIAL_KEYS if options.get(k) is not None}
     adversarial = AdversarialOptions(**given)
-    for name, default in (("guide", None), ("num_particles", 1), ("strategy", None),
-                          ("vectorize_particles", False)):
+    for name, default in (
+        ("guide", None),
+        ("num_particles", 1),
+        ("strategy", None),
+        ("vectorize_particles", False),
+    ):
         if options.get(name, default) != default:
             raise ValueError(
                 f"{name}: method='adversarial' does not take {name} (its options: loss, "

@@ -125,6 +125,7 @@ class Critic(nn.Module):
             raise TypeError(f"Critic: expected {len(self.trunks)} parts, got {len(parts)}")
         if len(parts) == 1 and isinstance(self.trunks[0], nn.Flatten):  # one vector part
             return self.head(parts[0].reshape(parts[0].shape[0], -1)).squeeze(-1)
-        features = [trunk(p.reshape(p.shape[0], *s)) for trunk, p, s in
-                    zip(self.trunks, parts, self.shapes)]
+        features = [
+            trunk(p.reshape(p.shape[0], *s)) for trunk, p, s in zip(self.trunks, parts, self.shapes)
+        ]
         return self.head(torch.cat(features, -1)).squeeze(-1)

@@ -7,11 +7,11 @@ import pyro
 import pytest
 import torch
 from pyro.infer import Trace_ELBO
+from pyrogen.models import ALI, GAN, AdversarialAutoencoder
 
 import pyrogen
 from pyrogen.distributions import Implicit, ImplicitDensityError
 from pyrogen.infer.adversarial import trace_draws
-from pyrogen.models import ALI, GAN, AdversarialAutoencoder
 
 
 def _binary(n=40, d=6):
@@ -19,16 +19,23 @@ def _binary(n=40, d=6):
 
 
 CASES = {
-    "gan": (lambda: GAN((2,), latent_dim=3, hidden=(8,), critic_hidden=(8,)), lambda: torch.randn(7, 2)),
-    "ali": (lambda: ALI((2,), latent_dim=3, hidden=(8,), critic_hidden=(8,)), lambda: torch.randn(7, 2)),
+    "gan": (
+        lambda: GAN((2,), latent_dim=3, hidden=(8,), critic_hidden=(8,)),
+        lambda: torch.randn(7, 2),
+    ),
+    "ali": (
+        lambda: ALI((2,), latent_dim=3, hidden=(8,), critic_hidden=(8,)),
+        lambda: torch.randn(7, 2),
+    ),
     "aae": (lambda: AdversarialAutoencoder((6,), latent_dim=2, hidden=(8,)), _binary),
     "gan-conv": (
         lambda: GAN((1, 8, 8), latent_dim=3, architecture="conv", channels=4, output="sigmoid"),
         lambda: torch.rand(5, 1, 8, 8),
     ),
     "ali-conv": (
-        lambda: ALI((1, 8, 8), latent_dim=3, hidden=(8,), architecture="conv", channels=4,
-                    output="sigmoid"),
+        lambda: ALI(
+            (1, 8, 8), latent_dim=3, hidden=(8,), architecture="conv", channels=4, output="sigmoid"
+        ),
         lambda: torch.rand(5, 1, 8, 8),
     ),
 }
@@ -92,8 +99,9 @@ def test_the_adversarial_autoencoders_aggregate_posterior_matches_the_prior():
 
     def codes(weight):
         torch.manual_seed(0)
-        model = AdversarialAutoencoder((2,), latent_dim=1, hidden=(32, 32),
-                                       likelihood="gaussian", scale=0.3)
+        model = AdversarialAutoencoder(
+            (2,), latent_dim=1, hidden=(32, 32), likelihood="gaussian", scale=0.3
+        )
         if not weight:  # no critic: the reconstruction term alone
             model.critic_sites = ("z",)
             model.adversarial_draws = lambda b: (
@@ -101,8 +109,7 @@ def test_the_adversarial_autoencoders_aggregate_posterior_matches_the_prior():
                 {"z": torch.zeros(len(b), 1, requires_grad=True)},
                 -model._likelihood(model.decoder(model.encoder(b)[0])).log_prob(b),
             )
-        pyrogen.fit(model, x, method="adversarial", num_steps=1500, batch_size=200,
-                    progress=False)
+        pyrogen.fit(model, x, method="adversarial", num_steps=1500, batch_size=200, progress=False)
         loc, scale = model.encode(x)
         return (loc + scale * torch.randn_like(loc)).squeeze(-1)
 
@@ -125,8 +132,9 @@ def test_ali_matches_the_joint_of_a_gaussian():
     x = rng.multivariate_normal([2.0, -1.0], cov, size=4000)
     torch.manual_seed(0)
     model = ALI((2,), latent_dim=2, hidden=(64, 64), critic_hidden=(64, 64))
-    pyrogen.fit(model, x, method="adversarial", num_steps=3000, lr=5e-4, batch_size=256,
-                progress=False)
+    pyrogen.fit(
+        model, x, method="adversarial", num_steps=3000, lr=5e-4, batch_size=256, progress=False
+    )
     torch.manual_seed(1)
     draws = model.sample(20000).numpy()
     np.testing.assert_allclose(draws.mean(0), [2.0, -1.0], atol=0.3)
@@ -142,8 +150,11 @@ def test_ali_matches_the_joint_of_a_gaussian():
     [
         (lambda: GAN((2,)), np.full((4, 2), np.nan), "x"),
         (lambda: GAN((2,)), np.zeros((4, 3)), "shape"),
-        (lambda: GAN((1, 4, 4), architecture="conv", channels=2, output="sigmoid"),
-         np.full((4, 1, 4, 4), 2.0), r"\[0, 1\]"),
+        (
+            lambda: GAN((1, 4, 4), architecture="conv", channels=2, output="sigmoid"),
+            np.full((4, 1, 4, 4), 2.0),
+            r"\[0, 1\]",
+        ),
         (lambda: GAN((2,), output="tanh"), np.zeros((4, 2)), "output"),
         (lambda: GAN((2,), architecture="rnn"), np.zeros((4, 2)), "architecture"),
         (lambda: GAN((3, 5), architecture="conv"), np.zeros((4, 3, 5)), "data_shape"),

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from pyrogen.models import GAN
 from torch import nn
 
 import pyrogen
@@ -17,7 +18,6 @@ from pyrogen.infer.adversarial import (
     critic_loss,
     player_loss,
 )
-from pyrogen.models import GAN
 
 
 class Linear(nn.Module):
@@ -104,8 +104,16 @@ def test_a_gan_learns_a_gaussian(loss):
     loop as in the engine: its check is the closed-form critic above and the
     step-for-step agreement with that loop below.)"""
     model = _gan()
-    pyrogen.fit(model, _data(4000), method="adversarial", num_steps=1500, lr=1e-3,
-                batch_size=256, loss=loss, progress=False)
+    pyrogen.fit(
+        model,
+        _data(4000),
+        method="adversarial",
+        num_steps=1500,
+        lr=1e-3,
+        batch_size=256,
+        loss=loss,
+        progress=False,
+    )
     torch.manual_seed(0)
     draws = model.sample(20000)
     assert draws.mean().item() == pytest.approx(3.0, abs=0.1)
@@ -124,8 +132,16 @@ def test_the_engine_takes_the_steps_of_a_hand_written_gan_loop(loss):
     model = _gan()
     twin = copy.deepcopy(model)
     options = dict(lr=1e-3, critic_steps=2, betas=(0.5, 0.9))
-    result = pyrogen.fit(model, x, method="adversarial", num_steps=5, batch_size=64,
-                         loss=loss, progress=False, **options)
+    result = pyrogen.fit(
+        model,
+        x,
+        method="adversarial",
+        num_steps=5,
+        batch_size=64,
+        loss=loss,
+        progress=False,
+        **options,
+    )
     torch.manual_seed(0)
     critic = twin.make_critic()
     G, n = twin.generator, len(x)
@@ -194,11 +210,19 @@ def test_a_nan_loss_stops_with_its_name_and_keeps_the_last_checkpoint(tmp_path):
 
     model.generator.forward = poisoned
     with pytest.raises(FloatingPointError, match="critic loss became nan at step 25"):
-        pyrogen.fit(model, _data(), method="adversarial", num_steps=100, checkpoint=path,
-                    checkpoint_every=10, progress=False)
+        pyrogen.fit(
+            model,
+            _data(),
+            method="adversarial",
+            num_steps=100,
+            checkpoint=path,
+            checkpoint_every=10,
+            progress=False,
+        )
     before = path.read_bytes()
-    resumed = pyrogen.fit(_gan(), _data(), method="adversarial", num_steps=20, checkpoint=path,
-                          progress=False)
+    resumed = pyrogen.fit(
+        _gan(), _data(), method="adversarial", num_steps=20, checkpoint=path, progress=False
+    )
     assert resumed.diagnostics["resumed_from"] == 20 and path.read_bytes() == before
 
 
@@ -214,8 +238,9 @@ def test_early_stopping_on_a_held_out_score_restores_the_best_state():
         return value
 
     stop = HeldOutScore(score, every=5, patience=3)
-    result = pyrogen.fit(model, _data(), method="adversarial", num_steps=100, callback=stop,
-                         progress=False)
+    result = pyrogen.fit(
+        model, _data(), method="adversarial", num_steps=100, callback=stop, progress=False
+    )
     assert result.num_steps == 25  # scores at 5, 10 (best), 15, 20, 25: three without a gain
     assert result.diagnostics["best_step"] == 10 and stop.best == 3.0
     for key, value in model.named_parameters():
@@ -244,13 +269,16 @@ def test_the_progress_bar_shows_both_losses():
 )
 def test_bad_options_are_refused_by_name(options, match):
     with pytest.raises(ValueError, match=match):
-        pyrogen.fit(_gan(), _data(), method="adversarial", num_steps=2, progress=False,
-                    **options)
+        pyrogen.fit(_gan(), _data(), method="adversarial", num_steps=2, progress=False, **options)
 
 
 def test_models_without_a_critic_are_refused():
     from pyrogen.models import VAE
 
     with pytest.raises(ValueError, match="method"):
-        pyrogen.fit(VAE((6,), latent_dim=2, hidden=(4,)), np.zeros((4, 6)),
-                    method="adversarial", progress=False)
+        pyrogen.fit(
+            VAE((6,), latent_dim=2, hidden=(4,)),
+            np.zeros((4, 6)),
+            method="adversarial",
+            progress=False,
+        )
