@@ -60,7 +60,7 @@ from pyrogen.models.vae import VAE
 
 from pyrogen.distributions.implicit import Implicit, ImplicitDensityError
 from pyrogen.infer.fast_elbo import module
-from pyrogen.nn.adversarial_nets import ConvGenerator, Critic, MLPGenerator
+from pyrogen.nn.adversarial_nets import ConvGenerator, Critic, MLPGenerator, packed_shape
 from pyrogen.nn.vae_nets import ConvEncoder, MLPEncoder
 from pyrogen.validation import (
     check_choice,
@@ -140,11 +140,14 @@ class _Implicit(NetworkModel):
             z = pyro.sample("z", self.latent_prior(x))
             pyro.sample("x", self._generated(z), obs=x)
 
-    def make_critic(self) -> Critic:
+    def make_critic(self, pack: int = 1) -> Critic:
+        """The critic of ``critic_sites``; with ``pack`` = m it reads m examples at once
+        (PacGAN), each part's first dimension m times as long."""
         config = self.config
         shapes = {"x": config.data_shape, "z": (config.latent_dim,)}
         channels = config.channels if config.architecture == "conv" else None
-        return Critic([shapes[s] for s in self.critic_sites], config.critic_hidden, channels)
+        parts = [packed_shape(shapes[s], pack) for s in self.critic_sites]
+        return Critic(parts, config.critic_hidden, channels)
 
     def log_prob(self, x) -> torch.Tensor:
         raise ImplicitDensityError(
@@ -303,8 +306,8 @@ class AdversarialAutoencoder(VAE):
         self._build_flows()
         self.normalize(critic_hidden=check_widths(critic_hidden, "AdversarialAutoencoder"))
 
-    def make_critic(self) -> Critic:
-        return Critic([(self.config.latent_dim,)], self.config.critic_hidden)
+    def make_critic(self, pack: int = 1) -> Critic:
+        return Critic([packed_shape((self.config.latent_dim,), pack)], self.config.critic_hidden)
 
     def adversarial_draws(self, x):
         """p = z ~ N(0, I); q = z ~ q(z | x); and -log p(x | z_q) per example."""

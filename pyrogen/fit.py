@@ -204,6 +204,7 @@ def fit(
     critic_lr: float | None = None,
     betas: tuple = (0.5, 0.999),
     gradient_penalty: float = 10.0,
+    pack: int = 1,
     **kwargs,
 ) -> Fit:
     """Fit ``model`` (a zoo object, or a Pyro model function called as
@@ -217,7 +218,8 @@ def fit(
     (warmup, draws, chains, backend, mass matrix), ``ScaleOptions`` (``strategy``,
     ``devices``, ``num_nodes``: across processes on PyTorch Lightning) and
     :class:`~pyrogen.infer.adversarial.AdversarialOptions` (``loss="ns" | "wgan-gp" |
-    "hinge"``, ``critic_steps``, ``critic_lr``, ``betas``, ``gradient_penalty``). EM
+    "hinge"``, ``critic_steps``, ``critic_lr``, ``betas``, ``gradient_penalty``,
+    ``pack``). EM
     starts from the model's ``em_init``; SVI, MAP and NUTS from the model's current
     fit, else its ``initialize``.
 

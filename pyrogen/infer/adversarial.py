@@ -53,6 +53,7 @@ import torch
 from pyro import poutine
 from torch.nn import functional as F
 
+from pyrogen.nn.adversarial_nets import pack
 from pyrogen.validation import check_choice, check_positive_int, check_positive_number
 
 __all__ = [
@@ -84,6 +85,10 @@ class AdversarialOptions:
         gradient_penalty: lambda of WGAN-GP (default 10).
         batch_size: examples per step (default: the model's ``adversarial_batch_size``,
             else 64).
+        pack: m > 1 makes the critic read m examples at once (PacGAN, Lin et al.
+            2018): a generator that collapses onto few modes shows it in the packed
+            examples' lack of variety, which counters mode collapse. The batch size must
+            be a multiple of m.
         num_epochs: passes over the data instead of ``num_steps``, a pass being
             N / batch_size steps (each step reads ``critic_steps`` minibatches).
     """
@@ -96,6 +101,7 @@ class AdversarialOptions:
     gradient_penalty: float = 10.0
     batch_size: int | None = None
     num_epochs: int | None = None
+    pack: int = 1
 
     def __post_init__(self):
         check_choice(self.loss, "loss", ADVERSARIAL_LOSSES)
@@ -112,6 +118,7 @@ class AdversarialOptions:
             check_positive_int(self.batch_size, "batch_size")
         if self.num_epochs is not None:
             check_positive_int(self.num_epochs, "num_epochs")
+        check_positive_int(self.pack, "pack")
 
 
 # -- the draws -------------------------------------------------------------------------
@@ -236,6 +243,7 @@ class AdversarialEngine:
             else:
                 with torch.no_grad():
                     p, q, _ = self.draw(x)
+            p, q = self._packed(p), self._packed(q)
             loss_d = critic_loss(self.critic, p, q, sites, options.loss, options.gradient_penalty)
             self.critic_optim.zero_grad(set_to_none=True)
             loss_d.backward()
@@ -261,6 +269,10 @@ class AdversarialEngine:
         finally:
             self.critic.requires_grad_(True)
         return value  # the loop stops on a non-finite value, naming the player loss
+
+    def _packed(self, values: dict) -> dict:
+        m = self.options.pack
+        return values if m == 1 else {k: pack(v, m) for k, v in values.items()}
 
     def postfix(self) -> dict:
         return {"critic": f"{self.critic_losses[-1]:.4g}"} if self.critic_losses else {}
@@ -350,6 +362,8 @@ class HeldOutScore:
 
 def fit_adversarial(target, x, options: AdversarialOptions, run, result, fingerprint=None):
     """``fit(method="adversarial")``: the critic from the model, the engine, the loop."""
+    import pyro
+
     from pyrogen.infer.loop import run_loop
     from pyrogen.infer.svi import fitted_parameters
 
@@ -361,11 +375,15 @@ def fit_adversarial(target, x, options: AdversarialOptions, run, result, fingerp
     if options.lr is None:
         options.lr = getattr(target, "adversarial_lr", 2e-4)
     batch_size = options.batch_size or getattr(target, "adversarial_batch_size", 64)
-    import pyro
-
+    if batch_size % options.pack or min(batch_size, len(x)) % options.pack:
+        raise ValueError(
+            f"pack: the batch ({min(batch_size, len(x))} examples) must be a multiple of "
+            f"pack={options.pack}"
+        )
     pyro.clear_param_store()  # pyro.module would load another fit's weights of the same name
     torch.manual_seed(run.seed)  # the critic's start is part of the seeded run
-    critic = target.make_critic().to(x.device, x.dtype)
+    critic = target.make_critic(options.pack) if options.pack > 1 else target.make_critic()
+    critic = critic.to(x.device, x.dtype)
     target.train()
     engine = AdversarialEngine(target, critic, x, options, batch_size)
     if fingerprint is not None:
@@ -380,6 +398,7 @@ def fit_adversarial(target, x, options: AdversarialOptions, run, result, fingerp
                     options.betas,
                     options.gradient_penalty,
                     batch_size,
+                    options.pack,
                 )
             ),
         }

@@ -285,6 +285,7 @@ ADVERSARIAL_KEYS = (
     "gradient_penalty",
     "batch_size",
     "num_epochs",
+    "pack",
 )
 
 
@@ -306,7 +307,7 @@ def split_adversarial_options(options: dict) -> tuple:
             raise ValueError(
                 f"{name}: method='adversarial' does not take {name} (its options: loss, "
                 "critic_steps, lr, critic_lr, betas, gradient_penalty, batch_size, num_steps, "
-                "num_epochs)"
+                "num_epochs, pack)"
             )
     nuts = NUTSOptions()
     return run, adversarial, nuts, ScaleOptions()

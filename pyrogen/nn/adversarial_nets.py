@@ -17,7 +17,22 @@ from torch import nn
 
 from pyrogen.nn.vae_nets import _image_shape
 
-__all__ = ["MLPGenerator", "ConvGenerator", "Critic"]
+__all__ = ["MLPGenerator", "ConvGenerator", "Critic", "pack", "packed_shape"]
+
+
+def packed_shape(shape, pack: int) -> tuple[int, ...]:
+    """One packed example's shape: m examples of ``shape`` side by side along its first
+    dimension (vectors end to end, images channel-stacked), as PacGAN's critic reads
+    them (Lin, Khetan, Fanti and Oh 2018)."""
+    shape = tuple(shape)
+    return (shape[0] * pack, *shape[1:])
+
+
+def pack(value, m: int):
+    """(B, s0, s1, ...) -> (B / m, m s0, s1, ...): m consecutive examples as one."""
+    if m == 1:
+        return value
+    return value.reshape(value.shape[0] // m, m * value.shape[1], *value.shape[2:])
 
 
 def mlp(sizes: list[int], activation) -> nn.Sequential:

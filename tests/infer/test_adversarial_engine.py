@@ -120,10 +120,11 @@ def test_a_gan_learns_a_gaussian(loss):
     assert draws.std().item() == pytest.approx(0.5, abs=0.1)
 
 
-@pytest.mark.parametrize("loss", ["ns", "wgan-gp", "hinge"])
-def test_the_engine_takes_the_steps_of_a_hand_written_gan_loop(loss):
+@pytest.mark.parametrize("loss, m", [("ns", 1), ("wgan-gp", 1), ("hinge", 1), ("ns", 4)])
+def test_the_engine_takes_the_steps_of_a_hand_written_gan_loop(loss, m):
     """A second implementation: the textbook loop (critic steps on detached fakes, then
-    the generator on the last fakes), same seeds, full batches, takes the same steps."""
+    the generator on the last fakes), same seeds, full batches, takes the same steps;
+    with m > 1 the critic reads m examples at once (PacGAN)."""
     import copy
 
     from torch.nn import functional as F
@@ -143,7 +144,7 @@ def test_the_engine_takes_the_steps_of_a_hand_written_gan_loop(loss):
         **options,
     )
     torch.manual_seed(0)
-    critic = twin.make_critic()
+    critic = twin.make_critic(m)
     G, n = twin.generator, len(x)
     opt_g = torch.optim.Adam(G.parameters(), lr=1e-3, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(critic.parameters(), lr=1e-3, betas=(0.5, 0.9))
@@ -153,13 +154,14 @@ def test_the_engine_takes_the_steps_of_a_hand_written_gan_loop(loss):
             order = order if first else torch.randperm(n)
             first = False
             real, fake = x[order], G(torch.randn(n, 2))
+            real, fake = real.reshape(n // m, m), fake.reshape(n // m, m)  # m at once
             d_real, d_fake = critic(real), critic(fake.detach())
             if loss == "ns":
                 loss_d = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
             elif loss == "hinge":
                 loss_d = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
             else:
-                e = torch.rand(n)[:, None]
+                e = torch.rand(n // m)[:, None]
                 u = (e * real + (1 - e) * fake.detach()).requires_grad_(True)
                 (g,) = torch.autograd.grad(critic(u).sum(), u, create_graph=True)
                 loss_d = d_fake.mean() - d_real.mean() + 10 * ((g.norm(dim=1) - 1) ** 2).mean()
@@ -282,3 +284,9 @@ def test_models_without_a_critic_are_refused():
             method="adversarial",
             progress=False,
         )
+
+
+def test_packing_needs_a_batch_it_divides():
+    with pytest.raises(ValueError, match="pack"):
+        pyrogen.fit(_gan(), _data(), method="adversarial", num_steps=2, batch_size=30, pack=4,
+                    progress=False)
