@@ -141,6 +141,7 @@ def test_the_engine_takes_the_steps_of_a_hand_written_gan_loop(loss, m):
         batch_size=64,
         loss=loss,
         progress=False,
+        pack=m,
         **options,
     )
     torch.manual_seed(0)
