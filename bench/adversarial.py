@@ -8,8 +8,8 @@ sd 0.02) and the 5 x 5 grid (spacing 2, sd 0.05), 50,000 training draws; a GAN
 critic; Adam lr 1e-3, betas (0.5, 0.999), batch 512) and ALI (the same networks plus a
 2 x 128 encoder, one critic on (x, z)) fitted for ``--steps`` steps by
 ``pyrogen.fit(model, x, method="adversarial")``, each also with PacGAN's packing
-(``pack=4``: the critic reads four examples at once; Lin et al. 2018); 2,500 samples; a sample is high
-quality within 3 sd of its nearest mode, a mode captured with at least 20% of an even
+(``pack=4``: the critic reads four examples at once; Lin et al. 2018); 2,500
+samples; a sample is high quality within 3 sd of its nearest mode, a mode captured with at least 20% of an even
 share of them. Means over ``--seeds`` seeds, printed beside VEEGAN's Table 1
 (Srivastava et al. 2017, as quoted in pyrogen's issue tracker; not re-checked against
 the paper's text from this machine): ring GAN 1 / 99.3%, ALI 2.8 / 0.13%, Unrolled
