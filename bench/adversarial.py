@@ -10,8 +10,8 @@ critic; Adam lr 1e-3, betas (0.5, 0.999), batch 512) and ALI (the same networks 
 ``pyrogen.fit(model, x, method="adversarial")``, each also with PacGAN's packing
 (``pack=4``: the critic reads four examples at once; Lin et al. 2018); 2,500
 samples; a sample is high quality within 3 sd of its nearest mode, a mode captured
-with at least 20% of an even share of them. Means over ``--seeds`` seeds, printed beside VEEGAN's Table 1
-(Srivastava et al. 2017, as quoted in pyrogen's issue tracker; not re-checked against
+with at least 20% of an even share of them. Means over ``--seeds`` seeds, printed
+beside VEEGAN's Table 1 (Srivastava et al. 2017, as quoted in pyrogen's issue tracker; not re-checked against
 the paper's text from this machine): ring GAN 1 / 99.3%, ALI 2.8 / 0.13%, Unrolled
 GAN 7.6 / 35.6%, VEEGAN 8 / 52.9%; grid GAN 3.3 / 0.5%, ALI 15.8 / 1.6%, Unrolled
 23.6 / 16%, VEEGAN 24.6 / 40%. Their networks, steps and data sds differ from these.
