@@ -289,5 +289,12 @@ def test_models_without_a_critic_are_refused():
 
 def test_packing_needs_a_batch_it_divides():
     with pytest.raises(ValueError, match="pack"):
-        pyrogen.fit(_gan(), _data(), method="adversarial", num_steps=2, batch_size=30, pack=4,
-                    progress=False)
+        pyrogen.fit(
+            _gan(),
+            _data(),
+            method="adversarial",
+            num_steps=2,
+            batch_size=30,
+            pack=4,
+            progress=False,
+        )

@@ -100,7 +100,12 @@ def test_the_adversarial_autoencoders_aggregate_posterior_matches_the_prior():
     def codes(weight):
         torch.manual_seed(0)
         model = AdversarialAutoencoder(
-            (2,), latent_dim=1, hidden=(32, 32), likelihood="gaussian", scale=0.3
+            (2,),
+            latent_dim=1,
+            hidden=(32, 32),
+            likelihood="gaussian",
+            scale=0.3,
+            critic_hidden=(64, 64),
         )
         if not weight:  # no critic: the reconstruction term alone
             model.critic_sites = ("z",)
@@ -109,7 +114,7 @@ def test_the_adversarial_autoencoders_aggregate_posterior_matches_the_prior():
                 {"z": torch.zeros(len(b), 1, requires_grad=True)},
                 -model._likelihood(model.decoder(model.encoder(b)[0])).log_prob(b),
             )
-        pyrogen.fit(model, x, method="adversarial", num_steps=1500, batch_size=200, progress=False)
+        pyrogen.fit(model, x, method="adversarial", num_steps=800, batch_size=200, progress=False)
         loc, scale = model.encode(x)
         return (loc + scale * torch.randn_like(loc)).squeeze(-1)
 
