@@ -4,17 +4,20 @@ Fashion-MNIST sample quality in the project's classifier's feature space.
 
 Mode coverage (:func:`pyrogen.toy.mode_coverage`): the ring of 8 Gaussians (radius 2,
 sd 0.02) and the 5 x 5 grid (spacing 2, sd 0.05), 50,000 training draws; a GAN (non-
-saturating loss; 2 x 128 ReLU generator from 64-d noise, 2 x 128 leaky-ReLU critic;
-Adam lr 1e-3, betas (0.5, 0.999), batch 512) and ALI (the same networks plus a 2 x 128
-encoder, one critic on (x, z)) fitted for ``--steps`` steps by ``pyrogen.fit(model, x,
-method="adversarial")``, each also with PacGAN's packing (``pack=2``: the critic reads
-two examples at once; Lin et al. 2018); 2,500 samples; a sample is high quality within
-3 sd of its nearest mode, a mode captured with at least 20% of an even share of them.
-Means over ``--seeds`` seeds, printed beside VEEGAN's Table 1 (Srivastava et al. 2017,
-as quoted in pyrogen's issue tracker; not re-checked against the paper's text from
-this machine): ring GAN 1 / 99.3%, ALI 2.8 / 0.13%, Unrolled GAN 7.6 / 35.6%, VEEGAN 8
-/ 52.9%; grid GAN 3.3 / 0.5%, ALI 15.8 / 1.6%, Unrolled 23.6 / 16%, VEEGAN 24.6 / 40%.
-Their networks, steps and data sds differ from these.
+saturating loss; ReLU generator from 64-d noise and leaky-ReLU critic, 2 x 128 on the
+ring and 3 x 256 on the grid; Adam lr 1e-3, betas (0.5, 0.999), batch 512) and ALI
+(the same networks plus an encoder of the same size, one critic on (x, z)), each also
+with PacGAN's packing (``pack=2``: the critic reads two examples at once; Lin et al.
+2018), fitted by ``pyrogen.fit(model, x, method="adversarial")`` for 10,000 steps
+(ring) or 20,000 (grid), keeping the state with the smallest energy distance of 2,000
+samples to 2,000 held-out validation draws (``HeldOutScore``, every tenth of the run);
+then 2,500 fresh samples; a sample is high quality within 3 sd of its nearest mode, a
+mode captured with at least 20% of an even share of them. Means over ``--seeds``
+seeds, printed beside VEEGAN's Table 1 (Srivastava et al. 2017, as quoted in pyrogen's
+issue tracker; not re-checked against the paper's text from this machine): ring GAN 1
+/ 99.3%, ALI 2.8 / 0.13%, Unrolled GAN 7.6 / 35.6%, VEEGAN 8 / 52.9%; grid GAN 3.3 /
+0.5%, ALI 15.8 / 1.6%, Unrolled 23.6 / 16%, VEEGAN 24.6 / 40%. Their networks, steps
+and data sds differ from these.
 
 Speed (``--threads`` torch threads, medians of ``--repeats`` interleaved rounds):
 ``step_time_ratio`` is pyrogen's seconds per training step (one critic and one
@@ -55,36 +58,56 @@ VEEGAN = {  # Table 1 of Srivastava et al. (2017): (modes, high-quality %)
 }
 
 
-def toy_model(kind: str):
+# per density: (hidden widths of generator and critic, steps); the grid's 25 modes
+# need wider, deeper networks and longer runs than the ring's 8
+SIZES = {"ring": ((128, 128), 10000), "grid": ((256, 256, 256), 20000)}
+
+
+def toy_model(kind: str, hidden=(128, 128)):
     from pyrogen.models import ALI, GAN
 
     cls = {"gan": GAN, "ali": ALI}[kind]
-    return cls((2,), latent_dim=64, hidden=(128, 128), critic_hidden=(128, 128))
+    return cls((2,), latent_dim=64, hidden=hidden, critic_hidden=hidden)
 
 
 def coverage(options) -> dict:
+    """Each model on each density, over seeds: fitted with early stopping on the energy
+    distance of 2,000 samples to 2,000 held-out validation draws (every 1,000 steps,
+    the best state kept), then measured on 2,500 fresh samples."""
     import pyrogen
+    from pyrogen.infer.adversarial import HeldOutScore
+    from pyrogen.metrics import energy_distance
 
     figures = {}
-    for name in ("ring", "grid"):
-        x = pyrogen.toy.sample(name, 50000, seed=0, sd=pyrogen.toy.MODE_SD[name])
+    for name in options.densities:
+        sd = pyrogen.toy.MODE_SD[name]
+        x = pyrogen.toy.sample(name, 50000, seed=0, sd=sd)
+        valid = torch.as_tensor(pyrogen.toy.sample(name, 2000, seed=7, sd=sd), dtype=torch.float32)
+        hidden, steps = SIZES[name]
+        steps = options.steps or steps
         for kind in options.models:
             rows = []
             for seed in range(options.seeds):
                 torch.manual_seed(seed)
                 base, _, packed = kind.partition("-pack")  # "gan-pack2": PacGAN's m = 2
-                model = toy_model(base)
+                model = toy_model(base, hidden)
+
+                def score(model=model, valid=valid):
+                    with torch.no_grad():
+                        return energy_distance(model.sample(2000), valid)
+
+                stop = HeldOutScore(score, every=max(1, steps // 10), patience=100)
                 began = time.perf_counter()
-                pyrogen.fit(model, x, method="adversarial", num_steps=options.steps, lr=1e-3,
-                            batch_size=512, seed=seed, pack=int(packed or 1),
+                pyrogen.fit(model, x, method="adversarial", num_steps=steps, lr=1e-3,
+                            batch_size=512, seed=seed, pack=int(packed or 1), callback=stop,
                             progress=False)  # fmt: skip
                 seconds = time.perf_counter() - began
                 torch.manual_seed(1000 + seed)
                 found = pyrogen.toy.mode_coverage(name, model.sample(2500).numpy())
                 rows.append((found["modes"], 100 * found["high_quality"], seconds))
                 print(f"{name} {kind} seed {seed}: {found['modes']} modes, "
-                      f"{100 * found['high_quality']:.1f}% high quality ({seconds:.0f} s)",
-                      flush=True)  # fmt: skip
+                      f"{100 * found['high_quality']:.1f}% high quality (best step "
+                      f"{stop.best_step}, {seconds:.0f} s)", flush=True)  # fmt: skip
             modes, quality, seconds = (float(np.mean(c)) for c in zip(*rows))
             kind = kind.replace("-", "_")
             figures[f"{name}_{kind}_modes"] = modes
@@ -248,7 +271,9 @@ def fashion(options) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="under a minute")
-    parser.add_argument("--steps", type=int, default=10000)
+    parser.add_argument("--steps", type=int, help="steps per fit (ring 10,000, grid 20,000)")
+    parser.add_argument("--densities", nargs="+", default=["ring", "grid"])
+    parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=["gan", "gan-pack2", "ali", "ali-pack2"])
     parser.add_argument("--threads", type=int, default=1)
@@ -263,12 +288,14 @@ def main() -> None:
     options = parser.parse_args()
     if options.quick:
         options.steps, options.seeds, options.models = 1500, 1, ["gan"]
+        options.densities = ["ring"]
         options.repeats, options.speed_steps = 3, 50
         options.fashion_train, options.fashion_test, options.fashion_steps = 512, 200, 20
     torch.set_num_threads(options.threads)
     figures = {"quick": options.quick, "threads": options.threads, "steps": options.steps,
                "seeds": options.seeds}  # fmt: skip
-    figures.update(speeds(options))
+    if not options.no_speed:
+        figures.update(speeds(options))
     if not options.no_coverage:
         figures.update(coverage(options))
     if options.fashion:
