@@ -364,7 +364,7 @@ def fit_adversarial(target, x, options: AdversarialOptions, run, result, fingerp
     """``fit(method="adversarial")``: the critic from the model, the engine, the loop."""
     import pyro
 
-    from pyrogen.infer.loop import run_loop
+    from pyrogen.infer.loop import run_options_loop
     from pyrogen.infer.svi import fitted_parameters
 
     if not hasattr(target, "critic_sites") or not hasattr(target, "make_critic"):
@@ -409,19 +409,13 @@ def fit_adversarial(target, x, options: AdversarialOptions, run, result, fingerp
         if run.num_steps is not None:
             raise ValueError("num_epochs: give num_steps or num_epochs, not both")
         num_steps = options.num_epochs * math.ceil(len(x) / engine.batch_size)
-    looped = run_loop(
+    looped = run_options_loop(
         engine,
+        run,
         num_steps=num_steps,
-        tol=run.tol,
-        window=run.window or 50,
-        progress=run.progress,
         desc=f"adversarial {target.name}",
         loss_name="player loss",
-        checkpoint=run.checkpoint,
-        checkpoint_every=run.checkpoint_every,
         fingerprint=fingerprint,
-        callback=run.callback,
-        trust_checkpoint=run.trust_checkpoint,
     )
     callback = run.callback
     if isinstance(callback, HeldOutScore) and callback.restore_best and callback.best_state:

@@ -23,7 +23,14 @@ from tqdm.auto import tqdm
 
 from pyrogen.checkpoint import load_checkpoint, save_checkpoint
 
-__all__ = ["Engine", "LoopResult", "run_loop", "default_progress", "tol_reached"]
+__all__ = [
+    "Engine",
+    "LoopResult",
+    "run_loop",
+    "run_options_loop",
+    "default_progress",
+    "tol_reached",
+]
 
 
 class Engine(Protocol):
@@ -126,6 +133,33 @@ def run_loop(
         converged=converged,
         resumed_from=resumed_from,
         elapsed=time.perf_counter() - began,
+    )
+
+
+def run_options_loop(
+    engine,
+    run,
+    *,
+    num_steps: int,
+    desc: str,
+    loss_name: str = "loss",
+    fingerprint: dict | None = None,
+) -> LoopResult:
+    """:func:`run_loop` with a fit's :class:`~pyrogen.infer.options.RunOptions` (tol,
+    window, progress, checkpoint, callback) as every engine passes them."""
+    return run_loop(
+        engine,
+        num_steps=num_steps,
+        tol=run.tol,
+        window=run.window or 50,
+        progress=run.progress,
+        desc=desc,
+        loss_name=loss_name,
+        checkpoint=run.checkpoint,
+        checkpoint_every=run.checkpoint_every,
+        fingerprint=fingerprint,
+        callback=run.callback,
+        trust_checkpoint=run.trust_checkpoint,
     )
 
 

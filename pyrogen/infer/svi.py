@@ -509,7 +509,7 @@ def fit_svi(target, args, kwargs, method, options, run, result, init_values, fin
     structure (read on two examples when minibatched), then the shared loop."""
     import math
 
-    from pyrogen.infer.loop import run_loop
+    from pyrogen.infer.loop import run_options_loop
     from pyrogen.zoo import NetworkModel
 
     pyro.clear_param_store()
@@ -533,19 +533,8 @@ def fit_svi(target, args, kwargs, method, options, run, result, init_values, fin
     num_steps = run.num_steps or 1000
     if options.num_epochs is not None:
         num_steps = options.num_epochs * math.ceil(target.num_examples(*args) / batch)
-    looped = run_loop(
-        engine,
-        num_steps=num_steps,
-        tol=run.tol,
-        window=run.window or 50,
-        progress=run.progress,
-        desc=f"{method} {target.name}",
-        loss_name="loss",
-        checkpoint=run.checkpoint,
-        checkpoint_every=run.checkpoint_every,
-        fingerprint=fingerprint,
-        callback=run.callback,
-        trust_checkpoint=run.trust_checkpoint,
+    looped = run_options_loop(
+        engine, run, num_steps=num_steps, desc=f"{method} {target.name}", fingerprint=fingerprint
     )
     result.losses, result.num_steps = looped.losses, looped.num_steps
     result.converged, result.guide, result.backend = looped.converged, guide, "pyro"

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from pyrogen.nn.vae_nets import _image_shape
+from pyrogen.nn.vae_nets import _mlp as mlp
 
 __all__ = ["MLPGenerator", "ConvGenerator", "Critic", "pack", "packed_shape"]
 
@@ -33,16 +34,6 @@ def pack(value, m: int):
     if m == 1:
         return value
     return value.reshape(value.shape[0] // m, m * value.shape[1], *value.shape[2:])
-
-
-def mlp(sizes: list[int], activation) -> nn.Sequential:
-    """Linear layers with ``activation()`` between them (none after the last)."""
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(activation())
-    return nn.Sequential(*layers)
 
 
 _OUTPUTS = {"linear": nn.Identity, "sigmoid": nn.Sigmoid}
