@@ -269,25 +269,13 @@ train = torch.as_tensor(data.dequantize(train, seed=0), dtype=torch.float32)
 test = torch.as_tensor(data.dequantize(test, seed=1), dtype=torch.float32)
 image_steps = 30 if QUICK else 3000
 conv = dict(architecture="conv", output="sigmoid", channels=16 if QUICK else 32)
+# the two autoencoders share encoder, decoder and a Gaussian likelihood (sd 0.1)
+decoder = dict(latent_dim=16, hidden=(128,), architecture="conv", likelihood="gaussian", scale=0.1)
 models = {
     "GAN": GAN((1, 28, 28), latent_dim=32, critic_hidden=(128,), **conv),
     "ALI": ALI((1, 28, 28), latent_dim=32, hidden=(128,), critic_hidden=(128,), **conv),
-    "AAE": AdversarialAutoencoder(
-        (1, 28, 28),
-        latent_dim=16,
-        hidden=(128,),
-        architecture="conv",
-        likelihood="gaussian",
-        scale=0.1,
-    ),
-    "VAE": VAE(
-        (1, 28, 28),
-        latent_dim=16,
-        hidden=(128,),
-        architecture="conv",
-        likelihood="gaussian",
-        scale=0.1,
-    ),
+    "AAE": AdversarialAutoencoder((1, 28, 28), **decoder),
+    "VAE": VAE((1, 28, 28), **decoder),
 }
 image_fits = {}
 for name, model in models.items():
