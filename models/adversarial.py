@@ -96,6 +96,23 @@ class _Implicit(NetworkModel):
     cli_defaults = {"data_shape": [2]}
     cli_fit = {"num_steps": 3000, "lr": 1e-3, "batch_size": 256}
 
+    def __init__(
+        self,
+        data_shape,
+        latent_dim: int = 64,
+        hidden=(256, 256),
+        critic_hidden=(256, 256),
+        architecture: str = "mlp",
+        channels: int = 64,
+        output: str = "linear",
+    ):
+        super().__init__()
+        self._build_generator()
+        self._build_encoder()
+
+    def _build_encoder(self) -> None:
+        """The guide's networks, where the model has a guide (ALI)."""
+
     def _build_generator(self) -> None:
         config = self.config
         self.normalize(data_shape=check_data_shape(config.data_shape))
@@ -188,19 +205,6 @@ class GAN(_Implicit):
 
     critic_sites = ("x",)
 
-    def __init__(
-        self,
-        data_shape,
-        latent_dim: int = 64,
-        hidden=(256, 256),
-        critic_hidden=(256, 256),
-        architecture: str = "mlp",
-        channels: int = 64,
-        output: str = "linear",
-    ):
-        super().__init__()
-        self._build_generator()
-
     def adversarial_draws(self, x):
         """The engine's draws without traces (the same numbers as
         :func:`~pyrogen.infer.adversarial.trace_draws`): p = G(z), q = the data."""
@@ -224,18 +228,7 @@ class ALI(_Implicit):
 
     critic_sites = ("x", "z")
 
-    def __init__(
-        self,
-        data_shape,
-        latent_dim: int = 64,
-        hidden=(256, 256),
-        critic_hidden=(256, 256),
-        architecture: str = "mlp",
-        channels: int = 64,
-        output: str = "linear",
-    ):
-        super().__init__()
-        self._build_generator()
+    def _build_encoder(self) -> None:
         config = self.config
         if config.architecture == "conv":
             self.encoder = ConvEncoder(config.data_shape, config.latent_dim, config.hidden)

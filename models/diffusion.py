@@ -83,15 +83,6 @@ PREDICTIONS = ("eps", "x0", "v")
 COVARIANCES = ("sn", "npr")
 
 
-def _data(options):
-    """``pyrogen fit ddpm``: a 2-D density with a known log-density (--data ring|grid|
-    checkerboard|moons|FILE.csv), or images (--data fashion_mnist|digits)."""
-    from pyrogen.runs import DATA
-
-    images = options.data in ("fashion_mnist", "digits")
-    return DATA["images" if images else "toy2d"](options)
-
-
 def _control_variate_mean(values: torch.Tensor, control: torch.Tensor) -> torch.Tensor:
     """The mean of ``values`` with ``control`` (mean exactly 1 per number) as a
     control variate, the regression coefficient from the same draws."""
@@ -126,7 +117,9 @@ class DDPM(NetworkModel):
             the discretized Gaussian decoder; None: real data, a Gaussian decoder.
     """
 
-    cli_data = staticmethod(_data)
+    cli_data = (
+        "toy2d_or_images"  # --data ring|grid|checkerboard|moons|FILE.csv|fashion_mnist|digits
+    )
     cli_defaults = {"data_shape": [2]}
     cli_fit = {"lr": 1e-3, "num_steps": 3000, "batch_size": 256}
     cli_report = "ddpm"  # the bound per K and variance; the density of the 100-step bound

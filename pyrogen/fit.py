@@ -219,9 +219,8 @@ def fit(
     ``devices``, ``num_nodes``: across processes on PyTorch Lightning) and
     :class:`~pyrogen.infer.adversarial.AdversarialOptions` (``loss="ns" | "wgan-gp" |
     "hinge"``, ``critic_steps``, ``critic_lr``, ``betas``, ``gradient_penalty``,
-    ``pack``). EM
-    starts from the model's ``em_init``; SVI, MAP and NUTS from the model's current
-    fit, else its ``initialize``.
+    ``pack``). EM starts from the model's ``em_init``; SVI, MAP and NUTS from the
+    model's current fit, else its ``initialize``.
 
     Example:
         >>> import pyrogen
@@ -332,8 +331,7 @@ def _prepare(model, args, kwargs, method: str, groups) -> tuple[Any, tuple, dict
     svi, run, nuts = groups
     target = as_target(model, run.device)
     check_method(target, method)
-    if method != "adversarial":
-        _check_batches(target, method, svi, run)
+    _check_batches(target, method, svi, run)
     if run.device is not None and isinstance(target, torch.nn.Module):
         target.to(run.device)
     args = target.prepare(*args)
@@ -355,8 +353,12 @@ def _fingerprint(model, target, method: str, seed: int, args: tuple) -> dict:
 
 
 def _check_batches(target, method: str, svi, run) -> None:
-    if svi.batch_size is not None and (
-        method not in ("svi", "map", "mle") or not isinstance(target, SupportsMinibatches)
+    """``batch_size`` for engines and models that take minibatches (the adversarial
+    engine always does), and ``num_epochs`` or ``num_steps``, not both."""
+    if (
+        method != "adversarial"
+        and svi.batch_size is not None
+        and (method not in ("svi", "map", "mle") or not isinstance(target, SupportsMinibatches))
     ):
         raise ValueError(
             f"batch_size: minibatches need method 'svi', 'map' or 'mle' and a model that "

@@ -810,16 +810,23 @@ def _adversarial_report(run: Run) -> None:
             )
 
 
-def _adversarial_data(options) -> RunData:
-    """``pyrogen fit gan|ali``: a 2-D density (--data ring|grid|checkerboard|moons|
-    FILE.csv) or images (--data fashion_mnist|digits)."""
+def _toy2d_or_images(options) -> RunData:
+    """A 2-D density with a known log-density (--data ring|grid|checkerboard|moons|
+    FILE.csv), or images (--data fashion_mnist|digits): ``pyrogen fit ddpm``'s data."""
     images = options.data in ("fashion_mnist", "digits")
-    found = DATA["images" if images else "toy2d"](options)
-    if images:
+    return DATA["images" if images else "toy2d"](options)
+
+
+def _adversarial_data(options) -> RunData:
+    """``pyrogen fit gan|ali``: :func:`_toy2d_or_images`, images with the convolutional
+    networks and a sigmoid output."""
+    found = _toy2d_or_images(options)
+    if found.kind == "images":
         found.config = {**found.config, "architecture": "conv", "output": "sigmoid"}
     return found
 
 
+DATA["toy2d_or_images"] = _toy2d_or_images
 DATA["adversarial"] = _adversarial_data
 
 REPORTS: dict[str, Callable[[Run], None]] = {

@@ -53,6 +53,7 @@ import torch
 from pyro import poutine
 from torch.nn import functional as F
 
+from pyrogen.infer.svi import _fusable
 from pyrogen.nn.adversarial_nets import pack
 from pyrogen.validation import check_choice, check_positive_int, check_positive_number
 
@@ -300,12 +301,6 @@ class AdversarialEngine:
         self.step = int(state["step"])
 
 
-def _fusable(params) -> bool:
-    return bool(params) and all(
-        p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params
-    )
-
-
 class HeldOutScore:
     """A callback for early stopping on a held-out score (lower is better), for
     ``fit(..., callback=HeldOutScore(score, every=500, patience=4))``: ``score()`` is
@@ -405,9 +400,7 @@ def fit_adversarial(target, x, options: AdversarialOptions, run, result, fingerp
     if isinstance(run.callback, HeldOutScore):
         run.callback.model = target
     num_steps = run.num_steps or 2000
-    if options.num_epochs is not None:
-        if run.num_steps is not None:
-            raise ValueError("num_epochs: give num_steps or num_epochs, not both")
+    if options.num_epochs is not None:  # fit() refused num_steps beside it
         num_steps = options.num_epochs * math.ceil(len(x) / engine.batch_size)
     looped = run_options_loop(
         engine,
