@@ -212,6 +212,9 @@ def precision_recall(real, generated, k: int = 3) -> tuple[float, float]:
         )
     if min(len(real), len(generated)) <= k:
         raise ValueError(f"k: each set needs more than k = {k} points")
+    for name, values in (("real", real), ("generated", generated)):
+        if not torch.isfinite(values).all():
+            raise ValueError(f"{name}: contains NaN or infinite features")
     precision = _inside(generated, real, _knn_radii(real, k)).double().mean().item()
     recall = _inside(real, generated, _knn_radii(generated, k)).double().mean().item()
     return precision, recall

@@ -195,3 +195,7 @@ def test_precision_recall_known_answers():
     half = a[a[:, 0] > 0]
     precision, recall = precision_recall(a, half)
     assert precision == 1.0 and 0.4 < recall < 0.75
+    with pytest.raises(ValueError, match="generated"):
+        precision_recall(a, np.full((10, 4), np.nan))
+    with pytest.raises(ValueError, match="real, generated"):
+        precision_recall(a, a[:, :3])
