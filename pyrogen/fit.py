@@ -59,7 +59,10 @@ class Fit:
             site (networks fitted by maximum likelihood, an amortized VAE, a function
             with no latent site), its parameters by name.
         guide: the fitted guide (SVI, MAP, MLE).
-        converged: whether the loop stopped on its ``tol`` rule (None for NUTS).
+        converged: whether the fit met its convergence rule: SVI's and MAP's iterate
+            averaging (``convergence``, by default where no step count is given), or
+            the ``tol`` rule where ``tol`` is given; None where nothing was assessed
+            (NUTS, a fixed number of steps).
         precision: the floating type the engine computed in ("float64" or "float32").
         critic: the adversarial engine's trained critic (``method="adversarial"``).
     """
@@ -171,8 +174,10 @@ def fit(
     loss: str | pyro.infer.ELBO | None = None,
     optim: str | pyro.optim.PyroOptim = "adam",
     lr: float | None = None,
-    num_particles: int = 1,
+    num_particles: int | None = None,
     vectorize_particles: bool = False,
+    convergence: Literal["auto", "rule", "none"] = "auto",
+    tolerance: float = 0.02,
     seed: int = 0,
     num_steps: int | None = None,
     max_steps: int | None = None,
@@ -211,16 +216,14 @@ def fit(
     ``model(*args, **kwargs)``) with the engine ``method``: ``"svi"`` (the model's
     guide, else AutoNormal), ``"map"`` (AutoDelta; enumerated sites summed out),
     ``"mle"``, ``"em"`` (closed form), ``"nuts"`` or ``"adversarial"`` (GAN, AAE,
-    ALI). A method the model cannot run is refused, naming those it can. Options by
-    group (see each class): :mod:`pyrogen.infer.options`' ``RunOptions`` (seed, steps,
-    ``tol``, ``init``, progress, checkpoint, callback, device), ``SVIOptions`` (guide,
-    loss, optimizer, ``lr`` default 0.01, particles, minibatches), ``NUTSOptions``
-    (warmup, draws, chains, backend, mass matrix), ``ScaleOptions`` (``strategy``,
-    ``devices``, ``num_nodes``: across processes on PyTorch Lightning) and
-    :class:`~pyrogen.infer.adversarial.AdversarialOptions` (``loss="ns" | "wgan-gp" |
-    "hinge"``, ``critic_steps``, ``critic_lr``, ``betas``, ``gradient_penalty``,
-    ``pack``). EM starts from the model's ``em_init``; SVI, MAP and NUTS from the
-    model's current fit, else its ``initialize``.
+    ALI); a method the model cannot run is refused, naming those it can. Options by
+    group, in :mod:`pyrogen.infer.options`: ``RunOptions`` (seed, steps, ``tol``,
+    ``init``, progress, checkpoint, callback, device), ``SVIOptions`` (guide, loss,
+    optimizer, ``lr`` 0.01, particles, minibatches, ``convergence``: without a step
+    count SVI and MAP run until :mod:`pyrogen.infer.convergence`'s rule is met),
+    ``NUTSOptions``, ``ScaleOptions`` (across processes on PyTorch Lightning) and
+    :class:`~pyrogen.infer.adversarial.AdversarialOptions`. EM starts from the
+    model's ``em_init``; SVI, MAP and NUTS from its current fit, else ``initialize``.
 
     Example:
         >>> import pyrogen

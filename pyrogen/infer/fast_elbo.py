@@ -31,6 +31,8 @@ one (:func:`agrees_with_pyro`).
 
 from __future__ import annotations
 
+import contextlib
+
 import pyro
 import torch
 from pyro.distributions import constraints
@@ -111,23 +113,31 @@ def _log_prob_sum(site) -> torch.Tensor:
 
 class FastELBO:
     """The ELBO of ``Trace_ELBO`` (``mean_field=False``) or ``TraceMeanField_ELBO``
-    (``mean_field=True``, closed-form KL where registered), one particle, computed
-    without Pyro's traces. ``loss_and_grads`` returns the loss and the parameters it
-    touched (their gradients filled), for the engine's optimizer."""
+    (``mean_field=True``, closed-form KL where registered), computed without Pyro's
+    traces: one particle, or ``num_particles`` drawn at once in Pyro's
+    vectorized-particles plate at ``dim`` (the mean of their ELBOs, as Pyro's
+    ``vectorize_particles=True``). ``loss_and_grads`` returns the loss and the
+    parameters it touched (their gradients filled), for the engine's optimizer."""
 
-    def __init__(self, mean_field: bool = False):
+    def __init__(self, mean_field: bool = False, num_particles: int = 1, dim: int | None = None):
         self.mean_field = mean_field
+        self.num_particles, self.dim = num_particles, dim
         self.modules: dict = {}
+
+    def _particles(self):
+        if self.num_particles == 1:
+            return contextlib.nullcontext()
+        return pyro.plate("num_particles_vectorized", self.num_particles, dim=self.dim)
 
     def differentiable_loss_and_params(self, model, guide, *args, **kwargs):
         params: dict = {}
-        with _Record(params, self.modules) as guide_record:
+        with self._particles(), _Record(params, self.modules) as guide_record:
             guide(*args, **kwargs)
         guide_sites = guide_record.sites
         for name, site in guide_sites.items():
             if not site["is_observed"] and not site["fn"].has_rsample:
                 raise UnsupportedModel(f"guide site {name!r} is not reparameterized")
-        with _Record(params, self.modules, replay=guide_sites) as model_record:
+        with self._particles(), _Record(params, self.modules, replay=guide_sites) as model_record:
             model(*args, **kwargs)
         elbo = 0.0
         for name, site in model_record.sites.items():
@@ -155,6 +165,7 @@ class FastELBO:
                 elbo = elbo - _log_prob_sum(guide_site)
         if not torch.is_tensor(elbo):
             raise UnsupportedModel("the model has no sample sites")
+        elbo = elbo / self.num_particles
         # one tensor may come under two names (a PyroModule's and pyro.module's)
         return -elbo, list({id(p): p for p in params.values()}.values())
 
@@ -171,13 +182,17 @@ class FastELBO:
 def fast_twin(elbo) -> FastELBO | None:
     """The :class:`FastELBO` that computes ``elbo``'s loss, if there is one: for Pyro's
     ``Trace_ELBO`` and ``TraceMeanField_ELBO`` themselves (not their jit or enumerating
-    relatives), with one unvectorized particle."""
+    relatives), with one particle or vectorized ones."""
     kind = type(elbo)
     if kind not in (pyro.infer.Trace_ELBO, pyro.infer.TraceMeanField_ELBO):
         return None
-    if elbo.num_particles != 1 or elbo.vectorize_particles:
+    if elbo.num_particles != 1 and not elbo.vectorize_particles:
         return None
-    return FastELBO(mean_field=kind is pyro.infer.TraceMeanField_ELBO)
+    return FastELBO(
+        mean_field=kind is pyro.infer.TraceMeanField_ELBO,
+        num_particles=elbo.num_particles,
+        dim=-elbo.max_plate_nesting if elbo.vectorize_particles else None,
+    )
 
 
 def agrees_with_pyro(fast: FastELBO, pyro_elbo, model, guide, args, kwargs) -> bool:

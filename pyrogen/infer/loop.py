@@ -144,9 +144,11 @@ def run_options_loop(
     desc: str,
     loss_name: str = "loss",
     fingerprint: dict | None = None,
+    callback=None,
 ) -> LoopResult:
     """:func:`run_loop` with a fit's :class:`~pyrogen.infer.options.RunOptions` (tol,
-    window, progress, checkpoint, callback) as every engine passes them."""
+    window, progress, checkpoint, callback) as every engine passes them; ``callback``
+    replaces the run's (an engine's rule wrapped around it)."""
     return run_loop(
         engine,
         num_steps=num_steps,
@@ -158,7 +160,7 @@ def run_options_loop(
         checkpoint=run.checkpoint,
         checkpoint_every=run.checkpoint_every,
         fingerprint=fingerprint,
-        callback=run.callback,
+        callback=run.callback if callback is None else callback,
         trust_checkpoint=run.trust_checkpoint,
     )
 

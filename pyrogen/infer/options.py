@@ -26,6 +26,7 @@ __all__ = [
 
 CHAIN_METHODS = ("auto", "parallel", "sequential", "vectorized")  # NumPyro's, and auto
 PRECISIONS = ("float64", "float32")
+CONVERGENCE = ("auto", "rule", "none")
 
 
 @dataclass
@@ -106,30 +107,55 @@ class SVIOptions:
         optim: ``"adam"``, ``"clipped_adam"``, ``"sgd"`` or a ``pyro.optim.PyroOptim``.
         lr: the learning rate of a named optimizer (default 0.01).
         num_particles, vectorize_particles: samples per ELBO estimate, drawn in one
-            vectorized pass when asked (the model must respect its plates).
+            vectorized pass when asked (the model must respect its plates). Default:
+            1, except under the convergence rule (below), which takes 16 in one
+            vectorized pass where the model is checked to vectorize exactly
+            (:func:`~pyrogen.infer.svi.vectorizes_particles`): by Polyak and
+            Juditsky, the averaged iterates' error depends on the gradients' noise,
+            and 16 particles cost about one on a small model.
         batch_size: minibatches of this many examples (models that support them scale
             each batch's likelihood up to N); ``num_epochs`` then counts passes.
         fast_elbo: evaluate Trace_ELBO / TraceMeanField_ELBO (one particle) without
             traces (checked against Pyro's at the first step).
         jit: compile the ELBO with ``torch.jit`` (default: for ``jit_safe`` models).
+        convergence: ``"auto"`` (default): where the fit has a guide over global latent
+            sites (SVI, MAP) and none of ``num_steps``, ``num_epochs`` and ``tol`` is
+            given, run until the rule of :mod:`pyrogen.infer.convergence` is met
+            (iterate averaging with its Monte Carlo error, the learning rate halved
+            until halving no longer moves the answer; at most 20,000 steps), keep the
+            averaged parameters, and say in ``Fit.converged`` whether it was met, with
+            a warning naming the remedies when it was not; ``"rule"``: that rule
+            with ``num_steps`` as its budget; ``"none"``: exactly ``num_steps`` steps
+            (default 1000) and the last iterate, ``converged`` None unless ``tol`` is
+            given. Amortized guides (VAEs), networks fitted by maximum likelihood and
+            guides whose learning rate cannot be halved (an optimizer without one
+            ``lr``) take ``"none"``.
+        tolerance: the rule's accuracy, in the units of
+            :mod:`pyrogen.infer.convergence` (0.02: means within 0.02 posterior
+            standard deviations, scales within 2%).
     """
 
     guide: str | Callable | None = None
     loss: Any = None
     optim: Any = "adam"
     lr: float | None = 0.01
-    num_particles: int = 1
+    num_particles: int | None = None
     vectorize_particles: bool = False
     batch_size: int | None = None
     num_epochs: int | None = None
     fast_elbo: bool = True
     jit: bool | None = None
+    convergence: str = "auto"
+    tolerance: float = 0.02
 
     def __post_init__(self):
         if self.lr is None:
             self.lr = 0.01
         check_positive_number(self.lr, "lr")
-        check_positive_int(self.num_particles, "num_particles")
+        check_choice(self.convergence, "convergence", CONVERGENCE)
+        check_positive_number(self.tolerance, "tolerance")
+        if self.num_particles is not None:
+            check_positive_int(self.num_particles, "num_particles")
         check_bool(self.fast_elbo, "fast_elbo")
         check_bool(self.vectorize_particles, "vectorize_particles")
         if self.batch_size is not None:
@@ -299,7 +325,7 @@ def split_adversarial_options(options: dict) -> tuple:
     adversarial = AdversarialOptions(**given)
     for name, default in (
         ("guide", None),
-        ("num_particles", 1),
+        ("num_particles", None),
         ("strategy", None),
         ("vectorize_particles", False),
     ):

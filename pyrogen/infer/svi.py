@@ -144,6 +144,85 @@ def make_elbo(
     )
 
 
+PARTICLE_PLATE = "num_particles_vectorized"  # the plate Pyro's ELBOs vectorize with
+
+
+def vectorizes_particles(model, guide, args=(), kwargs=None, *, nesting: int, num: int = 3) -> bool:
+    """Whether ``model`` and ``guide`` run under Pyro's vectorized-particles plate (at
+    dim ``-(nesting + 1)``, as a vectorized ELBO puts it) give every particle the ELBO
+    term that particle's draws give alone: each of ``num`` particles' log p - log q,
+    summed over all other dimensions, against the unvectorized model and guide
+    conditioned on that particle's draws. A model that mixes particles (a latent
+    summed over every dimension, a shape read off a draw) fails, or raises, and so
+    gets False: its ELBO would be wrong, not merely slow."""
+    kwargs = kwargs or {}
+    dim = -(nesting + 1)
+    try:
+        with torch.no_grad(), poutine.block():
+            with pyro.plate(PARTICLE_PLATE, num, dim=dim):
+                guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+            with pyro.plate(PARTICLE_PLATE, num, dim=dim):
+                model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(
+                    *args, **kwargs
+                )
+            together = _per_particle(model_trace, num, dim) - _per_particle(guide_trace, num, dim)
+            shapes = {
+                name: site["value"].shape
+                for name, site in _sample_sites(poutine.trace(guide).get_trace(*args, **kwargs))
+            }
+            for k in range(num):
+                draws = _particle_draws(guide_trace, k, num, dim, shapes)
+                alone_guide = poutine.trace(poutine.condition(guide, data=draws)).get_trace(
+                    *args, **kwargs
+                )
+                for name in draws:  # drawn, not observed: the model replays them
+                    alone_guide.nodes[name]["is_observed"] = False
+                alone_model = poutine.trace(poutine.replay(model, trace=alone_guide)).get_trace(
+                    *args, **kwargs
+                )
+                alone = alone_model.log_prob_sum() - alone_guide.log_prob_sum()
+                if not torch.allclose(together[k], alone, rtol=1e-6, atol=1e-6):
+                    return False
+    except (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError):
+        return False
+    return True
+
+
+def _sample_sites(trace):
+    for name, site in trace.nodes.items():
+        if site["type"] == "sample" and not site_is_subsample(site):
+            yield name, site
+
+
+def _per_particle(trace, num: int, dim: int) -> torch.Tensor:
+    """Each particle's sum of the trace's log densities (scaled and masked)."""
+    trace.compute_log_prob()
+    total = torch.zeros(num)
+    for _, site in _sample_sites(trace):
+        lp = site["log_prob"]
+        if lp.dim() < -dim or lp.shape[dim] != num:
+            raise ValueError(f"site {site['name']!r} is not batched over the particles")
+        total = total + torch.movedim(lp, lp.dim() + dim, 0).reshape(num, -1).sum(1).to(total)
+    return total
+
+
+def _particle_draws(trace, k: int, num: int, dim: int, shapes: dict) -> dict:
+    """Particle ``k``'s value of every latent site of a vectorized guide trace, in the
+    site's unvectorized shape (``shapes``: the plate broadcast adds size-1 dims)."""
+    draws = {}
+    for name, site in _sample_sites(trace):
+        if site["is_observed"]:
+            continue
+        batch = len(site["fn"].batch_shape)
+        if batch < -dim or site["fn"].batch_shape[dim] != num:
+            raise ValueError(f"site {name!r} is not batched over the particles")
+        value = site["value"].select(batch + dim, k)
+        if name not in shapes or value.numel() != shapes[name].numel():
+            raise ValueError(f"site {name!r} has another shape unvectorized")
+        draws[name] = value.reshape(shapes[name])
+    return draws
+
+
 def _fusable(params) -> bool:
     """Whether torch's fused Adam kernel takes these parameters (floating point, on the
     CPU or a CUDA device)."""
@@ -434,11 +513,29 @@ class SVIEngine:
             args, kwargs = self._take(slice(0, self.batch_size))
         with poutine.block(), torch.no_grad():
             self.guide(*args, **kwargs)
-        pyro.get_param_store().set_state(state["params"])
+        restore_param_store(state["params"])
         self.optim.set_state(state["optim"])
         if self.batch_size is not None and "batches" in state:
             self.order = state["batches"]["order"].to(self.args[0].device)
             self.position = state["batches"]["position"]
+
+
+def restore_param_store(state: dict) -> None:
+    """Pyro's ``ParamStoreDict.set_state``, except that a parameter already in the store
+    with the saved shape is overwritten in place: a guide that holds its parameters
+    itself (AutoMultivariateNormal's ``loc`` is an ``nn.Parameter`` of the module)
+    keeps reading the tensor it holds, which ``set_state`` would leave at its initial
+    value while the store moved on."""
+    store = pyro.get_param_store()
+    rest = {"params": {}, "constraints": dict(state["constraints"])}
+    with torch.no_grad():
+        for name, value in state["params"].items():
+            current = store._params.get(name)
+            if current is not None and current.shape == value.shape:
+                current.copy_(value.to(device=current.device, dtype=current.dtype))
+            else:
+                rest["params"][name] = value
+    store.set_state(rest)
 
 
 def empty_guide(*args, **kwargs) -> None:
@@ -456,7 +553,7 @@ def _choose_guide(target, method, options, structure, init_values):
     )
 
 
-def _training_record(options) -> str:
+def _training_record(options, elbo=None) -> str:
     """What a resumed SVI run must share with the checkpoint it resumes."""
     from pyrogen.checkpoint import describe
 
@@ -466,8 +563,9 @@ def _training_record(options) -> str:
             options.lr if isinstance(options.optim, str) else None,
             options.batch_size,
             describe(options.loss),
-            options.num_particles,
+            getattr(elbo, "num_particles", options.num_particles),
             describe(options.guide),
+            options.convergence,
         )
     )
 
@@ -483,9 +581,13 @@ def fitted_parameters(target) -> dict[str, torch.Tensor]:
     return {name: value.detach().clone() for name, value in pyro.get_param_store().items()}
 
 
-def guide_and_elbo(target, method, options, probe, kwargs, init_values, jit: bool):
+def guide_and_elbo(
+    target, method, options, probe, kwargs, init_values, jit: bool, rule: bool = False
+):
     """The guide and the ELBO for ``method``, chosen from the model's structure as read
-    on ``probe`` (the data, or two examples of it)."""
+    on ``probe`` (the data, or two examples of it); under the convergence rule
+    (``rule``) with ``num_particles`` unset, :data:`RULE_PARTICLES` vectorized
+    particles where the model and guide vectorize exactly."""
     loss = options.loss if options.loss is not None else getattr(target, "default_loss", None)
     if isinstance(loss, str) and loss in getattr(target, "own_losses", ()):
         # the model's own estimator of its objective (a DDPM's one-step losses): it
@@ -493,20 +595,124 @@ def guide_and_elbo(target, method, options, probe, kwargs, init_values, jit: boo
         return target.guide or empty_guide, target.make_loss(loss, options)
     structure = model_structure(target.model, probe, kwargs)
     guide = _choose_guide(target, method, options, structure, init_values)
+    particles, vectorize = options.num_particles or 1, options.vectorize_particles
+    if rule and options.num_particles is None and method == "svi":
+        if _rule_particles_apply(target, guide, structure, loss, probe, kwargs):
+            particles, vectorize = RULE_PARTICLES, True
     elbo = make_elbo(
         loss,
         enumerated=structure.enumerated,
         nesting=structure.nesting,
-        num_particles=options.num_particles,
-        vectorize_particles=options.vectorize_particles,
+        num_particles=particles,
+        vectorize_particles=vectorize,
         jit=jit,
     )
     return guide, elbo
 
 
+RULE_PARTICLES = 16  # particles per step under the convergence rule, where they vectorize
+RULE_MAX_STEPS = 20_000  # the budget of convergence="auto" when num_steps is not given
+
+
+def _rule_particles_apply(target, guide, structure, loss, args, kwargs) -> bool:
+    """Whether the rule's vectorized particles may serve this fit: a guide with noise to
+    average (not a point mass), nothing enumerated, Pyro's plain ELBO, and a model that
+    vectorizes exactly (checked on the data, from a fixed random state)."""
+    if isinstance(guide, AutoDelta) or structure.enumerated or loss not in (None, "trace"):
+        return False
+    with torch.random.fork_rng(), poutine.block(), torch.no_grad():
+        guide(*args, **kwargs)  # the guide's parameters, made outside any particle plate
+        return vectorizes_particles(target.model, guide, args, kwargs, nesting=structure.nesting)
+
+
+def convergence_rule(target, guide, optim, options, run, method: str):
+    """The iterate-averaging rule (:class:`~pyrogen.infer.convergence.IterateAveraging`)
+    where it applies (see ``SVIOptions.convergence``), else None."""
+    from pyrogen.infer.convergence import IterateAveraging, base_lr
+
+    if not _rule_applies(target, method, options, run) or guide is empty_guide:
+        return None
+    if base_lr(optim) is None:
+        if options.convergence == "rule":
+            raise ValueError(
+                "convergence: 'rule' halves the learning rate, and this optimizer has no "
+                "single lr (give optim by name, or a PyroOptim made with a dict of "
+                "arguments)"
+            )
+        return None
+    return IterateAveraging(optim, guide, tolerance=options.tolerance)
+
+
+def _rule_applies(target, method, options, run) -> bool:
+    """Whether :func:`convergence_rule` may apply, before the guide exists."""
+    from pyrogen.zoo import NetworkModel
+
+    if options.convergence == "none" or method not in ("svi", "map"):
+        return False
+    if options.batch_size is not None and options.convergence == "auto":
+        return False  # minibatches: the step count is the user's (epochs)
+    if options.convergence == "auto" and (
+        run.num_steps is not None or options.num_epochs is not None or run.tol is not None
+    ):
+        return False
+    return not isinstance(target, NetworkModel)
+
+
+class _Both:
+    """The rule and the user's callback as one loop callback (either may stop the run;
+    both are checkpointed)."""
+
+    def __init__(self, rule, callback):
+        self.rule, self.callback = rule, callback
+
+    def __call__(self, step: int, loss: float) -> bool:
+        stop = bool(self.rule(step, loss))
+        return bool(self.callback(step, loss)) or stop
+
+    def state_dict(self) -> dict:
+        state = {"rule": self.rule.state_dict()}
+        if hasattr(self.callback, "state_dict"):
+            state["callback"] = self.callback.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rule.load_state_dict(state["rule"])
+        if "callback" in state and hasattr(self.callback, "load_state_dict"):
+            self.callback.load_state_dict(state["callback"])
+
+
+def _with_rule(rule, callback):
+    if rule is None:
+        return callback
+    return rule if callback is None else _Both(rule, callback)
+
+
+def _warn_unconverged(target, method: str, steps: int, rule) -> None:
+    if rule.level:
+        state = (
+            "the iterates were averaged, but the answer still moved when the learning rate "
+            "was halved; the parameters are the latest average"
+        )
+    elif rule.latest is not None:
+        state = (
+            "the averaged iterates did not reach the asked accuracy (or were still "
+            "drifting); the parameters are their running average"
+        )
+    else:
+        state = "the iterates were never averaged; the parameters are the last iterate"
+    warnings.warn(
+        f"{method} {target.name}: not converged in {steps} steps ({state}). Give more steps "
+        "(num_steps=... with convergence='rule'), more particles (num_particles=..., "
+        "vectorize_particles=True), a larger tolerance, or a guide closer to the posterior",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
 def fit_svi(target, args, kwargs, method, options, run, result, init_values, fingerprint=None):
     """``fit(method="svi" | "map" | "mle")``: the guide and ELBO chosen from the model's
-    structure (read on two examples when minibatched), then the shared loop."""
+    structure (read on two examples when minibatched), then the shared loop, under the
+    convergence rule where it applies."""
     import math
 
     from pyrogen.infer.loop import run_options_loop
@@ -516,13 +722,17 @@ def fit_svi(target, args, kwargs, method, options, run, result, init_values, fin
     batch = options.batch_size
     probe = select_examples(args, slice(0, min(batch, 2))) if batch is not None else args
     jit = target.jit_safe if options.jit is None else options.jit
-    guide, elbo = guide_and_elbo(target, method, options, probe, kwargs, init_values, jit)
+    ruled = _rule_applies(target, method, options, run)
+    guide, elbo = guide_and_elbo(
+        target, method, options, probe, kwargs, init_values, jit, rule=ruled
+    )
     if fingerprint is not None:  # resuming under another optimizer would change the run
-        fingerprint = {**fingerprint, "training": _training_record(options)}
+        fingerprint = {**fingerprint, "training": _training_record(options, elbo)}
+    optim = make_optim(options.optim, options.lr)
     engine = SVIEngine(
         target.model,
         guide,
-        make_optim(options.optim, options.lr),
+        optim,
         elbo,
         args,
         kwargs,
@@ -533,11 +743,27 @@ def fit_svi(target, args, kwargs, method, options, run, result, init_values, fin
     num_steps = run.num_steps or 1000
     if options.num_epochs is not None:
         num_steps = options.num_epochs * math.ceil(target.num_examples(*args) / batch)
+    rule = convergence_rule(target, guide, optim, options, run, method) if ruled else None
+    if rule is not None and run.num_steps is None:
+        num_steps = RULE_MAX_STEPS
     looped = run_options_loop(
-        engine, run, num_steps=num_steps, desc=f"{method} {target.name}", fingerprint=fingerprint
+        engine,
+        run,
+        num_steps=num_steps,
+        desc=f"{method} {target.name}",
+        fingerprint=fingerprint,
+        callback=_with_rule(rule, run.callback),
     )
     result.losses, result.num_steps = looped.losses, looped.num_steps
-    result.converged, result.guide, result.backend = looped.converged, guide, "pyro"
+    result.guide, result.backend = guide, "pyro"
+    result.converged = looped.converged if run.tol is not None else None
+    result.diagnostics["num_particles"] = getattr(elbo, "num_particles", None)
+    if rule is not None:
+        rule.finish()
+        result.converged = rule.converged
+        result.diagnostics.update(convergence="iterate averaging", levels=list(rule.history))
+        if not rule.converged:
+            _warn_unconverged(target, method, looped.num_steps, rule)
     result.diagnostics["resumed_from"] = looped.resumed_from
     if guide is empty_guide or isinstance(target, NetworkModel):
         target.absorb({})  # an amortized guide's latents are per example: the fit is the networks

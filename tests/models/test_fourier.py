@@ -46,7 +46,7 @@ def test_mle_recovers_a_fourier_density():
     assert model.log_prob(x).mean() >= truth.log_prob(x).mean() - 1e-6
     kl = (truth.log_prob(fresh) - model.log_prob(fresh)).mean().item()
     assert 0 <= kl < 3e-3
-    assert fit.converged is not None and len(fit.losses) == 1500
+    assert fit.converged is None and len(fit.losses) == 1500  # a fixed run: not assessed
     # the identified summary matches the truth's
     c_fit = normalized_autocorrelation(model.coefficients.detach())
     torch.testing.assert_close(c_fit, normalized_autocorrelation(TRUE_B), atol=0.05, rtol=0)

@@ -1,0 +1,182 @@
+"""The SVI convergence rule: iterate averaging, its Monte Carlo error, the halved
+learning rate, vectorized particles, and what a fit says when the rule is not met."""
+
+import warnings
+
+import numpy as np
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+from pyro.infer.autoguide import AutoMultivariateNormal, AutoNormal
+from scipy.signal import lfilter
+
+import pyrogen
+from pyrogen.infer.convergence import IterateAveraging, mean_and_mcse, parameter_units
+from pyrogen.infer.svi import SharedAdam, vectorizes_particles
+
+# a correlated 4-D Gaussian posterior with a known answer: the mean-field optimum's
+# standard deviations are 1 / sqrt(diag(precision)), the full-rank one's the marginals
+_A = np.random.default_rng(0).normal(size=(4, 4))
+_C = _A @ _A.T + 0.5 * np.eye(4)
+_C = _C / np.sqrt(np.outer(np.diag(_C), np.diag(_C))) * np.outer([1, 2, 0.5, 3], [1, 2, 0.5, 3])
+COV = torch.tensor(_C)
+MEAN = torch.tensor([1.0, -2.0, 3.0, 0.5], dtype=torch.float64)
+
+
+def gaussian(mean, cov):
+    pyro.sample("z", dist.MultivariateNormal(mean, cov))
+
+
+def test_mcse_of_an_ar1_series_matches_its_closed_form():
+    # an AR(1) series x_t = phi x_{t-1} + e_t: the variance of its mean over n steps
+    # is sigma^2 / (1 - phi^2) * (1 + phi) / (1 - phi) / n asymptotically
+    rng = np.random.default_rng(1)
+    phi, n, reps = 0.9, 20_000, 3
+    e = rng.normal(size=(n, reps))
+    x = lfilter([1.0], [1.0, -phi], e, axis=0)
+    mean, mcse = mean_and_mcse(x)
+    expected = np.sqrt(1 / (1 - phi**2) * (1 + phi) / (1 - phi) / n)
+    np.testing.assert_allclose(mcse, expected, rtol=0.2)
+    assert np.all(np.abs(mean) < 4 * expected)
+    # a white-noise series' MCSE is sd / sqrt(n), not the autocorrelated one
+    _, white = mean_and_mcse(e)
+    np.testing.assert_allclose(white, 1 / np.sqrt(n), rtol=0.1)
+
+
+def test_units_are_the_guide_scales_and_relative_sizes():
+    pyro.clear_param_store()
+    guide = AutoNormal(lambda: gaussian(MEAN, COV), init_scale=0.3)
+    guide()
+    units = parameter_units(guide)
+    names = sorted(pyro.get_param_store()._params)
+    assert names == ["AutoNormal.locs.z", "AutoNormal.scales.z"]
+    np.testing.assert_allclose(units[:4], 0.3)  # locations in the guide's sd
+    # a scale s = softplus(u) moves by its own size when u moves by s / sigmoid(u)
+    u = pyro.get_param_store()._params["AutoNormal.scales.z"].detach()
+    np.testing.assert_allclose(units[4:], (0.3 / torch.sigmoid(u)).numpy(), rtol=1e-6)
+
+    pyro.clear_param_store()
+    full = AutoMultivariateNormal(lambda: gaussian(MEAN, COV), init_scale=0.2)
+    full()
+    units = parameter_units(full)
+    np.testing.assert_allclose(units[:4], 0.2, rtol=1e-6)  # loc: the marginal sds
+
+
+def _exact(guide: str) -> torch.Tensor:
+    if guide == "mean_field":
+        return 1 / torch.linalg.inv(COV).diag().sqrt()
+    return COV.diag().sqrt()
+
+
+@pytest.mark.parametrize("guide", ["mean_field", "full_rank"])
+def test_default_svi_reaches_the_exact_answer_on_a_correlated_gaussian(guide):
+    # with default options: the rule, 16 vectorized particles, averaged iterates
+    result = pyrogen.fit(gaussian, MEAN, COV, guide=guide, seed=0, progress=False)
+    assert result.converged is True
+    assert result.diagnostics["num_particles"] == 16
+    assert len(result.diagnostics["levels"]) >= 2  # the rate was halved at least once
+    draws = result.to_arviz(num_samples=40_000, log_likelihood=False).posterior["z"]
+    draws = draws.values.reshape(-1, 4)
+    sd = torch.as_tensor(draws.std(0))
+    # within 3% of the exact answer (the draws' own error is about 0.4%)
+    np.testing.assert_allclose((sd / _exact(guide)).numpy(), 1.0, atol=0.03)
+    assert np.all(np.abs(draws.mean(0) - MEAN.numpy()) < 0.03 * _exact(guide).numpy())
+
+
+def test_the_last_iterate_of_constant_rate_adam_is_further_off():
+    # the reason for the rule: the same fit stopped after a fixed number of steps
+    result = pyrogen.fit(
+        gaussian, MEAN, COV, num_steps=6000, convergence="none", seed=0, progress=False
+    )
+    assert result.converged is None and result.diagnostics["num_particles"] == 1
+    sd = pyro.param("AutoNormal.scales.z").detach()
+    assert np.max(np.abs((sd / _exact("mean_field")).numpy() - 1)) > 0.03
+
+
+def test_a_budget_too_small_says_so_and_names_the_remedies():
+    with pytest.warns(UserWarning, match="not converged in 400 steps.*num_steps"):
+        result = pyrogen.fit(
+            gaussian, MEAN, COV, convergence="rule", num_steps=400, seed=0, progress=False
+        )
+    assert result.converged is False and result.num_steps == 400
+
+
+def test_steps_or_tol_given_keep_the_fixed_run():
+    result = pyrogen.fit(gaussian, MEAN, COV, num_steps=50, seed=0, progress=False)
+    assert result.num_steps == 50 and result.converged is None
+    assert "levels" not in result.diagnostics
+    result = pyrogen.fit(gaussian, MEAN, COV, num_steps=3000, tol=1e9, window=10, progress=False)
+    assert result.converged is True and result.num_steps == 20
+
+
+def test_map_converges_to_the_closed_form_mode():
+    # x_i ~ N(mu, 1), mu ~ N(0, 10^2): the posterior mode is sum(x) / (n + 1/100)
+    x = torch.tensor([0.3, 1.9, 2.2, 0.8, 1.1], dtype=torch.float64)
+
+    def model(x):
+        mu = pyro.sample("mu", dist.Normal(0.0, 10.0))
+        with pyro.plate("data", len(x)):
+            pyro.sample("x", dist.Normal(mu, 1.0), obs=x)
+
+    result = pyrogen.fit(model, x, method="map", seed=0, progress=False)
+    assert result.converged is True
+    mode = x.sum() / (len(x) + 0.01)
+    assert abs(float(result.params["mu"]) - float(mode)) < 0.02
+
+
+def test_a_model_that_mixes_particles_is_not_vectorized():
+    x = torch.linspace(-1, 1, 10, dtype=torch.float64)
+
+    def mixes(x):  # w.sum() sums over the particles too when vectorized
+        w = pyro.sample("w", dist.Normal(0.0, 1.0).expand([3]).to_event(1))
+        with pyro.plate("data", len(x)):
+            pyro.sample("y", dist.Normal(w.sum() * x, 1.0), obs=x)
+
+    def respects(x):
+        w = pyro.sample("w", dist.Normal(0.0, 1.0).expand([3]).to_event(1))
+        with pyro.plate("data", len(x)):
+            pyro.sample("y", dist.Normal(w.sum(-1) * x, 1.0), obs=x)
+
+    for model, expected in ((mixes, False), (respects, True)):
+        pyro.clear_param_store()
+        guide = AutoNormal(model)
+        guide(x)
+        assert vectorizes_particles(model, guide, (x,), nesting=1) is expected
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        result = pyrogen.fit(mixes, x, convergence="rule", num_steps=300, progress=False)
+    assert result.diagnostics["num_particles"] == 1  # fell back to one particle
+
+
+def test_the_rule_halves_the_rate_and_resumes_from_a_checkpoint(tmp_path):
+    path = tmp_path / "run.ckpt"
+    options = dict(guide="full_rank", convergence="rule", seed=3, progress=False)
+    with warnings.catch_warnings():  # whether or not it converges, the runs agree
+        warnings.simplefilter("ignore", UserWarning)
+        whole = pyrogen.fit(gaussian, MEAN, COV, num_steps=4000, **options)
+        whole_loc = pyro.param("AutoMultivariateNormal.loc").detach().clone()
+        pyrogen.fit(gaussian, MEAN, COV, num_steps=1500, checkpoint=path, **options)
+        resumed = pyrogen.fit(gaussian, MEAN, COV, num_steps=4000, checkpoint=path, **options)
+    assert resumed.num_steps == whole.num_steps
+    assert resumed.diagnostics["levels"] == whole.diagnostics["levels"]
+    torch.testing.assert_close(pyro.param("AutoMultivariateNormal.loc").detach(), whole_loc)
+
+
+def test_the_rule_sets_the_optimizer_rate():
+    pyro.clear_param_store()
+    optim = SharedAdam(0.01)
+    guide = AutoNormal(lambda: gaussian(MEAN, COV))
+    svi = pyro.infer.SVI(lambda: gaussian(MEAN, COV), guide, optim, pyro.infer.Trace_ELBO())
+    svi.step()
+    rule = IterateAveraging(optim, guide)
+    rule._end_level(*rule_state(), parameter_units(guide))
+    assert optim.optimizer.param_groups[0]["lr"] == pytest.approx(0.005)
+    assert rule.level == 1 and rule.converged is False
+
+
+def rule_state():
+    from pyrogen.infer.convergence import _store_vector
+
+    _, x = _store_vector()
+    return x, np.zeros_like(x)
