@@ -38,13 +38,15 @@ import warnings
 
 import numpy as np
 import torch
+from pyroapi import distributions as dist
+from pyroapi import pyro
 
 GUIDES = {"mean_field": "AutoNormal", "full_rank": "AutoMultivariateNormal"}
 
 
 def gaussian_target():
-    import pyro
-    import pyro.distributions as dist
+    import pyro as torch_pyro
+    import pyro.distributions as torch_dist
 
     a = np.random.default_rng(0).normal(size=(4, 4))
     c = a @ a.T + 0.5 * np.eye(4)
@@ -53,7 +55,7 @@ def gaussian_target():
     mean = torch.tensor([1.0, -2.0, 3.0, 0.5], dtype=torch.float64)
 
     def model(mean, cov):
-        pyro.sample("z", dist.MultivariateNormal(mean, cov))
+        torch_pyro.sample("z", torch_dist.MultivariateNormal(mean, cov))
 
     precision = torch.linalg.inv(cov)
     exact = {
@@ -64,9 +66,6 @@ def gaussian_target():
 
 
 def regression(x, y=None):
-    from pyroapi import distributions as dist
-    from pyroapi import pyro
-
     a = pyro.sample("a", dist.Normal(0.0, 10.0))
     b = pyro.sample("b", dist.Normal(0.0, 10.0))
     s = pyro.sample("s", dist.HalfNormal(5.0))
@@ -80,7 +79,9 @@ def regression_target():
     rng = np.random.default_rng(0)
     x = 50 + 10 * rng.normal(size=100)
     y = 2.0 + 0.3 * x + 1.5 * rng.normal(size=100)
-    nuts = pyrogen.fit(regression, x, y, method="nuts", num_samples=2000, progress=False)
+    nuts = pyrogen.fit(
+        regression, x, y, method="nuts", backend="numpyro", num_samples=2000, progress=False
+    )
     draws = np.stack([np.asarray(nuts.samples[k]).reshape(-1) for k in "abs"], 1)
     reference = (draws.mean(0), draws.std(0))
     data = (torch.as_tensor(x), torch.as_tensor(y))

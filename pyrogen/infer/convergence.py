@@ -212,6 +212,7 @@ class IterateAveraging:
         self.level, self.lr_factor, self.converged = 0, 1.0, False
         self.previous: tuple[np.ndarray, np.ndarray] | None = None
         self.latest: tuple[np.ndarray, np.ndarray] | None = None
+        self.drifting = True  # the last check saw the sample's halves disagree
         self.history: list[dict] = []  # one row per finished level
         self.names: list[str] = []
         self.pending_lr = 1.0  # a resumed run's rate factor, applied at the next step
@@ -269,7 +270,7 @@ class IterateAveraging:
         # autocorrelation times understates it
         ess = effective_sizes(kept)
         precise = (mcse <= self.tolerance / 2 * units) & ((ess >= self.min_ess) | (mcse == 0))
-        self.latest = (average, mcse)
+        self.latest, self.drifting = (average, mcse), not drift.all()
         if not (drift.all() and precise.all()):
             return False
         return self._end_level(average, mcse, units)
@@ -302,9 +303,10 @@ class IterateAveraging:
         return False
 
     def finish(self) -> None:
-        """After the loop: where the budget ran out within a level, the parameters at
-        that level's running average (closer than the last iterate) when it has one."""
-        if not self.converged and self.latest is not None:
+        """After the loop: where the budget ran out within a level whose iterates had
+        stopped drifting, the parameters at its running average (closer than the last
+        iterate); while they still drift, the last iterate (the average lags)."""
+        if not self.converged and self.latest is not None and not self.drifting:
             _set_store_vector(self.names, self.latest[0])
 
     def state_dict(self) -> dict:
@@ -314,6 +316,7 @@ class IterateAveraging:
             "converged": self.converged,
             "previous": self.previous,
             "latest": self.latest,
+            "drifting": self.drifting,
             "history": list(self.history),
             "names": list(self.names),
             "steps": self.steps,
@@ -326,6 +329,7 @@ class IterateAveraging:
         self.level, self.lr_factor = state["level"], state["lr_factor"]
         self.converged, self.previous = state["converged"], state["previous"]
         self.latest, self.history = state["latest"], list(state["history"])
+        self.drifting = state["drifting"]
         self.names, self.steps, self.batch = list(state["names"]), state["steps"], state["batch"]
         batches = state["batches"]
         self.batches = [] if batches is None else list(batches)

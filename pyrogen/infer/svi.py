@@ -693,10 +693,12 @@ def _warn_unconverged(target, method: str, steps: int, rule) -> None:
             "the iterates were averaged, but the answer still moved when the learning rate "
             "was halved; the parameters are the latest average"
         )
+    elif rule.latest is not None and rule.drifting:
+        state = "the iterates were still drifting; the parameters are the last iterate"
     elif rule.latest is not None:
         state = (
-            "the averaged iterates did not reach the asked accuracy (or were still "
-            "drifting); the parameters are their running average"
+            "the averaged iterates did not reach the asked accuracy; the parameters are "
+            "their running average"
         )
     else:
         state = "the iterates were never averaged; the parameters are the last iterate"

@@ -9,6 +9,8 @@ import pyro.distributions as dist
 import pytest
 import torch
 from pyro.infer.autoguide import AutoMultivariateNormal, AutoNormal
+from pyroapi import distributions as api_dist
+from pyroapi import pyro as api_pyro
 from scipy.signal import lfilter
 
 import pyrogen
@@ -183,9 +185,6 @@ def rule_state():
 
 
 def _uncentred_regression(x, y=None):
-    from pyroapi import distributions as api_dist
-    from pyroapi import pyro as api_pyro
-
     a = api_pyro.sample("a", api_dist.Normal(0.0, 10.0))
     b = api_pyro.sample("b", api_dist.Normal(0.0, 10.0))
     s = api_pyro.sample("s", api_dist.HalfNormal(5.0))
@@ -200,7 +199,9 @@ def test_default_svi_reaches_the_nuts_means_of_an_uncentred_regression():
     rng = np.random.default_rng(0)
     x = 50 + 10 * rng.normal(size=100)
     y = 2.0 + 0.3 * x + 1.5 * rng.normal(size=100)
-    nuts = pyrogen.fit(_uncentred_regression, x, y, method="nuts", num_samples=2000)
+    nuts = pyrogen.fit(
+        _uncentred_regression, x, y, method="nuts", backend="numpyro", num_samples=2000
+    )
     reference = {k: np.asarray(v) for k, v in nuts.samples.items()}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
