@@ -144,7 +144,7 @@ def main() -> None:
     guides = ["mean_field"] if options.quick else list(GUIDES)
     if not options.quick:
         targets["regression"] = regression_target
-    figures: dict = {}
+    figures: dict = {"quick": options.quick}
     for name, make in targets.items():
         model, args, exact, sites = make()
         for guide in guides:
