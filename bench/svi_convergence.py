@@ -3,9 +3,10 @@
 ``pyrogen.fit(model, *data)`` with no step count runs until the convergence rule of
 ``pyrogen.infer.convergence`` is met (iterate averaging, its Monte Carlo error, the
 learning rate halved until halving no longer moves the answer; 16 vectorized
-particles). The baseline is what Pyro's examples do: ``pyro.infer.SVI`` with
-``Trace_ELBO``, ``pyro.optim.Adam({"lr": 0.01})`` and the same autoguide, run for the
-same number of steps as pyrogen took, keeping the last iterate. Both are scored
+particles; the Laplace approximation as the start where its ELBO is higher). The
+baseline is what Pyro's examples do: ``pyro.infer.SVI`` with ``Trace_ELBO``,
+``pyro.optim.Adam({"lr": 0.01})`` and the same autoguide, run for the same number of
+steps as pyrogen took, keeping the last iterate. Both are scored
 against the exact answer:
 
 - ``gaussian``: a correlated 4-D Gaussian posterior, whose mean-field optimum has

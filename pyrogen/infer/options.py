@@ -124,7 +124,9 @@ class SVIOptions:
             (iterate averaging with its Monte Carlo error, the learning rate halved
             until halving no longer moves the answer; at most 20,000 steps), keep the
             averaged parameters, and say in ``Fit.converged`` whether it was met, with
-            a warning naming the remedies when it was not; ``"rule"``: that rule
+            a warning naming the remedies when it was not (a Gaussian autoguide with
+            no ``init`` starts at the Laplace approximation where its ELBO is higher:
+            :func:`~pyrogen.infer.init.laplace_start`); ``"rule"``: that rule
             with ``num_steps`` as its budget; ``"none"``: exactly ``num_steps`` steps
             (default 1000) and the last iterate, ``converged`` None unless ``tol`` is
             given. Amortized guides (VAEs), networks fitted by maximum likelihood and

@@ -37,7 +37,7 @@ from pyro.infer.util import torch_item
 from pyro.poutine.util import site_is_subsample
 
 from pyrogen.infer.fast_elbo import agrees_with_pyro, fast_twin
-from pyrogen.infer.init import init_from, trace_structure
+from pyrogen.infer.init import init_from, laplace_start, trace_structure
 from pyrogen.validation import check_positive_number
 
 __all__ = [
@@ -730,6 +730,9 @@ def fit_svi(target, args, kwargs, method, options, run, result, init_values, fin
     )
     if fingerprint is not None:  # resuming under another optimizer would change the run
         fingerprint = {**fingerprint, "training": _training_record(options, elbo)}
+    # under the rule, a Gaussian autoguide with no start given starts at the Laplace
+    # approximation where that beats its own start (pyrogen.infer.init.laplace_start)
+    laplace = ruled and not init_values and laplace_start(target.model, guide, elbo, args, kwargs)
     optim = make_optim(options.optim, options.lr)
     engine = SVIEngine(
         target.model,
@@ -760,6 +763,7 @@ def fit_svi(target, args, kwargs, method, options, run, result, init_values, fin
     result.guide, result.backend = guide, "pyro"
     result.converged = looped.converged if run.tol is not None else None
     result.diagnostics["num_particles"] = getattr(elbo, "num_particles", None)
+    result.diagnostics["laplace_start"] = bool(laplace)
     if rule is not None:
         rule.finish()
         result.converged = rule.converged
