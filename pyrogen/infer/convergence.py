@@ -65,12 +65,18 @@ def mean_and_mcse(series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The mean of each column of ``series`` (steps, P) and its Monte Carlo standard
     error, sd / sqrt(ESS) with the ESS of the autocorrelated series (0 for a constant
     column)."""
+    mean, mcse, _ = _summary(series)
+    return mean, mcse
+
+
+def _summary(series: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each column's mean, MCSE and ESS (an infinite MCSE below 4 rows)."""
     mean = series.mean(0)
-    sd = series.std(0, ddof=1)
     if len(series) < 4:
-        return mean, np.full_like(mean, np.inf)
+        return mean, np.full_like(mean, np.inf), np.ones_like(mean)
+    sd = series.std(0, ddof=1)
     ess = effective_sizes(series)
-    return mean, np.where(sd > 0, sd / np.sqrt(ess), 0.0)
+    return mean, np.where(sd > 0, sd / np.sqrt(ess), 0.0), ess
 
 
 def effective_sizes(series: np.ndarray) -> np.ndarray:
@@ -236,7 +242,7 @@ class IterateAveraging:
 
     def _record(self, x: np.ndarray) -> None:
         self.steps += 1
-        self.partial = x.copy() if self.partial is None else self.partial + x
+        self.partial = x if self.partial is None else self.partial + x  # x is a new array
         self.partial_count += 1
         if self.partial_count < self.batch:
             return
@@ -260,7 +266,7 @@ class IterateAveraging:
         half = len(kept) // 2
         mean_a, mcse_a = mean_and_mcse(kept[:half])
         mean_b, mcse_b = mean_and_mcse(kept[half:])
-        average, mcse = mean_and_mcse(kept)
+        average, mcse, ess = _summary(kept)
         units = parameter_units(self.guide)
         if units.shape != average.shape:  # parameters appeared: start the level again
             self._clear()
@@ -268,7 +274,6 @@ class IterateAveraging:
         drift = np.abs(mean_a - mean_b) <= self.tolerance * units + 2 * np.hypot(mcse_a, mcse_b)
         # an MCSE is only as good as its ESS: a sample shorter than a few dozen
         # autocorrelation times understates it
-        ess = effective_sizes(kept)
         precise = (mcse <= self.tolerance / 2 * units) & ((ess >= self.min_ess) | (mcse == 0))
         self.latest, self.drifting = (average, mcse), not drift.all()
         if not (drift.all() and precise.all()):
@@ -301,6 +306,22 @@ class IterateAveraging:
         self.level += 1
         self._clear()
         return False
+
+    def outcome(self) -> str:
+        """What the run reached and what the parameters are, for a budget that ran out."""
+        if self.level:
+            return (
+                "the iterates were averaged, but the answer still moved when the learning "
+                "rate was halved; the parameters are the latest average"
+            )
+        if self.latest is not None and self.drifting:
+            return "the iterates were still drifting; the parameters are the last iterate"
+        if self.latest is not None:
+            return (
+                "the averaged iterates did not reach the asked accuracy; the parameters are "
+                "their running average"
+            )
+        return "the iterates were never averaged; the parameters are the last iterate"
 
     def finish(self) -> None:
         """After the loop: where the budget ran out within a level whose iterates had

@@ -46,6 +46,9 @@ from torch.distributions import kl_divergence
 __all__ = ["FastELBO", "UnsupportedModel", "agrees_with_pyro", "fast_twin", "module"]
 
 
+PARTICLE_PLATE = "num_particles_vectorized"  # the plate Pyro's ELBOs vectorize with
+
+
 class UnsupportedModel(ValueError):
     """A model/guide pair outside what :class:`FastELBO` computes exactly."""
 
@@ -127,7 +130,7 @@ class FastELBO:
     def _particles(self):
         if self.num_particles == 1:
             return contextlib.nullcontext()
-        return pyro.plate("num_particles_vectorized", self.num_particles, dim=self.dim)
+        return pyro.plate(PARTICLE_PLATE, self.num_particles, dim=self.dim)
 
     def differentiable_loss_and_params(self, model, guide, *args, **kwargs):
         params: dict = {}

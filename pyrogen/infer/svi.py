@@ -36,7 +36,7 @@ from pyro.infer.autoguide import (
 from pyro.infer.util import torch_item
 from pyro.poutine.util import site_is_subsample
 
-from pyrogen.infer.fast_elbo import agrees_with_pyro, fast_twin
+from pyrogen.infer.fast_elbo import PARTICLE_PLATE, agrees_with_pyro, fast_twin
 from pyrogen.infer.init import init_from, laplace_start, trace_structure
 from pyrogen.validation import check_positive_number
 
@@ -142,9 +142,6 @@ def make_elbo(
     raise ValueError(
         f"loss: must be 'trace', 'mean_field', 'enum', 'iwae' or a pyro ELBO, got {loss!r}"
     )
-
-
-PARTICLE_PLATE = "num_particles_vectorized"  # the plate Pyro's ELBOs vectorize with
 
 
 def vectorizes_particles(model, guide, args=(), kwargs=None, *, nesting: int, num: int = 3) -> bool:
@@ -625,12 +622,13 @@ def _rule_particles_apply(target, guide, structure, loss, args, kwargs) -> bool:
         return vectorizes_particles(target.model, guide, args, kwargs, nesting=structure.nesting)
 
 
-def convergence_rule(target, guide, optim, options, run, method: str):
+def convergence_rule(guide, optim, options):
     """The iterate-averaging rule (:class:`~pyrogen.infer.convergence.IterateAveraging`)
-    where it applies (see ``SVIOptions.convergence``), else None."""
+    for a fit where :func:`_rule_applies`, if the guide has anything to average and the
+    optimizer one learning rate to halve; else None."""
     from pyrogen.infer.convergence import IterateAveraging, base_lr
 
-    if not _rule_applies(target, method, options, run) or guide is empty_guide:
+    if guide is empty_guide:
         return None
     if base_lr(optim) is None:
         if options.convergence == "rule":
@@ -688,24 +686,11 @@ def _with_rule(rule, callback):
 
 
 def _warn_unconverged(target, method: str, steps: int, rule) -> None:
-    if rule.level:
-        state = (
-            "the iterates were averaged, but the answer still moved when the learning rate "
-            "was halved; the parameters are the latest average"
-        )
-    elif rule.latest is not None and rule.drifting:
-        state = "the iterates were still drifting; the parameters are the last iterate"
-    elif rule.latest is not None:
-        state = (
-            "the averaged iterates did not reach the asked accuracy; the parameters are "
-            "their running average"
-        )
-    else:
-        state = "the iterates were never averaged; the parameters are the last iterate"
     warnings.warn(
-        f"{method} {target.name}: not converged in {steps} steps ({state}). Give more steps "
-        "(num_steps=... with convergence='rule'), more particles (num_particles=..., "
-        "vectorize_particles=True), a larger tolerance, or a guide closer to the posterior",
+        f"{method} {target.name}: not converged in {steps} steps ({rule.outcome()}). Give "
+        "more steps (num_steps=... with convergence='rule'), more particles "
+        "(num_particles=..., vectorize_particles=True), a larger tolerance, or a guide "
+        "closer to the posterior",
         UserWarning,
         stacklevel=4,
     )
@@ -748,7 +733,7 @@ def fit_svi(target, args, kwargs, method, options, run, result, init_values, fin
     num_steps = run.num_steps or 1000
     if options.num_epochs is not None:
         num_steps = options.num_epochs * math.ceil(target.num_examples(*args) / batch)
-    rule = convergence_rule(target, guide, optim, options, run, method) if ruled else None
+    rule = convergence_rule(guide, optim, options) if ruled else None
     if rule is not None and run.num_steps is None:
         num_steps = RULE_MAX_STEPS
     looped = run_options_loop(

@@ -278,3 +278,18 @@ def test_a_funnel_keeps_its_own_start():
     after = pyro.get_param_store()._params
     assert taken is False
     assert all(torch.equal(before[k], after[k].detach()) for k in before)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(convergence="sometimes"), "convergence: must be one of"),
+        (dict(tolerance=float("nan")), "tolerance: must be a positive number"),
+        (dict(tolerance=float("inf")), "tolerance: must be a positive number"),
+        (dict(tolerance=-0.1), "tolerance: must be a positive number"),
+        (dict(num_particles=0), "num_particles: must be at least 1"),
+    ],
+)
+def test_bad_rule_options_are_refused_by_name(options, message):
+    with pytest.raises(ValueError, match=message):
+        pyrogen.fit(gaussian, MEAN, COV, progress=False, **options)
