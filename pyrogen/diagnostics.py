@@ -230,13 +230,15 @@ def check_posteriordb(
     num_warmup: int = 1000,
     num_samples: int = 1000,
     num_chains: int = 4,
-    num_steps: int = 10_000,
+    num_steps: int | None = None,
     seed: int = 0,
     progress: bool = False,
 ) -> tuple[Comparison, list[dict]]:
     """NUTS on ``model`` (called with posteriordb's data by keyword) against Stan's
     reference draws, and each SVI guide's standard deviations as ratios of the
-    reference's: ``(comparison, rows)``, a row per guide and parameter."""
+    reference's: ``(comparison, rows)``, a row per guide and parameter, with whether
+    the guide's fit converged (without ``num_steps`` SVI runs until its convergence
+    rule is met or says it was not)."""
     import pyrogen
 
     kwargs = posteriordb_arguments(model, reference.data)
@@ -267,6 +269,7 @@ def check_posteriordb(
                         (draws.mean() - reference_draws.mean()) / reference_draws.std()
                     ),
                     "sd_ratio": float(draws.std() / reference_draws.std()),
+                    "converged": fit.converged,
                 }
             )
     return comparison, rows

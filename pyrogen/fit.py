@@ -96,7 +96,8 @@ class Fit:
         """An ``arviz.InferenceData`` with posterior, sample_stats, log_likelihood and
         observed_data. For SVI/MAP the posterior holds ``num_samples`` draws from the
         fitted guide (one chain); for EM, the point estimate as a single draw."""
-        with data_dtype(self.args, self.kwargs):
+        precision = self.precision if self.method == "nuts" else None
+        with data_dtype(self.args, self.kwargs, precision):
             return self._to_arviz(num_samples, log_likelihood)
 
     def _to_arviz(self, num_samples: int, log_likelihood: bool):
@@ -240,7 +241,8 @@ def fit(
     # what a checkpoint must match to be resumed (hashing the data costs time)
     run_id = _fingerprint(model, target, method, seed, args) if checkpoint is not None else None
     began = time.perf_counter()
-    with data_dtype(args, kwargs):  # what Pyro makes (autoguide parameters, ...) matches
+    # what Pyro makes (autoguide parameters, ...) matches the data; NUTS's precision rules
+    with data_dtype(args, kwargs, nuts.precision if method == "nuts" else None):
         _run_engine(target, args, kwargs, method, (run, svi, nuts, scale), result, run_id)
     result.elapsed = time.perf_counter() - began
     result.precision = nuts.precision if method == "nuts" else _floating_name(args, kwargs)
@@ -300,14 +302,15 @@ def _run_engine(target, args, kwargs, method: str, groups, result, run_id) -> No
 
 
 @contextlib.contextmanager
-def data_dtype(args: tuple, kwargs: dict | None = None):
+def data_dtype(args: tuple, kwargs: dict | None = None, precision: str | None = None):
     """torch's default dtype set to the data's floating dtype (positional arguments
     first, then keyword arguments) while an engine runs, so the tensors Pyro creates
     itself (improper priors' zeros, autoguides' parameters, enumeration's
     probabilities, draws turned into tensors) are of the data's precision whatever the
     user's default: float64 data under a float32 default would otherwise meet float32
-    terms."""
-    floating = _floating_dtypes(args, kwargs)
+    terms. ``precision`` (NUTS's) overrides the data: integer data made real inside the
+    model (``y * 1.0``) are then of the sampler's precision too."""
+    floating = [getattr(torch, precision)] if precision else _floating_dtypes(args, kwargs)
     old = torch.get_default_dtype()
     if floating and floating[0] in (torch.float32, torch.float64):
         torch.set_default_dtype(floating[0])

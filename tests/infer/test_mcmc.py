@@ -248,3 +248,29 @@ def test_arma_chains_agree_in_float64():
         arma11, simulated_arma(200), method="nuts", seed=2, num_warmup=500, num_samples=500
     )
     assert float(az.rhat(fit.to_arviz(log_likelihood=False))["theta"]) < 1.05
+
+
+def test_pyro_nuts_computes_in_its_precision_when_the_data_are_integers():
+    """Integer data given by keyword and made real inside the model (``y * 1.0``, as
+    posteriordb's integral data arrive) took torch's float32 default under Pyro while
+    the fit said float64."""
+    y = torch.tensor([3, 1, 4, 1, 5, 9, 2, 6])
+
+    def model(y):
+        mu = api_pyro.sample("mu", api_dist.Normal(0.0, 10.0))
+        with api_pyro.plate("n", y.shape[0]):
+            api_pyro.sample("y", api_dist.Normal(mu, 1.0), obs=y * 1.0)
+
+    torch.set_default_dtype(torch.float32)  # a user's default (the suite's is float64)
+    try:
+        fit = pyrogen.fit(
+            model, y=y, method="nuts", backend="pyro", num_warmup=20, num_samples=20,
+            num_chains=1, progress=False,
+        )  # fmt: skip
+    finally:
+        torch.set_default_dtype(torch.float64)
+    draws = np.asarray(fit.samples["mu"])
+    assert fit.precision == "float64"
+    # the draws come back as float64 either way: float32 arithmetic shows as values that
+    # float32 represents exactly
+    assert not np.all(draws.astype(np.float32).astype(np.float64) == draws)
