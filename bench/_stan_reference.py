@@ -139,7 +139,7 @@ def make_reference(root: Path, name: str, args) -> dict:
         "diagnostics": {
             "worst_rhat": worst_rhat,
             "least_bulk_ess": least_ess,
-            "divergent_transitions": divergent.tolist(),
+            "divergent_transitions": divergent.astype(int).tolist(),
         },
         "checks_passed": passed,
     }

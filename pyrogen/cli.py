@@ -9,7 +9,7 @@ pyrogen fit NAME --help                  NAME's options: its constructor's argum
                                          engine's options
 pyrogen crosscheck mixture-1d            Pyro NUTS vs NumPyro NUTS vs Stan's reference
 pyrogen compare-inference regression|ar  every guide against NUTS on one model
-pyrogen check-posteriordb NAME --model MODULE:FUNCTION [--path CHECKOUT] [--guides ...]
+pyrogen check-posteriordb NAME [--model MODULE:FUNCTION] [--path CHECKOUT] [--guides ...]
                                          your pyro-api model against posteriordb's draws
 
 Which data, defaults and report a model gets is declared by the model class (see
@@ -220,11 +220,22 @@ def _check_posteriordb(args) -> int:
     import pyrogen
     from pyrogen.diagnostics import check_posteriordb
 
-    model = _import_function(args.model)
     try:
         reference = pyrogen.data.load_posteriordb(args.name, path=args.path)
     except ValueError as error:
         raise SystemExit(f"pyrogen: {error}") from None
+    if args.model is not None:
+        model = _import_function(args.model)
+    else:
+        from pyrogen.models.posteriordb import POSTERIORS
+
+        if reference.name not in POSTERIORS:
+            known = ", ".join(sorted(POSTERIORS))
+            raise SystemExit(
+                f"pyrogen: --model: pyrogen has no model of {reference.name}; give yours "
+                f"(MODULE:FUNCTION), or name one of {known}"
+            )
+        model = POSTERIORS[reference.name]
     comparison, rows = check_posteriordb(
         model,
         reference,
@@ -238,11 +249,11 @@ def _check_posteriordb(args) -> int:
     print(f"NUTS ({comparison.fits['nuts'].backend}) against Stan's reference, {reference.name}")
     print(comparison)
     if rows:
-        print(f"\n{'guide':<12}{'parameter':<16}{'mean z':>10}{'sd ratio':>10}")
+        print(f"\n{'guide':<12}{'parameter':<16}{'mean z':>10}{'sd ratio':>10}{'converged':>11}")
         for row in rows:
             print(
                 f"{row['guide']:<12}{row['parameter']:<16}{row['mean_z']:>10.2f}"
-                f"{row['sd_ratio']:>10.3f}"
+                f"{row['sd_ratio']:>10.3f}{str(row['converged']):>11}"
             )
     return 0 if comparison.passed else 1
 
@@ -359,14 +370,18 @@ def _parser(model: str | None = None) -> argparse.ArgumentParser:
         "name", help="a posterior, e.g. eight_schools-eight_schools_noncentered"
     )
     posteriordb.add_argument(
-        "--model", required=True, help="MODULE:FUNCTION or FILE.py:FUNCTION, called with the data"
+        "--model",
+        help="MODULE:FUNCTION or FILE.py:FUNCTION, called with the data (default: pyrogen's "
+        "own pyro-api model of the posterior, where pyrogen.models.posteriordb has one)",
     )
     posteriordb.add_argument("--path", help="a posteriordb checkout (default $POSTERIORDB_PATH)")
     posteriordb.add_argument("--guides", nargs="*", default=[], help="e.g. mean_field full_rank")
     posteriordb.add_argument("--num-warmup", type=int, default=1000)
     posteriordb.add_argument("--num-samples", type=int, default=1000)
     posteriordb.add_argument("--num-chains", type=int, default=4)
-    posteriordb.add_argument("--num-steps", type=int, default=10_000, help="SVI steps per guide")
+    posteriordb.add_argument(
+        "--num-steps", type=int, help="SVI steps per guide (default: until the convergence rule)"
+    )
     posteriordb.add_argument("--seed", type=int, default=0)
     compare = commands.add_parser(
         "compare-inference", help="every guide against NUTS on one model: one table"

@@ -402,6 +402,21 @@ def test_check_posteriordb_runs_a_user_model_against_a_checkout(tmp_path, capsys
     assert all(np.isfinite(float(r[2])) and float(r[3]) > 0 for r in ratios)
 
 
+def test_check_posteriordb_uses_pyrogens_own_model_of_a_known_posterior(tmp_path, capsys):
+    """Without --model, a posterior that pyrogen.models.posteriordb has a model of (arK)
+    is checked with it; one it has none of is refused, naming --model."""
+    from tests.test_data import make_checkout
+
+    root = make_checkout(tmp_path / "db", "arK")
+    argv = ["check-posteriordb", "arK", "--path", str(root), "--num-chains", "2"]
+    assert main(argv + ["--num-warmup", "300", "--num-samples", "300"]) == 0
+    out = capsys.readouterr().out
+    assert "arK-arK" in out and "PASS" in out and "beta[4]" in out
+    other = make_checkout(tmp_path / "other", "low_dim_gauss_mix")
+    with pytest.raises(SystemExit, match="--model: pyrogen has no model of low_dim_gauss_mix"):
+        main(["check-posteriordb", "low_dim_gauss_mix", "--path", str(other)])
+
+
 def test_check_posteriordb_names_a_bad_model_spec(tmp_path):
     with pytest.raises(SystemExit, match="--model nomodule: expected MODULE:FUNCTION"):
         main(["check-posteriordb", "arK", "--model", "nomodule"])
