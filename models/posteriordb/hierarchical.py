@@ -28,11 +28,13 @@ __all__ = ["eight_schools_noncentered"]
 
 def eight_schools_noncentered(y, sigma):
     """``y`` (J,) estimated effects, ``sigma`` (J,) their standard errors. Sites
-    ``theta_trans`` (J,), ``mu``, ``tau``; deterministic ``theta`` (J,)."""
-    J = y.shape[0]
-    theta_trans = pyro.sample("theta_trans", dist.Normal(0.0, 1.0).expand([J]).to_event(1))
+    ``mu``, ``tau``, ``theta_trans`` (J,); deterministic ``theta`` (J,).
+
+    Global sites broadcast against the plate as they are (no ``[..., None]``), so the
+    model vectorizes over particles (Pyro puts them left of every plate)."""
     mu = pyro.sample("mu", dist.Normal(0.0, 5.0))
     tau = pyro.sample("tau", dist.HalfCauchy(5.0))
-    theta = pyro.deterministic("theta", theta_trans * tau[..., None] + mu[..., None])
-    with pyro.plate("schools", J):
+    with pyro.plate("schools", y.shape[0]):
+        theta_trans = pyro.sample("theta_trans", dist.Normal(0.0, 1.0))
+        theta = pyro.deterministic("theta", theta_trans * tau + mu)
         pyro.sample("y", dist.Normal(theta, sigma * 1.0), obs=y * 1.0)

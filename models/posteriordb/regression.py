@@ -63,10 +63,12 @@ def _flat_positive():
 
 
 def _linear(beta, columns):
-    """beta[..., 0] + sum_k beta[..., k] * columns[k], with beta's batch dims in front."""
-    out = beta[..., 0:1]
+    """beta[..., 0] + sum_k beta[..., k] * columns[k]. beta's batch dims (particles,
+    with a placeholder for the data's plate) broadcast against the columns as they
+    are: every global site is used so here, which keeps the models vectorizable."""
+    out = beta[..., 0]
     for k, column in enumerate(columns, start=1):
-        out = out + beta[..., k : k + 1] * column
+        out = out + beta[..., k] * column
     return out
 
 
@@ -77,7 +79,7 @@ def kidscore_interaction(kid_score, mom_iq, mom_hs):
     hs, iq = mom_hs * 1.0, mom_iq * 1.0
     with pyro.plate("children", kid_score.shape[0]):
         mean = _linear(beta, [hs, iq, hs * iq])
-        pyro.sample("kid_score", dist.Normal(mean, sigma[..., None]), obs=kid_score * 1.0)
+        pyro.sample("kid_score", dist.Normal(mean, sigma), obs=kid_score * 1.0)
 
 
 def logmesquite_logva(weight, diam1, diam2, canopy_height, group):
@@ -88,7 +90,7 @@ def logmesquite_logva(weight, diam1, diam2, canopy_height, group):
     log_area = ops.log(diam1 * diam2)
     with pyro.plate("bushes", weight.shape[0]):
         mean = _linear(beta, [log_volume, log_area, group * 1.0])
-        pyro.sample("log_weight", dist.Normal(mean, sigma[..., None]), obs=ops.log(weight))
+        pyro.sample("log_weight", dist.Normal(mean, sigma), obs=ops.log(weight))
 
 
 def kilpisjarvi(x, y, pmualpha, psalpha, pmubeta, psbeta):
@@ -98,8 +100,7 @@ def kilpisjarvi(x, y, pmualpha, psalpha, pmubeta, psbeta):
     beta = pyro.sample("beta", dist.Normal(pmubeta, psbeta))
     sigma = pyro.sample("sigma", _flat_positive())
     with pyro.plate("years", y.shape[0]):
-        mean = alpha[..., None] + beta[..., None] * x
-        pyro.sample("y", dist.Normal(mean, sigma[..., None]), obs=y * 1.0)
+        pyro.sample("y", dist.Normal(alpha + beta * x, sigma), obs=y * 1.0)
 
 
 def glm_poisson(C, year):
@@ -110,12 +111,7 @@ def glm_poisson(C, year):
     beta2 = pyro.sample("beta2", dist.Uniform(-10.0, 10.0))
     beta3 = pyro.sample("beta3", dist.Uniform(-10.0, 10.0))
     with pyro.plate("years", C.shape[0]):
-        log_lambda = (
-            alpha[..., None]
-            + beta1[..., None] * year
-            + beta2[..., None] * year**2
-            + beta3[..., None] * year**3
-        )
+        log_lambda = alpha + beta1 * year + beta2 * year**2 + beta3 * year**3
         pyro.sample("C", dist.Poisson(ops.exp(log_lambda)), obs=C * 1.0)
 
 
@@ -126,7 +122,6 @@ def dogs(y):
     trial = ops.cumsum(ops.ones_like(shocked), -1)
     earlier_avoidances = trial - 1.0 - earlier_shocks
     beta = pyro.sample("beta", dist.Normal(0.0, 100.0).expand([3]).to_event(1))
-    b = beta[..., None, None, :]
-    logits = b[..., 0] + b[..., 1] * earlier_avoidances + b[..., 2] * earlier_shocks
+    logits = _linear(beta, [earlier_avoidances, earlier_shocks])
     with pyro.plate("dogs", y.shape[0], dim=-2), pyro.plate("trials", y.shape[1], dim=-1):
         pyro.sample("y", dist.Bernoulli(logits=logits), obs=shocked)

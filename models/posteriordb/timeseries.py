@@ -49,10 +49,10 @@ __all__ = ["arK", "arma11", "garch11", "linear_recursion"]
 
 
 def linear_recursion(a, c):
-    """x with x_0 = c_0 and x_t = a x_{t-1} + c_t, for c (..., T) and a (...) (either
-    backend): x = L c with L[t, s] = a^(t - s) for s <= t, else 0."""
+    """x with x_0 = c_0 and x_t = a x_{t-1} + c_t, for c (..., T) and ``a`` that
+    broadcasts against c (a scalar, or (..., 1)) (either backend): x = L c with
+    L[t, s] = a^(t - s) for s <= t, else 0."""
     T = c.shape[-1]
-    a = a[..., None]
     ones = ops.ones_like(c[..., :1])
     powers = ops.cumprod(ops.concatenate([ones, a * ops.ones_like(c[..., 1:])], -1), -1)
     steps = ops.arange(T)
@@ -70,12 +70,12 @@ def arma11(y):
     theta = pyro.sample("theta", dist.Normal(0.0, 2.0))
     sigma = pyro.sample("sigma", dist.HalfCauchy(2.5))
     y = y * 1.0
-    m, p = mu[..., None], phi[..., None]
-    first = y[..., :1] - m - p * m
-    rest = y[1:] - m - p * y[:-1]
+    first = y[:1] - mu - phi * mu
+    rest = y[1:] - mu - phi * y[:-1]
+    first = first * ops.ones_like(rest[..., :1])  # the batch shape of rest
     errors = linear_recursion(-theta, ops.concatenate([first, rest], -1))
     with pyro.plate("time", y.shape[0]):
-        pyro.sample("err", dist.Normal(0.0, sigma[..., None]), obs=errors)
+        pyro.sample("err", dist.Normal(0.0, sigma), obs=errors)
 
 
 def garch11(y, sigma1):
@@ -88,11 +88,11 @@ def garch11(y, sigma1):
     pyro.factor("beta1_jacobian", ops.log1p(-alpha1))
     beta1 = pyro.deterministic("beta1", (1.0 - alpha1) * share)
     y = y * 1.0
-    shocks = alpha0[..., None] + alpha1[..., None] * (y[:-1] - mu[..., None]) ** 2
+    shocks = alpha0 + alpha1 * (y[:-1] - mu) ** 2
     first = ops.ones_like(shocks[..., :1]) * sigma1**2
     variance = linear_recursion(beta1, ops.concatenate([first, shocks], -1))
     with pyro.plate("time", y.shape[0]):
-        pyro.sample("y", dist.Normal(mu[..., None], ops.sqrt(variance)), obs=y)
+        pyro.sample("y", dist.Normal(mu, ops.sqrt(variance)), obs=y)
 
 
 def arK(y, K):

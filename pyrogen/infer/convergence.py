@@ -164,6 +164,13 @@ def _gaussian_units(guide, names: list[str], units: dict) -> None:
             except (NotImplementedError, AttributeError, RuntimeError, TypeError):
                 return
             units[loc] = sd.expand(units[loc].shape)
+            tril = f"{prefix}.scale_tril"
+            if tril in names:  # AutoMultivariateNormal's unit lower-triangular factor L:
+                # a change of L[i, j] moves the marginal sd of i by its share of L's row
+                # norm, so a row is measured in its norm (1 where coordinates are
+                # independent, large where a coordinate is a near copy of others)
+                rows = pyro.param(tril).detach().norm(dim=-1, keepdim=True)
+                units[tril] = rows.expand(units[tril].shape).clamp_min(1e-12)
             factor = f"{prefix}.cov_factor"
             if factor in names:  # AutoLowRankMultivariateNormal's rows
                 units[factor] = sd[:, None].expand(units[factor].shape)

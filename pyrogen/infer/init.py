@@ -100,7 +100,15 @@ def laplace_start(model, guide, elbo, args=(), kwargs=None, *, checks: int = 8) 
         with torch.random.fork_rng(), poutine.block():
             with torch.no_grad():
                 guide(*args, **kwargs)  # its parameters, if it has none yet
-            _, potential, _, _ = initialize_model(model, model_args=args, model_kwargs=kwargs)
+            _, potential, _, _ = initialize_model(
+                model,
+                model_args=args,
+                model_kwargs=kwargs,
+                # Pyro's own start and its nesting guess sample every site, which a flat
+                # prior (ImproperUniform) cannot
+                init_strategy=init_to_uniform_improper,
+                max_plate_nesting=_plate_nesting(guide.prototype_trace),
+            )
             names, shapes, start = _guide_locations(guide, store, prefix)
             size = sum(int(torch.Size(s).numel()) for s in shapes)
             if size == 0 or size > LAPLACE_MAX_DIM:
@@ -133,6 +141,18 @@ def laplace_start(model, guide, elbo, args=(), kwargs=None, *, checks: int = 8) 
     except (RuntimeError, ValueError, NotImplementedError, KeyError, torch.linalg.LinAlgError):
         return False
     return True
+
+
+def _plate_nesting(trace) -> int:
+    """How many plates deep the model's sample sites (observed ones too) sit."""
+    dims = [
+        -frame.dim
+        for site in trace.nodes.values()
+        if site["type"] == "sample"
+        for frame in site["cond_indep_stack"]
+        if frame.vectorized and frame.dim is not None
+    ]
+    return max(dims, default=0)
 
 
 def _guide_locations(guide, store, prefix):

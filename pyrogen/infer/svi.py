@@ -246,6 +246,16 @@ class SharedAdam(pyro.optim.PyroOptim):
         self.pending: dict | None = None
         self.last_ids: frozenset = frozenset()
         self.untouched: list[str] = []
+        self.step_scales: dict[str, torch.Tensor] = {}
+
+    def scale_steps(self, scales: dict[str, torch.Tensor]) -> None:
+        """Multiply each named parameter's Adam step elementwise by ``scales[name]``:
+        Adam's step is ``lr`` in the parameter's own units whatever its gradient, so a
+        location whose posterior sd is 0.01 moves by about one sd a step at lr 0.01
+        while one whose sd is 50 barely moves. Scaling the steps by the posterior's sds
+        (:func:`laplace_step_scales`) runs Adam in standardized coordinates, as NUTS's
+        mass matrix does for its steps."""
+        self.step_scales = {k: v.detach().clone() for k, v in scales.items()}
 
     def __call__(self, params, *args, **kwargs) -> None:
         store = pyro.get_param_store()
@@ -263,7 +273,15 @@ class SharedAdam(pyro.optim.PyroOptim):
             self.last_ids = ids
         for name in self.untouched:  # as Pyro's Adam: untouched parameters stay put
             self._param(name).grad = None
+        if not self.step_scales:
+            self.optimizer.step()
+            return
+        scaled = {n: self._param(n) for n in self.step_scales if n in self.known}
+        before = {n: p.detach().clone() for n, p in scaled.items()}
         self.optimizer.step()
+        with torch.no_grad():
+            for name, p in scaled.items():
+                p.copy_(before[name] + self.step_scales[name].to(p) * (p - before[name]))
 
     def set_lr(self, lr: float) -> None:
         """Change the learning rate of every parameter, present and to come (e.g. a
@@ -315,6 +333,26 @@ class SharedAdam(pyro.optim.PyroOptim):
         self.optimizer, self.groups, self.known = None, [], set()
         self.last_ids, self.untouched = frozenset(), []
         self.pending = state if state.get("state") is not None else None
+
+
+def laplace_step_scales(guide) -> dict[str, torch.Tensor]:
+    """Per-element step scales for the locations of a Gaussian autoguide, from its
+    current spread in the unconstrained space (set at the Laplace start): AutoNormal's
+    ``locs.<site>`` by that site's scales, AutoMultivariateNormal's ``loc`` by the
+    marginal sds. Other parameters (the scales, the Cholesky factor) keep Adam's step."""
+    from pyro.infer.autoguide import AutoMultivariateNormal
+
+    store, prefix = pyro.get_param_store(), guide._pyro_name
+    with torch.no_grad():
+        if isinstance(guide, AutoNormal):
+            return {
+                f"{prefix}.locs.{name}": store[f"{prefix}.scales.{name}"].detach().clone()
+                for name, _ in guide.prototype_trace.iter_stochastic_nodes()
+            }
+        if isinstance(guide, AutoMultivariateNormal):
+            covariance = guide.get_posterior().covariance_matrix
+            return {f"{prefix}.loc": covariance.diagonal().sqrt().detach().clone()}
+    return {}
 
 
 def make_optim(optim: str | pyro.optim.PyroOptim, lr: float) -> pyro.optim.PyroOptim:
@@ -719,6 +757,8 @@ def fit_svi(target, args, kwargs, method, options, run, result, init_values, fin
     # approximation where that beats its own start (pyrogen.infer.init.laplace_start)
     laplace = ruled and not init_values and laplace_start(target.model, guide, elbo, args, kwargs)
     optim = make_optim(options.optim, options.lr)
+    if laplace and isinstance(optim, SharedAdam):  # steps in the posterior's own units
+        optim.scale_steps(laplace_step_scales(guide))
     engine = SVIEngine(
         target.model,
         guide,

@@ -8,6 +8,7 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
+from pyro.distributions import constraints
 from pyro.infer.autoguide import AutoMultivariateNormal, AutoNormal
 from pyroapi import distributions as api_dist
 from pyroapi import pyro as api_pyro
@@ -252,6 +253,35 @@ def test_the_laplace_start_is_the_closed_form_on_a_gaussian_posterior(kind):
             posterior.covariance_matrix.detach(), torch.linalg.inv(precision), rtol=1e-6, atol=0
         )
     torch.testing.assert_close(loc.detach(), mean, rtol=1e-6, atol=1e-8)
+
+
+def test_the_laplace_start_takes_a_flat_prior():
+    """A flat prior (Stan's default, ImproperUniform here) cannot be sampled, and Pyro's
+    own start and plate-nesting guess both sample it: the Laplace start used to give up
+    silently on every such model (posteriordb's regressions). The posterior of a
+    regression with a flat prior and unit noise is N(OLS, (X'X)^-1)."""
+    from pyrogen.infer.init import init_to_uniform_improper, laplace_start
+    from pyrogen.infer.svi import make_elbo
+
+    X, y, _, _ = _uncentred_design()
+
+    def flat_regression(X, y):
+        beta = pyro.sample("beta", dist.ImproperUniform(constraints.real_vector, (), (2,)))
+        with pyro.plate("data", X.shape[0]):
+            pyro.sample("y", dist.Normal(X @ beta, 1.0), obs=y)
+
+    pyro.clear_param_store()
+    guide = AutoMultivariateNormal(flat_regression, init_loc_fn=init_to_uniform_improper)
+    elbo = make_elbo(None, enumerated=False, nesting=1)
+    assert laplace_start(flat_regression, guide, elbo, (X, y)) is True
+    posterior = guide.get_posterior()
+    precision = X.T @ X
+    torch.testing.assert_close(
+        posterior.loc.detach(), torch.linalg.solve(precision, X.T @ y), rtol=1e-6, atol=1e-8
+    )
+    torch.testing.assert_close(
+        posterior.covariance_matrix.detach(), torch.linalg.inv(precision), rtol=1e-6, atol=0
+    )
 
 
 def test_a_funnel_keeps_its_own_start():

@@ -179,14 +179,34 @@ def test_linear_recursion_is_its_loop_under_both_backends(a):
     from pyrogen.compat import backend
 
     c = RNG.normal(size=(3, 25))
-    a_batch = np.array([a, 0.5 * a, -a])
+    a_batch = np.array([[a], [0.5 * a], [-a]])  # broadcasts against c
     expected = np.zeros_like(c)
     for b in range(3):
         expected[b, 0] = c[b, 0]
         for t in range(1, c.shape[1]):
-            expected[b, t] = a_batch[b] * expected[b, t - 1] + c[b, t]
+            expected[b, t] = a_batch[b, 0] * expected[b, t - 1] + c[b, t]
     ours = pdb.linear_recursion(torch.as_tensor(a_batch), torch.as_tensor(c))
     np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-10, atol=1e-10)
     with jax.enable_x64(True), backend("numpyro"):
         theirs = pdb.linear_recursion(jnp.asarray(a_batch), jnp.asarray(c))
     np.testing.assert_allclose(np.asarray(theirs), expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_models_vectorize_over_particles(name):
+    """Global sites broadcast against the plates as they are, so under the SVI
+    convergence rule each model draws its vectorized particles (an extra ``[..., None]``
+    on a global site mixes particles and the exact check refuses it)."""
+    from pyrogen.compat import backend
+    from pyrogen.diagnostics import posteriordb_arguments
+    from pyrogen.infer.svi import make_guide, model_structure, vectorizes_particles
+
+    model, data, _, _ = _case(name)
+    kwargs = posteriordb_arguments(model, {k: np.asarray(v).tolist() for k, v in data.items()})
+    with backend("pyro"):
+        structure = model_structure(model, (), kwargs)
+        for guide_name in ("mean_field", "full_rank"):
+            guide = make_guide(guide_name, model, structure, method="svi")
+            with torch.no_grad():
+                guide(**kwargs)
+            assert vectorizes_particles(model, guide, (), kwargs, nesting=structure.nesting)
