@@ -215,7 +215,12 @@ def main():
             row["pyrogen"]["ess_per_second"] / row["numpyro"]["ess_per_second"]
         )
         for guide in args.guides:
-            result = run_guide(model, kwargs, reference, guide, 0, num_steps)
+            try:
+                result = run_guide(model, kwargs, reference, guide, 0, num_steps)
+            except (RuntimeError, ValueError) as error:  # e.g. a draw the model cannot take
+                row[guide] = {"failed": f"{type(error).__name__}: {str(error)[:200]}"}
+                print(f"{name:<40}{guide:<14} failed: {row[guide]['failed']}")
+                continue
             row[guide] = result
             print(
                 f"{name:<40}{guide:<14} converged {result['converged']}, "

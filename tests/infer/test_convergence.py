@@ -323,3 +323,20 @@ def test_a_funnel_keeps_its_own_start():
 def test_bad_rule_options_are_refused_by_name(options, message):
     with pytest.raises(ValueError, match=message):
         pyrogen.fit(gaussian, MEAN, COV, progress=False, **options)
+
+
+def test_svi_stops_naming_the_cause_when_a_draw_makes_the_model_fail():
+    """A guide draw that made the model's Cholesky fail ended the fit with torch's bare
+    LinAlgError (posteriordb's latent GP under SVI); the fit now says what happened and
+    what to do. The model is evaluated fine at first (pyrogen's probes), then fails."""
+    calls = {"n": 0}
+
+    def fails_later(y):
+        z = pyro.sample("z", dist.Normal(0.0, 1.0))
+        calls["n"] += 1
+        if calls["n"] > 6:
+            torch.linalg.cholesky(torch.tensor([[1.0, 2.0], [2.0, 1.0]]) + 0 * z)
+        pyro.sample("y", dist.Normal(z, 1.0), obs=y)
+
+    with pytest.raises(RuntimeError, match="a draw of the guide made the model fail"):
+        pyrogen.fit(fails_later, torch.tensor(0.0), num_steps=50, progress=False)
