@@ -186,13 +186,13 @@ def main():
     if not args.quick:  # JAX's one-time start-up stays out of whichever side runs first
         warm = POSTERIORS[names[0]]
         reference = pyrogen.data.load_posteriordb(names[0], path=args.path)
-        data = posteriordb_arguments(warm, reference.data)
+        data = posteriordb_arguments(warm, reference.data, reference.stan_code)
         run_plain_numpyro(warm, data, reference, 20, 20, 1, 0)
         run_pyrogen_nuts(warm, data, reference, 20, 20, 1, 0)
     for name in names:
         model = POSTERIORS[name]
         reference = pyrogen.data.load_posteriordb(name, path=args.path)
-        kwargs = posteriordb_arguments(model, reference.data)
+        kwargs = posteriordb_arguments(model, reference.data, reference.stan_code)
         runs = {"pyrogen": [], "numpyro": []}
         for repeat in range(repeats):
             runs["pyrogen"].append(

@@ -19,6 +19,7 @@ __all__ = [
     "compare_to_reference",
     "crosscheck",
     "posteriordb_arguments",
+    "stan_data_types",
 ]
 
 
@@ -199,15 +200,20 @@ def compare_to_reference(
     return compare_draws(ours, ref, labels=(label, "stan"), z_threshold=z_threshold, sites=sites)
 
 
-def posteriordb_arguments(model, data: dict) -> dict:
+def posteriordb_arguments(model, data: dict, stan_code: str | None = None) -> dict:
     """posteriordb's data as keyword arguments of ``model``: the entries its signature
     names (every entry where it takes ``**kwargs``; Stan's sizes such as ``N`` are
-    often left to the arrays), lists as tensors (float64, or int64 where every value
-    is an integer, as Stan's ``int`` data), scalars as they are."""
+    often left to the arrays), lists as tensors, scalars as they are. A list is int64
+    where the Stan program (``stan_code``) declares it ``int``, float64 where it
+    declares it real (``real``, ``vector``, ``matrix``...) even if every value is a
+    whole number (eight schools' effects, a GP's inputs -10, -8, ..., 10: as int64
+    they left an SVI fit in float32, where a GP's 1e-10 jitter is nothing); without a
+    program, int64 where every value is an integer."""
     import inspect
 
     import torch
 
+    declared = stan_data_types(stan_code) if stan_code else {}
     parameters = inspect.signature(model).parameters
     takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     out = {}
@@ -216,10 +222,49 @@ def posteriordb_arguments(model, data: dict) -> dict:
             continue
         if isinstance(value, list):
             array = np.asarray(value)
-            integral = np.issubdtype(array.dtype, np.integer)
-            value = torch.as_tensor(array, dtype=torch.int64 if integral else torch.float64)
+            integral = declared.get(
+                key, "int" if np.issubdtype(array.dtype, np.integer) else "real"
+            )
+            value = torch.as_tensor(
+                array, dtype=torch.int64 if integral == "int" else torch.float64
+            )
         out[key] = value
     return out
+
+
+def stan_data_types(stan_code: str) -> dict[str, str]:
+    """The variables of a Stan program's ``data`` block, each ``"int"`` or ``"real"``
+    (``vector``, ``row_vector``, ``matrix`` and ``simplex`` types are real), in both
+    array syntaxes (``array[N] int y;`` and the older ``int y[N];``)."""
+    import re
+
+    block = re.search(r"\bdata\s*\{", stan_code)
+    if block is None:
+        return {}
+    depth, start = 1, block.end()
+    for end in range(start, len(stan_code)):
+        depth += {"{": 1, "}": -1}.get(stan_code[end], 0)
+        if depth == 0:
+            break
+    body = re.sub(r"//[^\n]*|/\*.*?\*/|#[^\n]*", "", stan_code[start:end], flags=re.S)
+    types = {}
+    for statement in body.split(";"):
+        statement = " ".join(statement.split())
+        if not statement:
+            continue
+        # drop bounds and sizes (<lower=0>, [N], [N, K]) nested brackets included
+        plain = statement
+        while True:
+            stripped = re.sub(r"<[^<>]*>|\[[^\[\]]*\]", "", plain)
+            if stripped == plain:
+                break
+            plain = stripped
+        words = plain.replace("array", "").split()
+        if len(words) < 2:
+            continue
+        kind, name = words[0], words[-1]
+        types[name] = "int" if kind == "int" else "real"
+    return types
 
 
 def check_posteriordb(
@@ -241,7 +286,7 @@ def check_posteriordb(
     rule is met or says it was not)."""
     import pyrogen
 
-    kwargs = posteriordb_arguments(model, reference.data)
+    kwargs = posteriordb_arguments(model, reference.data, reference.stan_code)
     options = dict(num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains)
     nuts = pyrogen.fit(model, method="nuts", seed=seed, progress=progress, **options, **kwargs)
     comparison = compare_to_reference(nuts.samples, reference, label="nuts")

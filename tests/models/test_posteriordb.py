@@ -210,3 +210,36 @@ def test_models_vectorize_over_particles(name):
             with torch.no_grad():
                 guide(**kwargs)
             assert vectorizes_particles(model, guide, (), kwargs, nesting=structure.nesting)
+
+
+GP_PROGRAM = """
+data {
+  int<lower=1> N;
+  array[N] real x;  // inputs
+  array[N] int k;
+  /* old syntax too */ int<lower=0> C[N];
+  matrix[N, 2] X;
+}
+parameters { real<lower=0> rho; }
+"""
+
+
+def test_stan_data_types_read_both_array_syntaxes():
+    from pyrogen.diagnostics import stan_data_types
+
+    assert stan_data_types(GP_PROGRAM) == {
+        "N": "int", "x": "real", "k": "int", "C": "int", "X": "real",
+    }  # fmt: skip
+
+
+def test_whole_numbers_declared_real_become_float64():
+    """The GP's inputs -10, -8, ..., 10 are whole numbers but Stan's ``real``: as int64
+    (what the values alone suggest) they left an SVI fit of the GP in float32, where
+    its 1e-10 jitter is nothing and the Cholesky failed."""
+    from pyrogen.diagnostics import posteriordb_arguments
+
+    data = {"N": 11, "x": list(range(-10, 11, 2)), "k": [4] * 11}
+    guessed = posteriordb_arguments(pdb.gp_pois_regr, data)
+    typed = posteriordb_arguments(pdb.gp_pois_regr, data, GP_PROGRAM)
+    assert guessed["x"].dtype == torch.int64  # the values alone
+    assert typed["x"].dtype == torch.float64 and typed["k"].dtype == torch.int64
