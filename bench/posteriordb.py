@@ -110,7 +110,7 @@ def run_plain_numpyro(model, kwargs, reference, warmup, draws, chains, seed):
 
 def run_guide(model, kwargs, reference, guide, seed, num_steps):
     import pyrogen
-    from pyrogen.diagnostics import flatten_sites
+    from pyrogen.diagnostics import guide_against_reference
 
     began = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -119,14 +119,10 @@ def run_guide(model, kwargs, reference, guide, seed, num_steps):
             model, guide=guide, seed=seed, num_steps=num_steps, progress=False, **kwargs
         )
     seconds = time.perf_counter() - began
-    posterior = fit.to_arviz(num_samples=4000, log_likelihood=False).posterior
-    sites = [s for s in posterior.data_vars if s in _reference_sites(reference)]
-    ours = flatten_sites(
-        {s: posterior[s].values.reshape(1, -1, *reference.reference(s).shape[2:]) for s in sites}
-    )
-    stan = flatten_sites({s: reference.reference(s) for s in sites})
-    mean_errors = [abs(ours[n].mean() - stan[n].mean()) / stan[n].std() for n in ours]
-    ratios = [ours[n].std() / stan[n].std() for n in ours]
+    sites = {name.split("[")[0] for name in reference.reference_draws}
+    rows = guide_against_reference(fit, reference, sites)
+    mean_errors = [abs(r["mean_z"]) for r in rows]
+    ratios = [r["sd_ratio"] for r in rows]
     return {
         "converged": fit.converged,
         "steps": len(fit.losses),
@@ -136,10 +132,6 @@ def run_guide(model, kwargs, reference, guide, seed, num_steps):
         "max_sd_ratio": float(max(ratios)),
         "warnings": len([w for w in caught if issubclass(w.category, UserWarning)]),
     }
-
-
-def _reference_sites(reference) -> set[str]:
-    return {name.split("[")[0] for name in reference.reference_draws}
 
 
 def median_row(rows):

@@ -18,6 +18,7 @@ __all__ = [
     "compare_draws",
     "compare_to_reference",
     "crosscheck",
+    "guide_against_reference",
     "posteriordb_arguments",
     "stan_data_types",
 ]
@@ -267,6 +268,27 @@ def stan_data_types(stan_code: str) -> dict[str, str]:
     return types
 
 
+def guide_against_reference(fit, reference, sites, num_samples: int = 4000) -> list[dict]:
+    """An SVI fit's guide against Stan's reference draws, a row per scalar parameter of
+    ``sites`` (those the guide's draws hold): ``mean_z``, the mean's error in reference
+    sds, and ``sd_ratio``, the guide's sd over the reference's."""
+    posterior = fit.to_arviz(num_samples=num_samples, log_likelihood=False).posterior
+    shapes = {s: reference.reference(s).shape[2:] for s in sites if s in posterior}
+    # a guide's draws may carry a broadcast batch dimension of size 1
+    ours = flatten_sites(
+        {s: posterior[s].values.reshape(1, -1, *shape) for s, shape in shapes.items()}
+    )
+    stan = flatten_sites({s: reference.reference(s) for s in shapes})
+    return [
+        {
+            "parameter": name,
+            "mean_z": float((draws.mean() - stan[name].mean()) / stan[name].std()),
+            "sd_ratio": float(draws.std() / stan[name].std()),
+        }
+        for name, draws in ours.items()
+    ]
+
+
 def check_posteriordb(
     model,
     reference,
@@ -292,29 +314,11 @@ def check_posteriordb(
     comparison = compare_to_reference(nuts.samples, reference, label="nuts")
     comparison.fits["nuts"] = nuts
     sites = sorted({r["parameter"].split("[")[0] for r in comparison.rows})
-    stan = flatten_sites({s: reference.reference(s) for s in sites})
     rows = []
     for guide in guides:
         fit = pyrogen.fit(
             model, guide=guide, num_steps=num_steps, seed=seed, progress=progress, **kwargs
         )
-        posterior = fit.to_arviz(num_samples=4000, log_likelihood=False).posterior
-        shapes = {s: reference.reference(s).shape[2:] for s in sites if s in posterior}
-        # a guide's draws may carry a broadcast batch dimension of size 1
-        ours = flatten_sites(
-            {s: posterior[s].values.reshape(1, -1, *shape) for s, shape in shapes.items()}
-        )
-        for name, draws in ours.items():
-            reference_draws = stan[name]
-            rows.append(
-                {
-                    "guide": guide,
-                    "parameter": name,
-                    "mean_z": float(
-                        (draws.mean() - reference_draws.mean()) / reference_draws.std()
-                    ),
-                    "sd_ratio": float(draws.std() / reference_draws.std()),
-                    "converged": fit.converged,
-                }
-            )
+        for row in guide_against_reference(fit, reference, sites):
+            rows.append({"guide": guide, **row, "converged": fit.converged})
     return comparison, rows
