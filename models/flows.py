@@ -37,7 +37,9 @@ its data are pairs, ``pyrogen.fit(flow, x, c, method="mle")``,
   is one pass, ``log_prob`` D passes (the direction a variational posterior wants).
 - **NSF** (Durkan, Bekasov, Murray and Papamakarios 2019): monotone rational-quadratic
   splines on [-bound, bound] (identity outside), coupling (``autoregressive=False``)
-  or autoregressive.
+  or autoregressive, on Pyro's spline transforms with pyrogen's one-pass kernel
+  (:mod:`pyrogen.transforms.spline`); ``order="linear"`` takes Pyro's linear rational
+  splines instead (Dolatabadi, Erfani and Leckie 2020).
 - **Glow** (Kingma and Dhariwal 2018): images; levels of squeeze, steps of actnorm,
   invertible 1x1 convolution and affine coupling, half the channels factored out
   after each level, then Real NVP's logit map to pixel intensities.
@@ -58,6 +60,8 @@ References:
     Kingma, Salimans, Jozefowicz, Chen, Sutskever and Welling (2016). Improved
         Variational Inference with Inverse Autoregressive Flow. NeurIPS.
     Durkan, Bekasov, Murray and Papamakarios (2019). Neural Spline Flows. NeurIPS.
+    Dolatabadi, Erfani and Leckie (2020). Invertible Generative Modeling using Linear
+        Rational Splines. AISTATS.
     Kingma and Dhariwal (2018). Glow: Generative Flow with Invertible 1x1
         Convolutions. NeurIPS.
 """
@@ -78,10 +82,13 @@ from pyrogen.transforms import (
     ActNorm,
     AdditiveCoupling,
     ConditionalAdditiveCoupling,
+    ConditionalRQSplineAutoregressive,
     ConditionalSplineCoupling,
     Interleave,
     MultiscaleFlow,
     Reverse,
+    RQSplineAutoregressive,
+    RQSplineCoupling,
     Scaling,
     clear_caches,
 )
@@ -98,6 +105,7 @@ __all__ = ["Glow", "IAF", "MAF", "NICE", "NSF", "RealNVP"]
 
 BASES = ("normal", "logistic")
 NORMS = ("batch", "act")
+SPLINE_ORDERS = ("quadratic", "linear")
 PARTITIONS = ("half", "alternate")
 
 
@@ -470,6 +478,10 @@ class NSF(_Flow):
         bound: the spline's interval half-width (standardize the data to fit in it).
         autoregressive: autoregressive splines (Pyro's ``SplineAutoregressive``, in
             the density direction) instead of coupling ones.
+        order: ``"quadratic"`` (default; Durkan et al.'s rational-quadratic splines,
+            computed by :func:`pyrogen.transforms.spline.rational_quadratic_spline`)
+            or ``"linear"`` (Pyro's linear rational splines, one more parameter group
+            per bin).
         norm: ``"batch"``, ``"act"`` or None, after each layer.
         context_dim: condition on a context vector of this width.
         partition: the coupling's split, ``"alternate"`` (default) or ``"half"``
@@ -487,48 +499,63 @@ class NSF(_Flow):
         norm: str | None = None,
         context_dim: int | None = None,
         partition: str = "alternate",
+        order: str = "quadratic",
     ):
         super().__init__()
         check_positive_int(layers, "layers")
         check_positive_int(bins, "bins", minimum=2)
+        check_choice(order, "order", SPLINE_ORDERS)
         if not (isinstance(bound, (int, float)) and math.isfinite(bound) and bound > 0):
             raise ValueError(f"bound: must be a positive number, got {bound!r}")
         dim, context_dim = check_data_shape(data_shape)[0], _context_dim(context_dim)
         widths, bins, bound = check_widths(hidden, "NSF"), int(bins), float(bound)
         if autoregressive:
             modules = [
-                _spline_autoregressive(dim, widths, bins, bound, context_dim, order)
-                for order in orders(dim, layers)
+                _spline_autoregressive(dim, widths, bins, bound, context_dim, made_order, order)
+                for made_order in orders(dim, layers)
             ]
         else:
             modules = [
-                _spline_coupling(dim, widths, bins, bound, context_dim) for _ in range(layers)
+                _spline_coupling(dim, widths, bins, bound, context_dim, order)
+                for _ in range(layers)
             ]
-        self.normalize(hidden=widths, bins=bins, bound=bound)
+        self.normalize(hidden=widths, bins=bins, bound=bound, order=order)
         direction = "density" if autoregressive else "sample"
         partition = "half" if autoregressive else partition  # autoregressive: no split
         self._setup(modules, direction=direction, norms=_norms(norm, dim, layers),
                     partition=partition)  # fmt: skip
 
 
-def _spline_autoregressive(dim, widths, bins, bound, context_dim, order):
-    """Pyro's (conditional) ``SplineAutoregressive`` with linear rational splines, its
-    MADE in ``order`` (see :func:`orders`)."""
-    net = made(dim, widths, order, context_dim, [bins, bins, bins - 1, bins])
+def _spline_groups(bins: int, order: str, per: int = 1) -> list[int]:
+    """The networks' output groups per coordinate: widths, heights, inner derivatives
+    (and the linear splines' lambdas), each ``per`` times."""
+    groups = [bins, bins, bins - 1] + ([bins] if order == "linear" else [])
+    return [per * g for g in groups]
+
+
+def _spline_autoregressive(dim, widths, bins, bound, context_dim, made_order, order):
+    """An autoregressive spline layer in ``made_order`` (see :func:`orders`): pyrogen's
+    rational-quadratic one on Pyro's classes, or Pyro's linear rational one."""
+    net = made(dim, widths, made_order, context_dim, _spline_groups(bins, order))
+    if order == "quadratic":
+        if context_dim:
+            return ConditionalRQSplineAutoregressive(dim, net, count_bins=bins, bound=bound)
+        return RQSplineAutoregressive(dim, net, count_bins=bins, bound=bound)
     if context_dim:
         return T.ConditionalSplineAutoregressive(dim, net, count_bins=bins, bound=bound)
     return T.SplineAutoregressive(dim, net, count_bins=bins, bound=bound)
 
 
-def _spline_coupling(dim, widths, bins, bound, context_dim):
+def _spline_coupling(dim, widths, bins, bound, context_dim, order):
     split = _coupling_split(dim, "NSF")
-    if not context_dim:
-        return T.spline_coupling(dim, split, widths, count_bins=bins, bound=bound)
-    upper = dim - split
-    net = ConditionalDenseNN(
-        split, context_dim, widths, [upper * bins, upper * bins, upper * (bins - 1), upper * bins]
-    )
-    return ConditionalSplineCoupling(dim, split, net, bins, bound)
+    groups = _spline_groups(bins, order, per=dim - split)
+    if context_dim:
+        net = ConditionalDenseNN(split, context_dim, widths, groups)
+        return ConditionalSplineCoupling(dim, split, net, bins, bound, order=order)
+    net = DenseNN(split, widths, groups)
+    if order == "quadratic":
+        return RQSplineCoupling(dim, split, net, count_bins=bins, bound=bound)
+    return T.SplineCoupling(dim, split, net, count_bins=bins, bound=bound)
 
 
 @register("glow")

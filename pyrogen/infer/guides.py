@@ -15,7 +15,8 @@ the mean-field ``AutoNormal`` does (centred at the start, scale ``init_scale``) 
 splines bend it into skewed, heavy-shouldered or multimodal shapes the Gaussian guides
 cannot take. With more than one latent dimension the splines are autoregressive
 (each coordinate's spline is conditioned on the previous ones), so dependence is learnt
-too; Pyro's ``spline_autoregressive`` and ``spline`` provide the transforms.
+too; the zoo's NSF layers (Pyro's spline classes with pyrogen's kernel,
+:mod:`pyrogen.transforms.spline`) provide the transforms.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ import math
 import torch
 from pyro.distributions import constraints
 from pyro.distributions.torch_transform import ComposeTransformModule, TransformModule
-from pyro.distributions.transforms import spline
 from pyro.infer.autoguide import AutoNormalizingFlow
 from pyro.infer.autoguide.initialization import init_to_median
 from torch import nn
 
+from pyrogen.transforms.spline import RQSpline
 from pyrogen.validation import check_positive_int, check_positive_number
 
 __all__ = ["AutoFlow", "AutoSplineNormal", "LocScale"]
@@ -101,7 +102,7 @@ class AutoFlow(AutoNormalizingFlow):
         loc = self._init_loc()
         if dim == 1:
             bins, bound = options.get("bins", 8), options.get("bound", 3.0)
-            parts = [spline(1, count_bins=bins, bound=bound) for _ in range(layers)]
+            parts = [RQSpline(1, count_bins=bins, bound=bound) for _ in range(layers)]
         else:
             # Pyro's defaults: AutoIAFNormal's 3 D + 1 units, spline_autoregressive's 10 D
             hidden = hidden or ((10 * dim, 10 * dim) if flow == "nsf" else (3 * dim + 1,))

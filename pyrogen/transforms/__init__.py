@@ -6,18 +6,32 @@ from pyrogen.transforms.conditional import ConditionalAdditiveCoupling, Conditio
 from pyrogen.transforms.coupling import AdditiveCoupling, Interleave, Reverse, Scaling
 from pyrogen.transforms.image import GlowCoupling, InvertibleConv1x1, MultiscaleFlow, Squeeze
 from pyrogen.transforms.norm import ActNorm
+from pyrogen.transforms.spline import (
+    ConditionalRQSpline,
+    ConditionalRQSplineAutoregressive,
+    RQSpline,
+    RQSplineAutoregressive,
+    RQSplineCoupling,
+    rational_quadratic_spline,
+)
 
 __all__ = [
     "ActNorm",
     "AdditiveCoupling",
     "ConditionalAdditiveCoupling",
+    "ConditionalRQSpline",
+    "ConditionalRQSplineAutoregressive",
     "ConditionalSplineCoupling",
     "GlowCoupling",
     "Interleave",
     "InvertibleConv1x1",
     "MultiscaleFlow",
+    "RQSpline",
+    "RQSplineAutoregressive",
+    "RQSplineCoupling",
     "Reverse",
     "Scaling",
     "Squeeze",
     "clear_caches",
+    "rational_quadratic_spline",
 ]

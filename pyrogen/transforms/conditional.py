@@ -1,5 +1,5 @@
 r"""Conditional coupling transforms Pyro lacks: NICE's additive coupling and the
-rational-quadratic spline coupling with a context c. Pyro has the affine ones
+spline coupling with a context c. Pyro has the affine ones
 (``ConditionalAffineCoupling``, ``ConditionalAffineAutoregressive``) and the
 autoregressive spline (``ConditionalSplineAutoregressive``); these follow them:
 ``condition(c)`` returns the plain transform whose network reads (x_1, c), so a
@@ -17,6 +17,7 @@ from pyro.distributions.transforms import SplineCoupling
 from pyro.distributions.transforms.spline import ConditionalSpline, Spline
 
 from pyrogen.transforms.coupling import AdditiveCoupling
+from pyrogen.transforms.spline import ConditionalRQSpline, RQSpline
 
 __all__ = ["ConditionalAdditiveCoupling", "ConditionalSplineCoupling"]
 
@@ -44,30 +45,49 @@ class _ConditionedSplineCoupling(SplineCoupling):
     def __init__(self, parent: ConditionalSplineCoupling, context):
         super(SplineCoupling, self).__init__(cache_size=1)
         self.lower_spline = parent.lower_spline
-        self.upper_spline = ConditionalSpline(
+        upper = (
             partial(parent.nn, context=context),
             parent.input_dim - parent.split_dim,
             parent.count_bins,
             parent.bound,
         )
+        if parent.order == "quadratic":
+            self.upper_spline = ConditionalRQSpline(*upper)
+        else:
+            self.upper_spline = ConditionalSpline(*upper)
         self.split_dim, self.identity = parent.split_dim, False
 
 
 class ConditionalSplineCoupling(ConditionalTransformModule):
     """Pyro's ``SplineCoupling`` given a context c: an elementwise spline on x_1 and a
-    spline on x_2 whose knots ``hypernet(x_1, context=c)`` gives (4 parameter groups
-    of sizes bins, bins, bins - 1, bins per coordinate, as Pyro's ``spline_coupling``
-    builds them)."""
+    spline on x_2 whose knots ``hypernet(x_1, context=c)`` gives, per coordinate of
+    x_2, parameter groups of sizes bins, bins, bins - 1 (``order="quadratic"``, the
+    default: rational-quadratic splines by
+    :func:`~pyrogen.transforms.spline.rational_quadratic_spline`) or bins, bins,
+    bins - 1, bins (``order="linear"``: Pyro's linear rational splines)."""
 
     domain = constraints.real_vector
     codomain = constraints.real_vector
     bijective = True
 
-    def __init__(self, input_dim: int, split_dim: int, hypernet, count_bins: int = 8, bound=3.0):
+    def __init__(
+        self,
+        input_dim: int,
+        split_dim: int,
+        hypernet,
+        count_bins: int = 8,
+        bound=3.0,
+        order: str = "quadratic",
+    ):
         super().__init__()
+        if order not in ("quadratic", "linear"):
+            raise ValueError(f"order: must be 'quadratic' or 'linear', got {order!r}")
         self.input_dim, self.split_dim, self.nn = int(input_dim), int(split_dim), hypernet
-        self.count_bins, self.bound = int(count_bins), float(bound)
-        self.lower_spline = Spline(split_dim, count_bins, bound)
+        self.count_bins, self.bound, self.order = int(count_bins), float(bound), order
+        if order == "quadratic":
+            self.lower_spline = RQSpline(split_dim, count_bins, bound)
+        else:
+            self.lower_spline = Spline(split_dim, count_bins, bound)
 
     def condition(self, context) -> SplineCoupling:
         return _ConditionedSplineCoupling(self, context)

@@ -20,6 +20,10 @@ FLOWS = {
     "iaf": lambda d: IAF((d,), layers=2, hidden=(8,)),
     "nsf": lambda d: NSF((d,), layers=2, hidden=(8,)),
     "nsf-autoregressive": lambda d: NSF((d,), layers=2, hidden=(8,), autoregressive=True),
+    "nsf-linear": lambda d: NSF((d,), layers=2, hidden=(8,), order="linear"),
+    "nsf-linear-autoregressive": lambda d: NSF(
+        (d,), layers=2, hidden=(8,), autoregressive=True, order="linear"
+    ),
 }
 
 
@@ -138,6 +142,8 @@ def test_bad_options_are_refused_by_name():
         RealNVP((2,), hidden=())
     with pytest.raises(ValueError, match="bound: must be a positive number"):
         NSF((2,), bound=-1.0)
+    with pytest.raises(ValueError, match="order: must be one of"):
+        NSF((2,), order="cubic")
     with pytest.raises(ValueError, match="data_shape: flows here take vectors"):
         MAF((2, 2))
     with pytest.raises(ValueError, match="contains NaN"):
@@ -185,6 +191,9 @@ CONDITIONAL = {
     "nsf": lambda d, c: NSF((d,), layers=2, hidden=(8,), context_dim=c),
     "nsf-autoregressive": lambda d, c: NSF(
         (d,), layers=2, hidden=(8,), autoregressive=True, context_dim=c
+    ),
+    "nsf-linear-autoregressive": lambda d, c: NSF(
+        (d,), layers=2, hidden=(8,), autoregressive=True, context_dim=c, order="linear"
     ),
 }
 
@@ -297,9 +306,14 @@ def test_conditional_transforms_are_their_plain_ones_given_the_context():
     x, context = torch.randn(4, 5), torch.randn(4, 3)
     additive = ConditionalAdditiveCoupling(2, ConditionalDenseNN(2, 3, [6], [3]))
     spline = _randomize(
-        ConditionalSplineCoupling(5, 2, ConditionalDenseNN(2, 3, [6], [24, 24, 21, 24]))
+        ConditionalSplineCoupling(5, 2, ConditionalDenseNN(2, 3, [6], [24, 24, 21]))
     )
-    for t in (additive, spline):
+    linear = _randomize(
+        ConditionalSplineCoupling(
+            5, 2, ConditionalDenseNN(2, 3, [6], [24, 24, 21, 24]), order="linear"
+        )
+    )
+    for t in (additive, spline, linear):
         for row, c in zip(x, context):
             plain = t.condition(c)
             y = plain(row)
