@@ -8,7 +8,9 @@ saturating loss; ReLU generator from 64-d noise and leaky-ReLU critic, 2 x 128 o
 ring and 3 x 256 on the grid; Adam lr 1e-3, betas (0.5, 0.999), batch 512) and ALI
 (the same networks plus an encoder of the same size, one critic on (x, z)), each also
 with PacGAN's packing (``pack=2``: the critic reads two examples at once; Lin et al.
-2018), fitted by ``pyrogen.fit(model, x, method="adversarial")`` for 10,000 steps
+2018), and the GAN with instance noise (``gan-noise``: ``instance_noise=0.5`` on the
+critic's inputs, falling to 0 over three quarters of the run), fitted by
+``pyrogen.fit(model, x, method="adversarial")`` for 10,000 steps
 (ring) or 20,000 (grid), keeping the state with the best Parzen-window score of 2,000
 held-out validation draws under 2,000 samples (``HeldOutScore``, every tenth of the
 run; the kernel's width the best of 0.01-0.5); then 2,500 fresh samples; a sample is
@@ -59,6 +61,10 @@ VEEGAN = {  # Table 1 of Srivastava et al. (2017): (modes, high-quality %)
 }
 
 
+# "gan-noise": the critic's inputs get Gaussian noise of this sd, falling to 0 over
+# three quarters of the run (instance noise; the modes are 2 apart, their sd 0.02-0.05)
+INSTANCE_NOISE = 0.5
+
 # per density: (hidden widths of generator and critic, steps); the grid's 25 modes
 # need wider, deeper networks and longer runs than the ring's 8
 SIZES = {"ring": ((128, 128), 10000), "grid": ((256, 256, 256), 20000)}
@@ -103,7 +109,9 @@ def coverage(options) -> dict:
             rows = []
             for seed in range(options.first_seed, options.first_seed + options.seeds):
                 torch.manual_seed(seed)
-                base, _, packed = kind.partition("-pack")  # "gan-pack2": PacGAN's m = 2
+                base, *variants = kind.split("-")  # "gan-pack2": PacGAN's m = 2
+                packed = [int(v[4:]) for v in variants if v.startswith("pack")]
+                noise = options.instance_noise if "noise" in variants else 0.0
                 model = toy_model(base, hidden)
 
                 def score(model=model, valid=valid):
@@ -113,8 +121,8 @@ def coverage(options) -> dict:
                 stop = HeldOutScore(score, every=max(1, steps // 10), patience=100)
                 began = time.perf_counter()
                 pyrogen.fit(model, x, method="adversarial", num_steps=steps, lr=1e-3,
-                            batch_size=512, seed=seed, pack=int(packed or 1), callback=stop,
-                            progress=False)  # fmt: skip
+                            batch_size=512, seed=seed, pack=packed[0] if packed else 1,
+                            instance_noise=noise, callback=stop, progress=False)  # fmt: skip
                 seconds = time.perf_counter() - began
                 torch.manual_seed(1000 + seed)
                 found = pyrogen.toy.mode_coverage(name, model.sample(2500).numpy())
@@ -290,7 +298,11 @@ def main() -> None:
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--models", nargs="+", default=["gan", "gan-pack2", "ali", "ali-pack2"])
+    parser.add_argument(
+        "--models", nargs="+", default=["gan", "gan-pack2", "gan-noise", "ali", "ali-pack2"]
+    )
+    parser.add_argument("--instance-noise", type=float, default=INSTANCE_NOISE,
+                        help="the gan-noise runs' starting sd")  # fmt: skip
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--speed-steps", type=int, default=200)

@@ -39,6 +39,9 @@ _RUN_FLAGS = {
     "loss": dict(help="the ELBO: trace, mean_field, enum, iwae; adversarial: ns, wgan-gp, hinge"),
     "critic_steps": dict(type=int, help="adversarial: critic updates per generator update"),
     "critic_lr": dict(type=float, help="adversarial: the critic's learning rate"),
+    "instance_noise": dict(
+        type=float, help="adversarial: sd of the noise on the critic's inputs, falling to 0"
+    ),
     "guide": dict(help="SVI's guide: mean_field, full_rank, low_rank, flow, spline, delta"),
     "epochs": dict(type=int, help="passes over the data (network models; default 10)"),
     "batch_size": dict(type=int, help="minibatch size (network models; default 128)"),

@@ -211,6 +211,8 @@ def fit(
     betas: tuple = (0.5, 0.999),
     gradient_penalty: float = 10.0,
     pack: int = 1,
+    instance_noise: float = 0.0,
+    noise_steps: int | None = None,
     **kwargs,
 ) -> Fit:
     """Fit ``model`` (a zoo object, or a Pyro model function called as

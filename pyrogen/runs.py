@@ -340,6 +340,7 @@ def fit_options(cls, model, options, method: str) -> dict:
         given.update(
             critic_steps=getattr(options, "critic_steps", None),
             critic_lr=getattr(options, "critic_lr", None),
+            instance_noise=getattr(options, "instance_noise", None),
         )
     fitted.update({k: v for k, v in given.items() if v is not None})
     if fitted.get("num_steps") is not None:

@@ -310,7 +310,15 @@ CLI_CASES["glow"] = [*TINY, "--data", "digits", "--steps", "1", "--hidden", "4"]
 CLI_CASES["ddpm"] = [*FLOW, "--data", "moons", "--timesteps", "20"]
 # implicit models: measured by their samples (modes of the ring), not a likelihood
 ADVERSARIAL = ["--num-steps", "20", "--hidden", "8", "--critic-hidden", "8"]
-CLI_CASES["gan"] = [*ADVERSARIAL, "--train-size", "256", "--eval-size", "100"]
+CLI_CASES["gan"] = [
+    *ADVERSARIAL,
+    "--train-size",
+    "256",
+    "--eval-size",
+    "100",
+    "--instance-noise",
+    "0.3",
+]
 CLI_CASES["ali"] = [*ADVERSARIAL, "--data", "digits", "--train-size", "64", "--channels", "4"]
 CLI_CASES["aae"] = [*TINY, "--hidden", "8", "--latent", "2", "--num-samples-iwae", "5"]
 

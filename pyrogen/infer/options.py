@@ -314,6 +314,8 @@ ADVERSARIAL_KEYS = (
     "batch_size",
     "num_epochs",
     "pack",
+    "instance_noise",
+    "noise_steps",
 )
 
 
@@ -335,7 +337,7 @@ def split_adversarial_options(options: dict) -> tuple:
             raise ValueError(
                 f"{name}: method='adversarial' does not take {name} (its options: loss, "
                 "critic_steps, lr, critic_lr, betas, gradient_penalty, batch_size, num_steps, "
-                "num_epochs, pack)"
+                "num_epochs, pack, instance_noise, noise_steps)"
             )
     nuts = NUTSOptions()
     return run, adversarial, nuts, ScaleOptions()

@@ -120,11 +120,17 @@ def test_a_gan_learns_a_gaussian(loss):
     assert draws.std().item() == pytest.approx(0.5, abs=0.1)
 
 
-@pytest.mark.parametrize("loss, m", [("ns", 1), ("wgan-gp", 1), ("hinge", 1), ("ns", 4)])
-def test_the_engine_takes_the_steps_of_a_hand_written_gan_loop(loss, m):
+@pytest.mark.parametrize(
+    "loss, m, noise",
+    [("ns", 1, 0.0), ("wgan-gp", 1, 0.0), ("hinge", 1, 0.0), ("ns", 4, 0.0), ("ns", 1, 0.3),
+     ("hinge", 2, 0.3)],
+)  # fmt: skip
+def test_the_engine_takes_the_steps_of_a_hand_written_gan_loop(loss, m, noise):
     """A second implementation: the textbook loop (critic steps on detached fakes, then
     the generator on the last fakes), same seeds, full batches, takes the same steps;
-    with m > 1 the critic reads m examples at once (PacGAN)."""
+    with m > 1 the critic reads m examples at once (PacGAN); with instance noise both
+    sides get Gaussian noise of sd noise (1 - (t - 1) / 3) at step t, none from the
+    fourth on."""
     import copy
 
     from torch.nn import functional as F
@@ -142,6 +148,8 @@ def test_the_engine_takes_the_steps_of_a_hand_written_gan_loop(loss, m):
         loss=loss,
         progress=False,
         pack=m,
+        instance_noise=noise,
+        noise_steps=3,
         **options,
     )
     torch.manual_seed(0)
@@ -150,11 +158,15 @@ def test_the_engine_takes_the_steps_of_a_hand_written_gan_loop(loss, m):
     opt_g = torch.optim.Adam(G.parameters(), lr=1e-3, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(critic.parameters(), lr=1e-3, betas=(0.5, 0.9))
     order, first = torch.randperm(n), True
-    for _ in range(5):
+    for t in range(1, 6):
+        sd = noise * max(0.0, 1 - (t - 1) / 3)
         for _ in range(2):
             order = order if first else torch.randperm(n)
             first = False
             real, fake = x[order], G(torch.randn(n, 2))
+            if sd > 0:
+                fake = fake + sd * torch.randn_like(fake)
+                real = real + sd * torch.randn_like(real)
             real, fake = real.reshape(n // m, m), fake.reshape(n // m, m)  # m at once
             d_real, d_fake = critic(real), critic(fake.detach())
             if loss == "ns":
@@ -179,6 +191,20 @@ def test_the_engine_takes_the_steps_of_a_hand_written_gan_loop(loss, m):
         torch.testing.assert_close(a, b)
     for a, b in zip(result.critic.parameters(), critic.parameters()):
         torch.testing.assert_close(a, b)
+
+
+def test_instance_noise_falls_linearly_to_zero_over_three_quarters_of_the_run():
+    x = torch.as_tensor(_data())
+    model = _gan().double()
+    critic = model.make_critic().double()
+    options = AdversarialOptions(lr=1e-3, instance_noise=0.5)
+    engine = AdversarialEngine(model, critic, x, options, 64, noise_steps=4)
+    assert [engine.noise_sd(t) for t in range(1, 7)] == [0.5, 0.375, 0.25, 0.125, 0.0, 0.0]
+    result = pyrogen.fit(_gan(), _data(), method="adversarial", num_steps=40, lr=1e-3,
+                         instance_noise=0.5, progress=False)  # fmt: skip
+    assert result.diagnostics["noise_steps"] == 30
+    explicit = AdversarialOptions(lr=1e-3, instance_noise=0.5, noise_steps=7)
+    assert AdversarialEngine(model, critic, x, explicit, 64, noise_steps=4).noise_steps == 7
 
 
 def test_resuming_a_checkpoint_retraces_the_uninterrupted_run(tmp_path):
@@ -268,6 +294,9 @@ def test_the_progress_bar_shows_both_losses():
         ({"betas": (0.5, 1.5)}, "betas"),
         ({"guide": "mean_field"}, "guide"),
         ({"num_particles": 4}, "num_particles"),
+        ({"instance_noise": -0.1}, "instance_noise"),
+        ({"instance_noise": float("nan")}, "instance_noise"),
+        ({"noise_steps": 0}, "noise_steps"),
     ],
 )
 def test_bad_options_are_refused_by_name(options, match):
