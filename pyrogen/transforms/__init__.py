@@ -2,8 +2,18 @@
 Pyro does not have as such."""
 
 from pyrogen.transforms.caches import clear_caches
-from pyrogen.transforms.conditional import ConditionalAdditiveCoupling, ConditionalSplineCoupling
-from pyrogen.transforms.coupling import AdditiveCoupling, Interleave, Reverse, Scaling
+from pyrogen.transforms.conditional import (
+    ConditionalAdditiveCoupling,
+    ConditionalBoundedAffineCoupling,
+    ConditionalSplineCoupling,
+)
+from pyrogen.transforms.coupling import (
+    AdditiveCoupling,
+    BoundedAffineCoupling,
+    Interleave,
+    Reverse,
+    Scaling,
+)
 from pyrogen.transforms.image import GlowCoupling, InvertibleConv1x1, MultiscaleFlow, Squeeze
 from pyrogen.transforms.norm import ActNorm
 from pyrogen.transforms.spline import (
@@ -18,7 +28,9 @@ from pyrogen.transforms.spline import (
 __all__ = [
     "ActNorm",
     "AdditiveCoupling",
+    "BoundedAffineCoupling",
     "ConditionalAdditiveCoupling",
+    "ConditionalBoundedAffineCoupling",
     "ConditionalRQSpline",
     "ConditionalRQSplineAutoregressive",
     "ConditionalSplineCoupling",

@@ -1,5 +1,5 @@
-r"""Conditional coupling transforms Pyro lacks: NICE's additive coupling and the
-spline coupling with a context c. Pyro has the affine ones
+r"""Conditional coupling transforms Pyro lacks: NICE's additive coupling, the bounded
+affine coupling and the spline coupling with a context c. Pyro has the affine ones
 (``ConditionalAffineCoupling``, ``ConditionalAffineAutoregressive``) and the
 autoregressive spline (``ConditionalSplineAutoregressive``); these follow them:
 ``condition(c)`` returns the plain transform whose network reads (x_1, c), so a
@@ -16,10 +16,14 @@ from pyro.distributions.conditional import ConditionalTransformModule
 from pyro.distributions.transforms import SplineCoupling
 from pyro.distributions.transforms.spline import ConditionalSpline, Spline
 
-from pyrogen.transforms.coupling import AdditiveCoupling
+from pyrogen.transforms.coupling import AdditiveCoupling, BoundedAffineCoupling
 from pyrogen.transforms.spline import ConditionalRQSpline, RQSpline
 
-__all__ = ["ConditionalAdditiveCoupling", "ConditionalSplineCoupling"]
+__all__ = [
+    "ConditionalAdditiveCoupling",
+    "ConditionalBoundedAffineCoupling",
+    "ConditionalSplineCoupling",
+]
 
 
 class ConditionalAdditiveCoupling(ConditionalTransformModule):
@@ -36,6 +40,24 @@ class ConditionalAdditiveCoupling(ConditionalTransformModule):
 
     def condition(self, context) -> AdditiveCoupling:
         return AdditiveCoupling(self.split_dim, partial(self.nn, context=context))
+
+
+class ConditionalBoundedAffineCoupling(ConditionalTransformModule):
+    """:class:`~pyrogen.transforms.BoundedAffineCoupling` given a context c:
+    ``hypernet(x_1, context=c)`` gives (t, a) (Pyro's ``ConditionalDenseNN`` does)."""
+
+    domain = constraints.real_vector
+    codomain = constraints.real_vector
+    bijective = True
+
+    def __init__(self, split_dim: int, hypernet: torch.nn.Module, scale_bound: float = 5.0):
+        super().__init__()
+        self.split_dim, self.nn, self.scale_bound = int(split_dim), hypernet, float(scale_bound)
+
+    def condition(self, context) -> BoundedAffineCoupling:
+        return BoundedAffineCoupling(
+            self.split_dim, partial(self.nn, context=context), self.scale_bound
+        )
 
 
 class _ConditionedSplineCoupling(SplineCoupling):

@@ -9,6 +9,11 @@ r"""NICE's two transforms (Dinh, Krueger and Bengio 2014), which Pyro has not as
 - :class:`Scaling`: :math:`y = x \odot e^{s}`, the diagonal scaling layer NICE ends
   with, :math:`\log|\det J| = \sum_d s_d`.
 
+And one that Pyro has in another form: :class:`BoundedAffineCoupling`, Pyro's
+``AffineCoupling`` :math:`y_2 = x_2 \odot e^{s(x_1)} + t(x_1)` with its log-scale
+softly bounded, :math:`s = a / (1 + |a| / b)` (zuko's ``MonotonicAffineTransform``),
+where Pyro clips it to [-5, 3].
+
 Both act on the last dimension as one event (``event_dim = 1``) and give
 ``log_abs_det_jacobian`` summed over it, as Pyro's ``AffineCoupling`` does.
 """
@@ -18,8 +23,9 @@ from __future__ import annotations
 import torch
 from pyro.distributions import constraints
 from pyro.distributions.torch_transform import TransformModule
+from pyro.distributions.transforms import AffineCoupling
 
-__all__ = ["AdditiveCoupling", "Interleave", "Reverse", "Scaling"]
+__all__ = ["AdditiveCoupling", "BoundedAffineCoupling", "Interleave", "Reverse", "Scaling"]
 
 
 class AdditiveCoupling(TransformModule):
@@ -122,3 +128,39 @@ class Interleave(_Permutation):
 
     def _inverse(self, x):
         return x[..., self._order(x)]
+
+
+class BoundedAffineCoupling(AffineCoupling):
+    """y = (x_1, x_2 exp(s) + t) with (t, a) = ``hypernet(x_1)`` and the log-scale
+    s = a / (1 + |a| / scale_bound) in (-scale_bound, scale_bound): a smooth bound
+    with its gradient everywhere, where Pyro's ``AffineCoupling`` clips a to [-5, 3]
+    (passing the gradient straight through). On vectors (the last dimension)."""
+
+    def __init__(self, split_dim: int, hypernet, scale_bound: float = 5.0):
+        super().__init__(split_dim, hypernet)
+        self.scale_bound = float(scale_bound)
+
+    def _split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x.split([self.split_dim, x.size(-1) - self.split_dim], dim=-1)
+
+    def _shift_and_log_scale(self, x1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        shift, a = self.nn(x1)
+        log_scale = a / (1 + a.abs() / self.scale_bound)
+        self._cached_log_scale = log_scale
+        return shift, log_scale
+
+    def _call(self, x):
+        x1, x2 = self._split(x)
+        shift, log_scale = self._shift_and_log_scale(x1)
+        return torch.cat([x1, x2 * log_scale.exp() + shift], dim=-1)
+
+    def _inverse(self, y):
+        y1, y2 = self._split(y)
+        shift, log_scale = self._shift_and_log_scale(y1)
+        return torch.cat([y1, (y2 - shift) * (-log_scale).exp()], dim=-1)
+
+    def log_abs_det_jacobian(self, x, y):
+        x_old, y_old = self._cached_x_y
+        if self._cached_log_scale is None or x is not x_old or y is not y_old:
+            self._shift_and_log_scale(self._split(x)[0])
+        return self._cached_log_scale.sum(-1)

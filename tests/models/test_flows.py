@@ -16,6 +16,7 @@ FLOWS = {
     "nice-half": lambda d: NICE((d,), layers=3, hidden=(8,), partition="half"),
     "nice-normal": lambda d: NICE((d,), layers=2, hidden=(8,), base="normal"),
     "realnvp": lambda d: RealNVP((d,), layers=3, hidden=(8,)),
+    "realnvp-sample": lambda d: RealNVP((d,), layers=3, hidden=(8,), direction="sample"),
     "maf": lambda d: MAF((d,), layers=2, hidden=(8,)),
     "iaf": lambda d: IAF((d,), layers=2, hidden=(8,)),
     "nsf": lambda d: NSF((d,), layers=2, hidden=(8,)),
@@ -95,6 +96,26 @@ def test_nice_coupling_is_realnvps_with_no_scale():
     )
 
 
+def test_realnvps_density_direction_is_zukos_coupling_with_bounded_scales():
+    """Each layer maps data to noise as z_2 = x_2 exp(s) + t, s = a / (1 + |a| / b):
+    by hand from its network's outputs; however large those outputs, each s stays
+    within b, and the log-determinant is their sum."""
+    torch.manual_seed(3)
+    model = _randomize(RealNVP((4,), layers=2, hidden=(8,), partition="half", scale_bound=2.0))
+    layer, x = model.layers[0], 2 * torch.randn(5, 4)
+    t, a = layer.nn(x[:, :2])  # the network's outputs: the shift and the unbounded scale
+    s = a / (1 + a.abs() / 2.0)
+    torch.testing.assert_close(layer(x), torch.cat([x[:, :2], x[:, 2:] * s.exp() + t], -1))
+    with torch.no_grad():
+        for p in layer.nn.parameters():
+            p.mul_(50.0)
+    x = x.clone()  # not the cached input
+    y = layer(x)
+    scales = layer._cached_log_scale  # s per coordinate of x_2
+    assert 1.9 < scales.abs().max() < 2.0  # near the bound, never past it
+    torch.testing.assert_close(layer.log_abs_det_jacobian(x, y), scales.sum(-1))
+
+
 def _calls(module, fn):
     count = [0]
     handle = module.register_forward_hook(lambda *args: count.__setitem__(0, count[0] + 1))
@@ -144,6 +165,10 @@ def test_bad_options_are_refused_by_name():
         NSF((2,), bound=-1.0)
     with pytest.raises(ValueError, match="order: must be one of"):
         NSF((2,), order="cubic")
+    with pytest.raises(ValueError, match="direction: must be one of"):
+        RealNVP((2,), direction="up")
+    with pytest.raises(ValueError, match="scale_bound: must be a positive number"):
+        RealNVP((2,), scale_bound=0.0)
     with pytest.raises(ValueError, match="data_shape: flows here take vectors"):
         MAF((2, 2))
     with pytest.raises(ValueError, match="contains NaN"):
