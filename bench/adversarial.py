@@ -8,7 +8,7 @@ saturating loss; ReLU generator from 64-d noise and leaky-ReLU critic, 2 x 128 o
 ring and 3 x 256 on the grid; Adam lr 1e-3, betas (0.5, 0.999), batch 512) and ALI
 (the same networks plus an encoder of the same size, one critic on (x, z)), each also
 with PacGAN's packing (``pack=2``: the critic reads two examples at once; Lin et al.
-2018), and the GAN with instance noise (``gan-noise``: ``instance_noise=0.5`` on the
+2018), and the GAN with instance noise (``gan-noise``: ``instance_noise=1.0`` on the
 critic's inputs, falling to 0 over three quarters of the run), fitted by
 ``pyrogen.fit(model, x, method="adversarial")`` for 10,000 steps
 (ring) or 20,000 (grid), keeping the state with the best Parzen-window score of 2,000
@@ -63,7 +63,7 @@ VEEGAN = {  # Table 1 of Srivastava et al. (2017): (modes, high-quality %)
 
 # "gan-noise": the critic's inputs get Gaussian noise of this sd, falling to 0 over
 # three quarters of the run (instance noise; the modes are 2 apart, their sd 0.02-0.05)
-INSTANCE_NOISE = 0.5
+INSTANCE_NOISE = 1.0
 
 # per density: (hidden widths of generator and critic, steps); the grid's 25 modes
 # need wider, deeper networks and longer runs than the ring's 8
