@@ -24,8 +24,9 @@ its data are pairs, ``pyrogen.fit(flow, x, c, method="mle")``,
 
 - **NICE** (Dinh, Krueger and Bengio 2014): additive coupling layers
   :math:`y_2 = x_2 + m(x_1)` (volume-preserving), the parts alternating, then a
-  diagonal scaling :math:`y = x \odot e^s`, the only term of the log-determinant; a
-  logistic base by default, as the paper's.
+  diagonal scaling as the top layer, :math:`h = S \odot g(x)` (the paper's Sec. 3.3:
+  the scaling acts on the couplings' output, at the base's end), the only term of the
+  log-determinant; a logistic base by default, as the paper's.
 - **RealNVP** (Dinh, Sohl-Dickstein and Bengio 2017): affine coupling
   :math:`z_2 = x_2 \odot e^{s(x_1)} + t(x_1)` from data to noise, its log-scale
   softly bounded (``direction="sample"``: from noise to data, Pyro's clipping); with
@@ -324,16 +325,12 @@ class NICE(_Flow):
         self.scaling = Scaling(dim)
 
     def transforms(self, context=None) -> list:
-        """Couplings with reversals between them, then the scaling."""
-        return self._then_scaling(super().transforms(context))
+        """From the base: the scaling, then the couplings with reversals between them
+        (from the data: the couplings, then the scaling, the paper's top layer)."""
+        return [self.scaling, *super().transforms(context)]
 
     def sampling_transforms(self) -> list:
-        return self._then_scaling(super().sampling_transforms())
-
-    def _then_scaling(self, out: list) -> list:
-        """The scaling after the last coupling, before the partition's interleaving."""
-        partition = self._partition()
-        return out[: len(out) - len(partition)] + [self.scaling] + partition
+        return [self.scaling, *super().sampling_transforms()]
 
 
 @register("realnvp")

@@ -215,18 +215,16 @@ def fit(
     noise_steps: int | None = None,
     **kwargs,
 ) -> Fit:
-    """Fit ``model`` (a zoo object, or a Pyro model function called as
-    ``model(*args, **kwargs)``) with the engine ``method``: ``"svi"`` (the model's
-    guide, else AutoNormal), ``"map"`` (AutoDelta; enumerated sites summed out),
-    ``"mle"``, ``"em"`` (closed form), ``"nuts"`` or ``"adversarial"`` (GAN, AAE,
-    ALI); a method the model cannot run is refused, naming those it can. Options by
-    group, in :mod:`pyrogen.infer.options`: ``RunOptions`` (seed, steps, ``tol``,
-    ``init``, progress, checkpoint, callback, device), ``SVIOptions`` (guide, loss,
-    optimizer, ``lr`` 0.01, particles, minibatches, ``convergence``: without a step
-    count SVI and MAP run until :mod:`pyrogen.infer.convergence`'s rule is met),
-    ``NUTSOptions``, ``ScaleOptions`` (across processes on PyTorch Lightning) and
-    :class:`~pyrogen.infer.adversarial.AdversarialOptions`. EM starts from the
-    model's ``em_init``; SVI, MAP and NUTS from its current fit, else ``initialize``.
+    """Fit ``model`` (a zoo object, or a Pyro model function called as ``model(*args,
+    **kwargs)``) with the engine ``method``: ``"svi"`` (the model's guide, else AutoNormal),
+    ``"map"`` (AutoDelta; enumerated sites summed out), ``"mle"``, ``"em"``, ``"nuts"`` or
+    ``"adversarial"`` (GAN, AAE, ALI); a method the model cannot run is refused, naming those it
+    can. Options by group, in :mod:`pyrogen.infer.options`: ``RunOptions`` (seed, steps,
+    ``tol``, ``init``, progress, checkpoint, callback, device), ``SVIOptions`` (guide, loss,
+    optimizer, ``lr`` 0.01, particles, minibatches, ``convergence``: without a step count SVI
+    and MAP run until :mod:`pyrogen.infer.convergence`'s rule is met), ``NUTSOptions``,
+    ``ScaleOptions`` (Lightning), :class:`~pyrogen.infer.adversarial.AdversarialOptions`. EM
+    starts from ``em_init``; SVI, MAP and NUTS from the model's fit, else ``initialize``.
 
     Example:
         >>> import pyrogen

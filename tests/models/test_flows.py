@@ -116,6 +116,22 @@ def test_realnvps_density_direction_is_zukos_coupling_with_bounded_scales():
     torch.testing.assert_close(layer.log_abs_det_jacobian(x, y), scales.sum(-1))
 
 
+def test_nices_scaling_is_the_top_layer():
+    """Dinh et al. (2014, Sec. 3.3): h = S g(x), the scaling on the couplings' output
+    (the base's end), so the codes of x are the unscaled codes times one factor per
+    dimension, whatever x."""
+    torch.manual_seed(4)
+    model = _randomize(NICE((4,), layers=3, hidden=(8,)))
+    x = torch.randn(6, 4)
+    with torch.no_grad():
+        model.scaling.log_scale.zero_()
+        unscaled = model.inverse(x)
+        model.scaling.log_scale.copy_(torch.tensor([0.5, -1.0, 0.2, 0.0]))
+    torch.testing.assert_close(
+        model.inverse(x), unscaled * torch.tensor([0.5, -1.0, 0.2, 0.0]).neg().exp()
+    )
+
+
 def _calls(module, fn):
     count = [0]
     handle = module.register_forward_hook(lambda *args: count.__setitem__(0, count[0] + 1))
