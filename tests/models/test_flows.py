@@ -116,6 +116,35 @@ def test_realnvps_density_direction_is_zukos_coupling_with_bounded_scales():
     torch.testing.assert_close(layer.log_abs_det_jacobian(x, y), scales.sum(-1))
 
 
+def test_the_rational_quadratic_spline_layers_are_the_change_of_variables():
+    from pyro.nn import AutoRegressiveNN, ConditionalAutoRegressiveNN
+
+    from pyrogen.transforms import (
+        ConditionalRQSplineAutoregressive,
+        RQSplineAutoregressive,
+        RQSplineCoupling,
+    )
+
+    bound = 2.0  # inputs inside and outside it
+    torch.manual_seed(5)
+    x = 1.5 * torch.randn(6, 4)
+    layers = {
+        "coupling": RQSplineCoupling(4, 2, DenseNN(2, [8], [2 * 5, 2 * 5, 2 * 4]), 5, bound),
+        "autoregressive": RQSplineAutoregressive(4, AutoRegressiveNN(4, [12], [5, 5, 4]), 5, bound),
+    }
+    conditional = ConditionalRQSplineAutoregressive(
+        4, ConditionalAutoRegressiveNN(4, 3, [12], [5, 5, 4]), count_bins=5, bound=bound
+    )
+    layers["conditional"] = _randomize(conditional, 0.5).condition(torch.randn(3))
+    for name, t in layers.items():
+        if name != "conditional":
+            _randomize(t, 0.5)
+        y = t(x)
+        logdet = t.log_abs_det_jacobian(x, y)
+        torch.testing.assert_close(logdet, _logdet_by_autograd(t, x), msg=name)
+        torch.testing.assert_close(t._inverse(y), x, rtol=1e-7, atol=1e-7, msg=name)
+
+
 def test_nices_scaling_is_the_top_layer():
     """Dinh et al. (2014, Sec. 3.3): h = S g(x), the scaling on the couplings' output
     (the base's end), so the codes of x are the unscaled codes times one factor per
