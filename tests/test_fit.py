@@ -360,6 +360,9 @@ def test_early_stopping_by_tol(data):
         (dict(tol=float("nan")), "tol: must be a non-negative number"),
         (dict(backend="stan"), "backend: must be one of"),
         (dict(method="em"), "method: conjugate_normal cannot be fitted with method='em'"),
+        (dict(pack=2), "pack: only method='adversarial' takes pack"),
+        (dict(method="map", instance_noise=0.5), "instance_noise: only method='adversarial'"),
+        (dict(method="nuts", critic_steps=5), "critic_steps: only method='adversarial'"),
     ],
 )
 def test_bad_options_are_refused_by_name(data, options, message):

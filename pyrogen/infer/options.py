@@ -292,6 +292,9 @@ def split_options(options: dict, method: str = "svi") -> tuple:
     and its ``loss`` and ``batch_size`` read, only for ``method="adversarial"``."""
     if method == "adversarial":
         return split_adversarial_options(options)
+    for name, default in _ADVERSARIAL_DEFAULTS.items():
+        if name in options and options[name] != default:
+            raise ValueError(f"{name}: only method='adversarial' takes {name} (method={method!r})")
     groups = (RunOptions, SVIOptions, NUTSOptions, ScaleOptions)
     run, svi, nuts, scale = (
         group(**{k: v for k, v in options.items() if k in _names(group)}) for group in groups
@@ -319,6 +322,18 @@ ADVERSARIAL_KEYS = (
 )
 
 
+# fit()'s keywords that only the adversarial engine reads, at their defaults
+_ADVERSARIAL_DEFAULTS = {
+    "critic_steps": 1,
+    "critic_lr": None,
+    "betas": (0.5, 0.999),
+    "gradient_penalty": 10.0,
+    "pack": 1,
+    "instance_noise": 0.0,
+    "noise_steps": None,
+}
+
+
 def split_adversarial_options(options: dict) -> tuple:
     """(run, adversarial, nuts, scale) for ``method="adversarial"``; options that only
     other engines read (a guide, particles, epochs, ...) are refused by name."""
@@ -332,6 +347,11 @@ def split_adversarial_options(options: dict) -> tuple:
         ("num_particles", None),
         ("strategy", None),
         ("vectorize_particles", False),
+        ("optim", "adam"),  # the engine's players and critic both step Adam
+        ("fast_elbo", True),
+        ("jit", None),
+        ("convergence", "auto"),
+        ("tolerance", 0.02),
     ):
         if options.get(name, default) != default:
             raise ValueError(

@@ -297,6 +297,10 @@ def test_the_progress_bar_shows_both_losses():
         ({"instance_noise": -0.1}, "instance_noise"),
         ({"instance_noise": float("nan")}, "instance_noise"),
         ({"noise_steps": 0}, "noise_steps"),
+        ({"optim": "sgd"}, "optim"),
+        ({"jit": True}, "jit"),
+        ({"fast_elbo": False}, "fast_elbo"),
+        ({"convergence": "rule"}, "convergence"),
     ],
 )
 def test_bad_options_are_refused_by_name(options, match):
