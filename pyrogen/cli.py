@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import sys
 import warnings
 from pathlib import Path
@@ -171,7 +170,7 @@ def _unknown_flag(name: str, extras: list[str]) -> SystemExit:
 
 
 def _fit(args) -> int:
-    from pyrogen.runs import RunError, execute
+    from pyrogen.runs import RunError, execute, json_text
     from pyrogen.zoo import get_model_class
 
     if args.samples is not None and args.samples < 1:
@@ -184,7 +183,7 @@ def _fit(args) -> int:
     if run is None:  # a rank above 0 of a distributed fit: rank 0 reports
         return 0
     scalars = {k: v for k, v in run.metrics.items() if not isinstance(v, (list, dict))}
-    print(json.dumps(scalars, default=float))
+    print(json_text(scalars))
     print(f"wrote {run.out}/metrics.json, {run.written} and plots")
     return 0
 
@@ -303,6 +302,7 @@ def _compare_inference(args) -> int:
     from pyrogen.checkpoint import atomic_write
     from pyrogen.models import ar_model, bayesian_linear_regression, correlated_design
     from pyrogen.plots import save_figure
+    from pyrogen.runs import json_text
 
     torch.set_default_dtype(torch.float64)
     if args.model == "regression":
@@ -331,7 +331,7 @@ def _compare_inference(args) -> int:
         ax.set_title(title)
         save_figure(figure, out / "overlay.png")
         plt.close(figure)
-        text = json.dumps({"model": args.model, "rows": report.rows}, indent=2, default=float)
+        text = json_text({"model": args.model, "rows": report.rows}, indent=2)
         atomic_write(out / "report.json", lambda handle: handle.write(text.encode() + b"\n"))
         print(f"wrote {out}/report.json and overlay.png")
     return 0

@@ -566,8 +566,25 @@ def write(run: Run) -> None:
         plt.close(figure)
     for name, text in run.texts.items():
         atomic_write(run.out / name, lambda handle, text=text: handle.write(text.encode()))
-    text = json.dumps(run.metrics, indent=2, default=float) + "\n"
+    text = json_text(run.metrics, indent=2) + "\n"
     atomic_write(run.out / "metrics.json", lambda handle: handle.write(text.encode()))
+
+
+def json_text(value, indent: int | None = None) -> str:
+    """Strict JSON (RFC 8259): an infinite or NaN figure (a KL with no samples near a
+    mode, ...) is written as null, where Python's json writes Infinity and NaN, which
+    other readers refuse."""
+
+    def finite(v):
+        if isinstance(v, dict):
+            return {k: finite(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [finite(x) for x in v]
+        if not isinstance(v, (str, bool, int, type(None))):
+            v = float(v)  # numpy and torch scalars
+        return None if isinstance(v, float) and not math.isfinite(v) else v
+
+    return json.dumps(finite(value), indent=indent, allow_nan=False)
 
 
 def _mixture_report(run: Run) -> None:
