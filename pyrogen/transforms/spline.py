@@ -99,8 +99,9 @@ def rational_quadratic_spline(
             ``min_derivative``), (..., D, K - 1).
     """
     num_bins = widths.shape[-1]
-    if min(min_bin_width, min_bin_height) * num_bins > 1:
-        raise ValueError(f"min_bin_width: too large for {num_bins} bins")
+    for name, minimum in (("min_bin_width", min_bin_width), ("min_bin_height", min_bin_height)):
+        if minimum * num_bins > 1:
+            raise ValueError(f"{name}: {minimum} is too large for {num_bins} bins")
     w = min_bin_width + (1 - min_bin_width * num_bins) * _softmax(widths)
     h = min_bin_height + (1 - min_bin_height * num_bins) * _softmax(heights)
     d = F.pad(min_derivative + F.softplus(derivatives), (1, 1), value=1.0)

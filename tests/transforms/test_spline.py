@@ -106,3 +106,10 @@ def test_an_elementwise_spline_starts_as_the_identity():
     torch.testing.assert_close(
         t.log_abs_det_jacobian(x, y), torch.zeros_like(x), atol=1e-12, rtol=0
     )
+
+
+@pytest.mark.parametrize("name", ["min_bin_width", "min_bin_height"])
+def test_bins_that_cannot_fit_are_refused_by_name(name):
+    w, h, d = _parameters((2,), bins=8)
+    with pytest.raises(ValueError, match=f"{name}: 0.2 is too large for 8 bins"):
+        rational_quadratic_spline(torch.zeros(3, 2), w, h, d, **{name: 0.2})
