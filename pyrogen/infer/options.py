@@ -292,7 +292,7 @@ def split_options(options: dict, method: str = "svi") -> tuple:
     and its ``loss`` and ``batch_size`` read, only for ``method="adversarial"``."""
     if method == "adversarial":
         return split_adversarial_options(options)
-    for name, default in _ADVERSARIAL_DEFAULTS.items():
+    for name, default in _adversarial_only().items():
         if name in options and options[name] != default:
             raise ValueError(f"{name}: only method='adversarial' takes {name} (method={method!r})")
     groups = (RunOptions, SVIOptions, NUTSOptions, ScaleOptions)
@@ -322,16 +322,12 @@ ADVERSARIAL_KEYS = (
 )
 
 
-# fit()'s keywords that only the adversarial engine reads, at their defaults
-_ADVERSARIAL_DEFAULTS = {
-    "critic_steps": 1,
-    "critic_lr": None,
-    "betas": (0.5, 0.999),
-    "gradient_penalty": 10.0,
-    "pack": 1,
-    "instance_noise": 0.0,
-    "noise_steps": None,
-}
+def _adversarial_only() -> dict:
+    """fit()'s keywords that only the adversarial engine reads, with their defaults."""
+    from pyrogen.infer.adversarial import AdversarialOptions
+
+    shared = _names(RunOptions) | _names(SVIOptions)  # loss, lr, batch_size, num_epochs
+    return {f.name: f.default for f in fields(AdversarialOptions) if f.name not in shared}
 
 
 def split_adversarial_options(options: dict) -> tuple:

@@ -17,7 +17,8 @@ from pyro.distributions.transforms import SplineCoupling
 from pyro.distributions.transforms.spline import ConditionalSpline, Spline
 
 from pyrogen.transforms.coupling import AdditiveCoupling, BoundedAffineCoupling
-from pyrogen.transforms.spline import ConditionalRQSpline, RQSpline
+from pyrogen.transforms.spline import SPLINE_ORDERS, ConditionalRQSpline, RQSpline
+from pyrogen.validation import check_choice
 
 __all__ = [
     "ConditionalAdditiveCoupling",
@@ -102,8 +103,7 @@ class ConditionalSplineCoupling(ConditionalTransformModule):
         order: str = "quadratic",
     ):
         super().__init__()
-        if order not in ("quadratic", "linear"):
-            raise ValueError(f"order: must be 'quadratic' or 'linear', got {order!r}")
+        check_choice(order, "order", SPLINE_ORDERS)
         self.input_dim, self.split_dim, self.nn = int(input_dim), int(split_dim), hypernet
         self.count_bins, self.bound, self.order = int(count_bins), float(bound), order
         if order == "quadratic":

@@ -56,6 +56,9 @@ __all__ = [
 ]
 
 
+# the spline orders the flows offer: this module's, and Pyro's linear rational splines
+SPLINE_ORDERS = ("quadratic", "linear")
+
 # softplus(u) + 1e-3 = 1: the unnormalized derivative of a knot where the spline's slope is 1
 _IDENTITY_DERIVATIVE = math.log(math.expm1(1 - 1e-3))
 
@@ -149,7 +152,7 @@ class _FastSpline:
     """``spline_op`` on unnormalized parameters through :func:`rational_quadratic_spline`."""
 
     def spline_op(self, x, inverse: bool = False, **kwargs):
-        w, h, d = self._params() if callable(self._params) else self._params
+        w, h, d = self._params()
         return rational_quadratic_spline(x, w, h, d, bound=self.bound, inverse=inverse, **kwargs)
 
 
