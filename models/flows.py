@@ -383,8 +383,8 @@ class RealNVP(_Flow):
         self.normalize(hidden=widths, scale_bound=scale_bound)
         # The density direction is zuko's form: against zuko's RealNVP on the same data
         # (bench/flows.py) the sampling direction trailed (digits 2.60 against 2.46
-        # bits); the density direction with zuko's bound (7) put a few test points of
-        # the ring at log p -13,000 in one seed of seven, a bound of 5 did not
+        # bits); with zuko's bound (7) one ring seed of seven put a test point at an
+        # extreme log-density (exploratory runs), with a bound of 5 none did
         self._setup(modules, direction=direction, norms=_norms(norm, dim, layers),
                     partition=partition)  # fmt: skip
 
