@@ -6,14 +6,15 @@ learning rate, batch size and number of epochs, float32:
 - NICE (additive couplings and a final scaling, both on a normal base; zuko's side
   built from its ``GeneralCouplingTransform`` with ``AdditiveTransform``, since its
   ``NICE`` class is affine),
-- RealNVP (affine coupling),
+- RealNVP (affine coupling; pyrogen's in ``--realnvp-direction``, default "density"
+  as zuko's, with its log-scale bound ``--scale-bound``, default 5),
 - MAF (affine autoregressive, density direction: one pass per log_prob),
 - NSF (autoregressive rational-quadratic splines, 8 bins; pyrogen's on [-5, 5] as
   zuko's).
 
 Data:
 
-- ``moons`` and ``checkerboard`` (:mod:`pyrogen.toy`, exact log-densities known):
+- ``moons``, ``checkerboard`` and ``ring`` (:mod:`pyrogen.toy`, exact log-densities known):
   10,000 draws to fit (``--quick``: 2,000), 2,000 to select the epoch, 5,000 to
   score; reported: KL from the truth in nats = test NLL minus the true entropy;
 - ``digits``: sklearn's 8x8 digits dequantized (x = (level + u) / 17), in the logit
@@ -45,11 +46,17 @@ particles): medians, and ``autoflow_iaf_vs_pyro_iaf_kl_ratio``.
 pyrogen is fitted by ``pyrogen.fit(flow, x, method="mle", batch_size=B,
 num_epochs=E, callback=...)``; zuko by the textbook loop (``-flow().log_prob(x).mean()``,
 backward, ``torch.optim.Adam``). Each side keeps the epoch with the best validation
-log-likelihood. Speed: ``--repeats`` interleaved rounds of ``--speed-steps`` training
-steps on each side (the same minibatches), medians compared:
-``<flow>_<data>_step_time_ratio`` is pyrogen's seconds per step over zuko's (the
-target: at most 1.0), ``<flow>_<data>_nll_gap`` pyrogen's test NLL minus zuko's
-(nats per example; above 0: pyrogen is worse).
+log-likelihood. ``--seeds K`` fits each pair K times (seeds ``--seed`` to ``--seed`` +
+K - 1: the weights and the minibatch order; the data stay those of ``--seed``) and
+reports the medians of each side's figure and of the per-seed gaps, each seed's
+figures (``*_per_seed``) and ``<flow>_<data>_pyrogen_ahead_seeds``, the number of seeds
+where pyrogen's NLL is no worse.
+
+Speed: ``--repeats`` interleaved rounds of ``--speed-steps`` training steps on each
+side (the same minibatches), medians compared: ``<flow>_<data>_step_time_ratio`` is
+pyrogen's seconds per step over zuko's (the target: at most 1.0),
+``<flow>_<data>_nll_gap`` pyrogen's test NLL minus zuko's (nats per example; above 0:
+pyrogen is worse).
 
     python bench/flows.py           # about 10 minutes on 2 cores
     python bench/flows.py --quick   # under a minute
@@ -70,7 +77,7 @@ import numpy as np
 import torch
 
 FLOWS = ("nice", "realnvp", "maf", "nsf")
-DATA = ("moons", "checkerboard", "digits")
+DATA = ("moons", "checkerboard", "ring", "digits")
 ALPHA = 0.05  # the logit map of the digits
 
 
@@ -114,7 +121,9 @@ def build(flow: str, dim: int, options) -> tuple[torch.nn.Module, torch.nn.Modul
     if flow == "nice":
         return NICE((dim,), layers, hidden, base="normal"), zuko_nice(dim, layers, hidden)
     if flow == "realnvp":
-        return RealNVP((dim,), layers, hidden), zuko.flows.RealNVP(dim, **zuko_options)
+        ours = RealNVP((dim,), layers, hidden, direction=options.realnvp_direction,
+                       scale_bound=options.scale_bound)  # fmt: skip
+        return ours, zuko.flows.RealNVP(dim, **zuko_options)
     if flow == "maf":
         return MAF((dim,), layers, hidden), zuko.flows.MAF(dim, **zuko_options)
     ours = NSF((dim,), layers, hidden, bins=8, bound=5.0, autoregressive=True)
@@ -240,28 +249,52 @@ def step_times(ours, theirs, train, options) -> tuple[float, float]:
     return statistics.median(times["ours"]), statistics.median(times["theirs"])
 
 
-def bench_pair(flow: str, data_name: str, data: dict, options) -> dict:
-    train, valid, test = data["splits"]
-    epochs = options.epochs if data_name != "digits" else options.digits_epochs
-    torch.manual_seed(options.seed)
+def fit_pair(flow: str, train, valid, test, options, epochs: int, seed: int) -> dict:
+    """One seed: both sides built from ``seed`` (weights and minibatch order), fitted,
+    scored on the test set; the starting states kept for the speed rounds."""
+    options = copy.copy(options)
+    options.seed = seed
+    torch.manual_seed(seed)
     ours, theirs = build(flow, train.shape[1], options)
-    theirs_start = copy.deepcopy(theirs)
-    ours_start = copy.deepcopy(ours)
+    starts = copy.deepcopy(ours), copy.deepcopy(theirs)
     ours_best = fit_ours(ours, train, valid, options, epochs)
     theirs_best = fit_zuko(theirs, train, valid, options, epochs)
-    ours_nll, theirs_nll = _ours_nll(ours, test), _zuko_nll(theirs, test)
-    ours_step, theirs_step = step_times(ours_start, theirs_start, train, options)
-    key, figure, convert = f"{flow}_{data_name}", data["figure"], data["convert"]
     return {
-        f"{key}_pyrogen_{figure}": convert(ours_nll),
-        f"{key}_zuko_{figure}": convert(theirs_nll),
-        f"{key}_nll_gap": ours_nll - theirs_nll,
-        f"{key}_pyrogen_best_epoch": ours_best["epoch"],
-        f"{key}_zuko_best_epoch": theirs_best["epoch"],
+        "ours_nll": _ours_nll(ours, test),
+        "theirs_nll": _zuko_nll(theirs, test),
+        "ours_epoch": ours_best["epoch"],
+        "theirs_epoch": theirs_best["epoch"],
+        "starts": starts,
+    }
+
+
+def bench_pair(flow: str, data_name: str, data: dict, options) -> dict:
+    """Both sides over ``--seeds`` seeds on the same data: the median figure of each,
+    the median of the per-seed NLL gaps, each seed's figures, and the step times."""
+    train, valid, test = data["splits"]
+    epochs = options.epochs if data_name != "digits" else options.digits_epochs
+    seeds = range(options.seed, options.seed + options.seeds)
+    runs = [fit_pair(flow, train, valid, test, options, epochs, seed) for seed in seeds]
+    ours_step, theirs_step = step_times(*runs[0]["starts"], train, options)
+    key, figure, convert = f"{flow}_{data_name}", data["figure"], data["convert"]
+    ours_figures = [convert(run["ours_nll"]) for run in runs]
+    theirs_figures = [convert(run["theirs_nll"]) for run in runs]
+    gaps = [run["ours_nll"] - run["theirs_nll"] for run in runs]
+    figures = {
+        f"{key}_pyrogen_{figure}": statistics.median(ours_figures),
+        f"{key}_zuko_{figure}": statistics.median(theirs_figures),
+        f"{key}_nll_gap": statistics.median(gaps),
+        f"{key}_pyrogen_ahead_seeds": sum(gap <= 0 for gap in gaps),
+        f"{key}_pyrogen_best_epoch": statistics.median(run["ours_epoch"] for run in runs),
+        f"{key}_zuko_best_epoch": statistics.median(run["theirs_epoch"] for run in runs),
         f"{key}_pyrogen_step_ms": 1000 * ours_step,
         f"{key}_zuko_step_ms": 1000 * theirs_step,
         f"{key}_step_time_ratio": ours_step / theirs_step,
     }
+    if len(runs) > 1:
+        figures[f"{key}_pyrogen_{figure}_per_seed"] = ours_figures
+        figures[f"{key}_zuko_{figure}_per_seed"] = theirs_figures
+    return figures
 
 
 # -- the multiscale image flow ----------------------------------------------------------
@@ -430,7 +463,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--guide-seeds", type=int, default=7)
     parser.add_argument("--guide-steps", type=int, default=3000)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the data's and the first fit's")
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="fits per pair (seeds --seed, --seed + 1, ...)"
+    )
+    parser.add_argument("--realnvp-direction", choices=("density", "sample"), default="density")
+    parser.add_argument("--scale-bound", type=float, default=5.0, help="RealNVP's scale_bound")
     options = parser.parse_args(argv)
     if options.quick:
         options.flows = [f for f in options.flows if f in ("realnvp", "maf")]
@@ -448,11 +486,9 @@ def main(argv=None) -> dict:
         for flow in options.flows:
             pair = bench_pair(flow, data_name, data, options)
             figures.update(pair)
-            print(
-                f"{flow:8s} {data_name:13s} "
-                + "  ".join(f"{k.split('_', 2)[2]}={v:.4g}" for k, v in pair.items()),
-                flush=True,
-            )
+            print(f"{flow:8s} {data_name:13s} " + "  ".join(
+                f"{k.split('_', 2)[2]}={v:.4g}" for k, v in pair.items() if not isinstance(v, list)
+            ), flush=True)  # fmt: skip
     if options.glow:
         glow = bench_glow(options)
         figures.update(glow)

@@ -410,8 +410,16 @@ def orders(dim: int, layers: int) -> list[torch.Tensor]:
 
 
 def made(dim: int, widths, order, context_dim: int | None = None, param_dims=None):
-    """Pyro's MADE (``AutoRegressiveNN``, or its conditional form) with ``order``."""
+    """Pyro's MADE (``AutoRegressiveNN``, or its conditional form) with ``order``.
+    Pyro's MADE needs every hidden layer at least D wide (each unit is given a degree
+    in 1 .. D - 1 in turn, so each degree has a unit)."""
     from pyro.nn import AutoRegressiveNN, ConditionalAutoRegressiveNN
+
+    if min(widths) < dim:
+        raise ValueError(
+            f"hidden: an autoregressive layer's widths must each be at least D = {dim} "
+            f"(Pyro's MADE), got {list(widths)}"
+        )
 
     options = {"permutation": order}
     if param_dims is not None:

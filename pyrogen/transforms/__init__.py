@@ -22,6 +22,7 @@ from pyrogen.transforms.spline import (
     RQSpline,
     RQSplineAutoregressive,
     RQSplineCoupling,
+    knot_derivatives,
     rational_quadratic_spline,
 )
 
@@ -45,5 +46,6 @@ __all__ = [
     "Scaling",
     "Squeeze",
     "clear_caches",
+    "knot_derivatives",
     "rational_quadratic_spline",
 ]

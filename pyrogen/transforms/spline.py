@@ -24,8 +24,11 @@ gathers all of a bin's quantities at once, keeps the tails by ``torch.where`` an
 normalizes by exp / sum: a neural spline flow's training step is about a fifth
 faster (``bench/flows.py``). The transforms here are Pyro's classes with that kernel,
 so they are used wherever Pyro's are (``TransformedDistribution``, ``condition``,
-caches). One change from Pyro: the end derivatives are exactly 1 (Durkan et al.'s
-construction), where Pyro pads them with ``1 - min_derivative``.
+caches). Two changes from Pyro: the end derivatives are exactly 1 (Durkan et al.'s
+construction), where Pyro pads them with ``1 - min_derivative``; the inner knots'
+derivatives are the exponential of a softly bounded log-derivative
+(:func:`knot_derivatives`, zuko's form), where Pyro takes ``min_derivative +
+softplus``, so a spline whose network outputs 0 is the identity.
 """
 
 from __future__ import annotations
@@ -52,15 +55,13 @@ __all__ = [
     "RQSpline",
     "RQSplineAutoregressive",
     "RQSplineCoupling",
+    "knot_derivatives",
     "rational_quadratic_spline",
 ]
 
 
 # the spline orders the flows offer: this module's, and Pyro's linear rational splines
 SPLINE_ORDERS = ("quadratic", "linear")
-
-# softplus(u) + 1e-3 = 1: the unnormalized derivative of a knot where the spline's slope is 1
-_IDENTITY_DERIVATIVE = math.log(math.expm1(1 - 1e-3))
 
 
 def _softmax(u: torch.Tensor) -> torch.Tensor:
@@ -69,6 +70,21 @@ def _softmax(u: torch.Tensor) -> torch.Tensor:
     guards against overflow and does not change the value, so it is held constant."""
     e = (u - u.detach().amax(-1, keepdim=True)).exp()
     return e / e.sum(-1, keepdim=True)
+
+
+def knot_derivatives(u: torch.Tensor, min_derivative: float = 1e-3) -> torch.Tensor:
+    r"""The inner knots' derivatives from unnormalized ones u: :math:`d = e^{a}` with
+    the log-derivative softly bounded, :math:`a = u / (1 + |u| / L)`,
+    :math:`L = -\log` ``min_derivative`` (zuko's form), so d lies in
+    (``min_derivative``, 1 / ``min_derivative``) and is 1 where u = 0: a network whose
+    outputs start near 0 starts near the identity (with equal bins). Pyro's and
+    Durkan et al.'s ``min_derivative + softplus(u)`` start every knot at a slope of
+    0.69 and move it linearly near 0; on 5-layer autoregressive splines fitted to
+    the 2-D toy densities the exponential form reached a lower test NLL
+    (``bench/flows.py --flows nsf --seeds 5``)."""
+    if min_derivative == 0:
+        return u.exp()
+    return (u / (1 + u.abs() / -math.log(min_derivative))).exp()
 
 
 def _knots(lengths: torch.Tensor, bound: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,16 +114,20 @@ def rational_quadratic_spline(
         inputs: (..., D).
         widths, heights: unnormalized bin widths and heights, (..., D, K), broadcasting
             against the inputs (softmax, then at least ``min_bin_width`` each).
-        derivatives: unnormalized derivatives at the K - 1 inner knots (softplus, plus
-            ``min_derivative``), (..., D, K - 1).
+        derivatives: unnormalized log-derivatives at the K - 1 inner knots (see
+            :func:`knot_derivatives`), (..., D, K - 1).
+        min_derivative: the knots' derivatives lie in (min_derivative,
+            1 / min_derivative); 0 leaves them unbounded.
     """
     num_bins = widths.shape[-1]
+    if not 0 <= min_derivative < 1:
+        raise ValueError(f"min_derivative: must be in [0, 1), got {min_derivative}")
     for name, minimum in (("min_bin_width", min_bin_width), ("min_bin_height", min_bin_height)):
         if minimum * num_bins > 1:
             raise ValueError(f"{name}: {minimum} is too large for {num_bins} bins")
     w = min_bin_width + (1 - min_bin_width * num_bins) * _softmax(widths)
     h = min_bin_height + (1 - min_bin_height * num_bins) * _softmax(heights)
-    d = F.pad(min_derivative + F.softplus(derivatives), (1, 1), value=1.0)
+    d = F.pad(knot_derivatives(derivatives, min_derivative), (1, 1), value=1.0)
     knots_x, w = _knots(w, bound)
     knots_y, h = _knots(h, bound)
 
@@ -171,7 +191,7 @@ class RQSpline(_FastSpline, _PyroSpline):
         with torch.no_grad():
             self.unnormalized_widths.zero_()
             self.unnormalized_heights.zero_()
-            self.unnormalized_derivatives.fill_(_IDENTITY_DERIVATIVE)
+            self.unnormalized_derivatives.zero_()
 
     def _params(self):
         return self.unnormalized_widths, self.unnormalized_heights, self.unnormalized_derivatives

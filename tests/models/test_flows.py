@@ -1,5 +1,7 @@
 """Normalizing flows: the change of variables to the letter, directions, closed forms."""
 
+from functools import partial
+
 import numpy as np
 import pyro.distributions.transforms as T
 import pytest
@@ -216,6 +218,11 @@ def test_bad_options_are_refused_by_name():
         RealNVP((2,), scale_bound=0.0)
     with pytest.raises(ValueError, match="data_shape: flows here take vectors"):
         MAF((2, 2))
+    # Pyro's MADE needs each hidden layer at least D wide; the error names hidden
+    for flow in (MAF, IAF, partial(NSF, autoregressive=True)):
+        with pytest.raises(ValueError, match=r"hidden: .* at least D = 8 .*got \[8, 7\]"):
+            flow((8,), hidden=(8, 7))
+    MAF((8,), hidden=(8, 8))
     with pytest.raises(ValueError, match="contains NaN"):
         RealNVP((2,), hidden=(4,)).log_prob(np.array([[0.0, np.nan]]))
     with pytest.raises(ValueError, match="context: RealNVP is unconditional"):

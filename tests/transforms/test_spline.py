@@ -1,11 +1,12 @@
 """The rational-quadratic spline kernel against Pyro's and against its own calculus."""
 
+import math
+
 import pytest
 import torch
 from pyro.distributions.transforms.spline import _monotonic_rational_spline
-from torch.nn import functional as F
 
-from pyrogen.transforms import RQSpline, rational_quadratic_spline
+from pyrogen.transforms import RQSpline, knot_derivatives, rational_quadratic_spline
 
 BOUND = 2.0
 
@@ -29,12 +30,13 @@ def _inputs(n, dim, seed=1):
 def test_the_kernel_is_pyros_quadratic_spline(per_example):
     """A second implementation: Pyro's quadratic-order spline pads the end derivatives
     with 1 - min_derivative after adding min_derivative to the inner ones, so with
-    min_derivative = 0 the two splines are the same function."""
+    min_derivative = 0 and its inner derivatives given as ours (exp(d)) the two
+    splines are the same function."""
     x = _inputs(40, 3)
     w, h, d = _parameters((40, 3) if per_example else (3,))
     ours, ours_logdet = rational_quadratic_spline(x, w, h, d, bound=BOUND, min_derivative=0.0)
     theirs, theirs_logdet = _monotonic_rational_spline(
-        x, w.softmax(-1), h.softmax(-1), F.softplus(d), bound=BOUND, min_derivative=0.0
+        x, w.softmax(-1), h.softmax(-1), d.exp(), bound=BOUND, min_derivative=0.0
     )
     torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(ours_logdet, theirs_logdet, rtol=1e-10, atol=1e-10)
@@ -42,11 +44,30 @@ def test_the_kernel_is_pyros_quadratic_spline(per_example):
         theirs, w, h, d, bound=BOUND, inverse=True, min_derivative=0.0
     )
     theirs_back, theirs_back_logdet = _monotonic_rational_spline(
-        theirs, w.softmax(-1), h.softmax(-1), F.softplus(d), inverse=True, bound=BOUND,
+        theirs, w.softmax(-1), h.softmax(-1), d.exp(), inverse=True, bound=BOUND,
         min_derivative=0.0,
     )  # fmt: skip
     torch.testing.assert_close(back, theirs_back, rtol=1e-9, atol=1e-9)
     torch.testing.assert_close(back_logdet, theirs_back_logdet, rtol=1e-8, atol=1e-8)
+
+
+def test_knot_derivatives_are_softly_bounded_and_one_at_zero():
+    u = torch.tensor([-1e6, -50.0, -1.0, 0.0, 1.0, 50.0, 1e6])
+    d = knot_derivatives(u, 1e-3)
+    assert d[3] == 1 and (d.diff() > 0).all()  # 1 at 0, increasing
+    assert 1e-3 < d.min() and d.max() < 1e3 and d[0] == pytest.approx(1e-3, rel=1e-4)
+    # a = u / (1 + |u| / L), L = log 1000: by hand at u = 1
+    assert d[4].item() == pytest.approx(math.exp(1 / (1 + 1 / math.log(1000))), rel=1e-12)
+    torch.testing.assert_close(knot_derivatives(u[1:-1], 0.0), u[1:-1].exp())
+    # the kernel uses them: the spline's slope at an inner knot is its derivative
+    w, h = torch.zeros(2, 1, 4)  # equal bins: an inner knot at 0
+    for raw in (-2.0, 0.0, 3.0):
+        _, logdet = rational_quadratic_spline(
+            torch.zeros(1, 1), w, h, torch.full((1, 3), raw), bound=BOUND
+        )
+        assert logdet.item() == pytest.approx(knot_derivatives(torch.tensor(raw)).log().item())
+    with pytest.raises(ValueError, match="min_derivative: must be in"):
+        rational_quadratic_spline(torch.zeros(1, 1), w, h, torch.zeros(1, 3), min_derivative=1.0)
 
 
 def test_the_log_derivative_is_autograds_and_the_inverse_inverts():
