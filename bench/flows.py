@@ -27,8 +27,8 @@ normflows' Glow of the same size (``GlowBlock``: actnorm, LU 1x1 convolution, af
 coupling with a 3x3-1x1-3x3 network and sigmoid scales; ``Squeeze``, ``Merge``, a
 standard normal ``DiagGaussian`` per level, its ``Logit`` transform), 2 levels of
 ``--glow-steps`` steps with ``--glow-hidden`` channels, on the digits as 1x8x8 images
-(x in [0, 1]), the same protocol; ``glow_digits_step_time_ratio`` and the bits per
-pixel of each.
+(x in [0, 1]), the same protocol and ``--seeds``; ``glow_digits_step_time_ratio`` and
+the bits per pixel of each.
 
 Flows inside a VAE (``--vae``, on by default): the Gaussian VAE (latent 8, hidden 128)
 against the same VAE with a 2-step IAF posterior (``posterior_flow=2``), a 2-layer MAF
@@ -333,7 +333,8 @@ class NormflowsGlow(torch.nn.Module):
 
 
 def bench_glow(options) -> dict:
-    """Glow on the digits (1x8x8, 17 levels): bits per pixel and step time."""
+    """Glow on the digits (1x8x8, 17 levels): bits per pixel over ``--seeds`` seeds
+    (medians, as the pairs above) and step time."""
     from pyrogen.models import Glow
 
     import pyrogen
@@ -341,31 +342,47 @@ def bench_glow(options) -> dict:
     x, _ = pyrogen.data.dequantized_digits(seed=options.seed)
     images = torch.as_tensor(x, dtype=torch.float32).reshape(-1, 1, 8, 8)
     train, valid, test = images[:1200], images[1200:1400], images[1400:]
-    torch.manual_seed(options.seed)
     levels, steps, hidden = 2, options.glow_steps, options.glow_hidden
-    ours = Glow((1, 8, 8), levels, steps, hidden, alpha=ALPHA, data_levels=17)
-    theirs = NormflowsGlow(levels, steps, hidden)
-    starts = copy.deepcopy(ours), copy.deepcopy(theirs)
-    with torch.no_grad():  # normflows' actnorm starts from the first batch, as ours
-        theirs.log_prob(train[: options.batch_size])
-        ours.train()
-        ours.log_prob(train[: options.batch_size])
-    ours_best = fit_ours(ours, train, valid, options, options.glow_epochs)
-    theirs_best = fit_zuko(theirs, train, valid, options, options.glow_epochs)
-    theirs.eval()
     to_bits = lambda nll: nll / (64 * math.log(2)) + math.log2(17)  # noqa: E731
-    ours_nll, theirs_nll = _ours_nll(ours, test), _zuko_nll(theirs, test)
-    ours_step, theirs_step = step_times(*starts, train, options)
-    return {
-        "glow_digits_pyrogen_bits_per_dim": to_bits(ours_nll),
-        "glow_digits_normflows_bits_per_dim": to_bits(theirs_nll),
-        "glow_digits_nll_gap": ours_nll - theirs_nll,
-        "glow_digits_pyrogen_best_epoch": ours_best["epoch"],
-        "glow_digits_normflows_best_epoch": theirs_best["epoch"],
+    runs = []
+    for seed in range(options.seed, options.seed + options.seeds):
+        seeded = copy.copy(options)
+        seeded.seed = seed
+        torch.manual_seed(seed)
+        ours = Glow((1, 8, 8), levels, steps, hidden, alpha=ALPHA, data_levels=17)
+        theirs = NormflowsGlow(levels, steps, hidden)
+        starts = copy.deepcopy(ours), copy.deepcopy(theirs)
+        with torch.no_grad():  # normflows' actnorm starts from the first batch, as ours
+            theirs.log_prob(train[: options.batch_size])
+            ours.train()
+            ours.log_prob(train[: options.batch_size])
+        ours_best = fit_ours(ours, train, valid, seeded, options.glow_epochs)
+        theirs_best = fit_zuko(theirs, train, valid, seeded, options.glow_epochs)
+        theirs.eval()
+        runs.append({
+            "ours": _ours_nll(ours, test), "theirs": _zuko_nll(theirs, test),
+            "ours_epoch": ours_best["epoch"], "theirs_epoch": theirs_best["epoch"],
+            "starts": starts,
+        })  # fmt: skip
+    ours_step, theirs_step = step_times(*runs[0]["starts"], train, options)
+    ours_bits = [to_bits(run["ours"]) for run in runs]
+    theirs_bits = [to_bits(run["theirs"]) for run in runs]
+    gaps = [run["ours"] - run["theirs"] for run in runs]
+    figures = {
+        "glow_digits_pyrogen_bits_per_dim": statistics.median(ours_bits),
+        "glow_digits_normflows_bits_per_dim": statistics.median(theirs_bits),
+        "glow_digits_nll_gap": statistics.median(gaps),
+        "glow_digits_pyrogen_ahead_seeds": sum(gap <= 0 for gap in gaps),
+        "glow_digits_pyrogen_best_epoch": statistics.median(r["ours_epoch"] for r in runs),
+        "glow_digits_normflows_best_epoch": statistics.median(r["theirs_epoch"] for r in runs),
         "glow_digits_pyrogen_step_ms": 1000 * ours_step,
         "glow_digits_normflows_step_ms": 1000 * theirs_step,
         "glow_digits_step_time_ratio": ours_step / theirs_step,
     }
+    if len(runs) > 1:
+        figures["glow_digits_pyrogen_bits_per_dim_per_seed"] = ours_bits
+        figures["glow_digits_normflows_bits_per_dim_per_seed"] = theirs_bits
+    return figures
 
 
 def bench_vae(options) -> dict:
@@ -492,7 +509,8 @@ def main(argv=None) -> dict:
     if options.glow:
         glow = bench_glow(options)
         figures.update(glow)
-        print("glow     digits        " + "  ".join(f"{k[12:]}={v:.4g}" for k, v in glow.items()))
+        cells = [f"{k[12:]}={v:.4g}" for k, v in glow.items() if not isinstance(v, list)]
+        print("glow     digits        " + "  ".join(cells), flush=True)
     if options.vae:
         vae = bench_vae(options)
         figures.update(vae)

@@ -307,6 +307,13 @@ class NICE(_Flow):
             first half with the second.
     """
 
+    revision = 2
+    revision_note = (
+        "the scaling layer moved from the data's end to the base's, the paper's top "
+        "layer; files of the release that moved it record no revision but hold the new "
+        "layout: NICE(**config).load_state_dict(state) reads them"
+    )
+
     def __init__(
         self,
         data_shape,
@@ -357,6 +364,21 @@ class RealNVP(_Flow):
             ``AffineCoupling`` as it is). Both score and sample in one pass.
         scale_bound: b, the density direction's bound on each log-scale.
     """
+
+    revision = 2
+    revision_note = (
+        "the couplings run in the density direction by default, with a soft bound on "
+        "the log-scales; a file of revision 1 is RealNVP(..., direction='sample') with "
+        "its 'state' loaded by load_state_dict"
+    )
+
+    @classmethod
+    def _saved_revision(cls, payload: dict) -> int:
+        """A file without a revision but with a ``direction`` in its config was saved
+        after the change (revision 2)."""
+        if "revision" not in payload and "direction" in payload["config"]:
+            return 2
+        return super()._saved_revision(payload)
 
     def __init__(
         self,
@@ -514,6 +536,14 @@ class NSF(_Flow):
         partition: the coupling's split, ``"alternate"`` (default) or ``"half"``
             (coupling layers only).
     """
+
+    revision = 2
+    revision_note = (
+        "rational-quadratic splines whose knot derivatives are exp of a bounded "
+        "log-derivative (pyrogen.transforms.knot_derivatives); a file of revision 1 "
+        "holds Pyro's linear rational splines (NSF(..., order='linear') with its "
+        "'state' loaded by load_state_dict) or softplus derivatives"
+    )
 
     def __init__(
         self,

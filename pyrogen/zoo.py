@@ -238,7 +238,10 @@ class ZooModel(torch.nn.Module, metaclass=abc.ABCMeta):
 
     Class attributes: ``default_method`` (what ``pyrogen fit`` and the contract tests
     run), ``methods`` (what ``fit`` accepts; ``em`` is added for :class:`SupportsEM`),
-    ``jit_safe`` (model and guide trace the same way on every call, so SVI may compile).
+    ``jit_safe`` (model and guide trace the same way on every call, so SVI may compile),
+    ``revision`` (raised when the same config and weights come to mean another model;
+    ``save`` records it and ``load`` refuses a file of another revision, saying why in
+    ``revision_note``, instead of returning a different density under the old name).
     """
 
     zoo_name: ClassVar[str] = ""
@@ -248,6 +251,8 @@ class ZooModel(torch.nn.Module, metaclass=abc.ABCMeta):
     jit_safe: ClassVar[bool] = False
     default_method: ClassVar[str] = "svi"
     methods: ClassVar[tuple[str, ...]] = ("svi", "map", "mle", "nuts")
+    revision: ClassVar[int] = 1  # files saved before revisions were recorded: 1
+    revision_note: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -313,6 +318,7 @@ class ZooModel(torch.nn.Module, metaclass=abc.ABCMeta):
             "class": type(self).__name__,
             "config": dataclasses.asdict(self.config),
             "state": self.state_dict(),
+            "revision": type(self).revision,
         }
         atomic_write(path, lambda handle: torch.save(payload, handle))
 
@@ -330,9 +336,22 @@ class ZooModel(torch.nn.Module, metaclass=abc.ABCMeta):
             raise ValueError(
                 f"path: {str(path)!r} holds a {payload.get('class')}, not a {cls.__name__}"
             )
+        saved = cls._saved_revision(payload)
+        if saved != cls.revision:
+            raise ValueError(
+                f"path: {str(path)!r} holds a {cls.__name__} of revision {saved}, whose "
+                f"weights mean another model in this pyrogen (revision {cls.revision}: "
+                f"{cls.revision_note or 'changed since'}); refit it"
+            )
         model = cls(**payload["config"])
         model.load_state_dict(payload["state"])
         return model
+
+    @classmethod
+    def _saved_revision(cls, payload: dict) -> int:
+        """The revision of a saved model (1 where the file records none; a subclass may
+        tell its revisions apart by their configs)."""
+        return payload.get("revision", 1)
 
     def extra_repr(self) -> str:
         fields = dataclasses.asdict(self.config)

@@ -428,3 +428,44 @@ def test_glow_maps_pixels_to_latents_and_back_and_checks_its_inputs():
         glow.inverse(np.full((1, 1, 4, 4), np.nan))
     with pytest.raises(ValueError, match="context: Glow is unconditional"):
         glow.inverse(x, torch.zeros(3, 2))
+
+
+def _resave(path, **changes):
+    """The saved payload at ``path`` with keys changed (None drops a key), rewritten."""
+    payload = torch.load(path, weights_only=True)
+    for key, value in changes.items():
+        payload.pop(key) if value is None else payload.__setitem__(key, value)
+    torch.save(payload, path)
+
+
+def test_files_whose_weights_now_mean_another_flow_are_refused(tmp_path):
+    path = tmp_path / "flow.pt"
+    nsf = NSF((2,), layers=1, hidden=(4,))
+    nsf.save(path)
+    assert torch.load(path, weights_only=True)["revision"] == 2
+    torch.testing.assert_close(
+        NSF.load(path).log_prob(torch.ones(3, 2)), nsf.log_prob(torch.ones(3, 2))
+    )
+    _resave(path, revision=None)  # saved before revisions were recorded
+    with pytest.raises(ValueError, match=r"holds a NSF of revision 1.*order='linear'.*refit it"):
+        NSF.load(path)
+    NICE((2,), layers=1, hidden=(4,)).save(path)
+    _resave(path, revision=1)
+    with pytest.raises(ValueError, match="NICE of revision 1.*scaling layer moved"):
+        NICE.load(path)
+    # RealNVP: a file without a revision is told apart by its config's direction
+    RealNVP((2,), layers=1, hidden=(4,)).save(path)
+    _resave(path, revision=None)
+    assert RealNVP.load(path).direction == "density"
+    config = torch.load(path, weights_only=True)["config"]
+    config.pop("direction"), config.pop("scale_bound")
+    _resave(path, config=config)
+    with pytest.raises(ValueError, match="RealNVP of revision 1.*direction='sample'"):
+        RealNVP.load(path)
+    # a flow whose meaning never changed reads files that record no revision
+    maf = MAF((2,), layers=1, hidden=(4,))
+    maf.save(path)
+    _resave(path, revision=None)
+    torch.testing.assert_close(
+        MAF.load(path).log_prob(torch.ones(3, 2)), maf.log_prob(torch.ones(3, 2))
+    )
