@@ -469,3 +469,19 @@ def test_files_whose_weights_now_mean_another_flow_are_refused(tmp_path):
     torch.testing.assert_close(
         MAF.load(path).log_prob(torch.ones(3, 2)), maf.log_prob(torch.ones(3, 2))
     )
+
+
+def test_a_2d_autoregressive_flow_models_x2_given_x1_at_the_data_end():
+    """In 2-D every MADE takes the natural order (no draw), so the layer at the data's
+    end maps x_1 alone and x_2 given x_1; layers alternate through the reversals."""
+    for flow in (MAF((2,), layers=3, hidden=(8, 8)), NSF((2,), 3, (8, 8), autoregressive=True)):
+        last = flow.layers[-1]  # density direction: data -> base is the layer's own call
+        jacobian = torch.autograd.functional.jacobian(last, torch.tensor([0.3, -0.7]))
+        assert jacobian[0, 1] == 0 and jacobian[1, 0] != 0
+        assert all(torch.equal(layer.arn.permutation, torch.arange(2)) for layer in flow.layers)
+    # in more dimensions the orders are drawn, consecutive layers acting differently
+    layers = MAF((4,), layers=4, hidden=(8, 8)).layers
+    acting = [
+        l.arn.permutation if i % 2 == 0 else 3 - l.arn.permutation for i, l in enumerate(layers)
+    ]
+    assert all(not torch.equal(a, b) for a, b in zip(acting, acting[1:]))
