@@ -423,8 +423,11 @@ def orders(dim: int, layers: int) -> list[torch.Tensor]:
     In 2-D the layers must alternate, and a draw decides only which coordinate the
     layer at the data's end conditions on; there every layer takes the natural order,
     so that layer models x_2 given x_1, as zuko's and the MAF paper's first layer do:
-    one flow per config instead of one of two by seed (on the moons the drawn order
-    trailed zuko's MAF on 4 seeds of 5, the natural one on 2: ``bench/flows.py``)."""
+    one flow per config instead of one of two by seed. On the moons, which are not
+    symmetric under swapping x_1 and x_2, pyrogen's MAF was ahead of zuko's on 3 seeds
+    of 5 with this order and on 1 of 5 with drawn ones; on the ring and the
+    checkerboard, which are, the order cannot matter in distribution, and the
+    five-seed figures moved by seed noise alone (``bench/flows.py``, bench/RESULTS.md)."""
     if dim == 2:
         return [torch.arange(2) for _ in range(layers)]
     out, before = [], None
