@@ -276,24 +276,31 @@ def bench_pair(flow: str, data_name: str, data: dict, options) -> dict:
     seeds = range(options.seed, options.seed + options.seeds)
     runs = [fit_pair(flow, train, valid, test, options, epochs, seed) for seed in seeds]
     ours_step, theirs_step = step_times(*runs[0]["starts"], train, options)
-    key, figure, convert = f"{flow}_{data_name}", data["figure"], data["convert"]
+    key = f"{flow}_{data_name}"
+    return summarize(key, "zuko", data["figure"], data["convert"], runs, ours_step, theirs_step)
+
+
+def summarize(key, baseline, figure, convert, runs, ours_step, theirs_step) -> dict:
+    """The figures of a pair over seeds: the median figure of each side, the median of
+    the per-seed NLL gaps, the seeds where pyrogen's NLL is no worse, the median best
+    epochs, the step times, and each seed's figures when there are several."""
     ours_figures = [convert(run["ours_nll"]) for run in runs]
     theirs_figures = [convert(run["theirs_nll"]) for run in runs]
     gaps = [run["ours_nll"] - run["theirs_nll"] for run in runs]
     figures = {
         f"{key}_pyrogen_{figure}": statistics.median(ours_figures),
-        f"{key}_zuko_{figure}": statistics.median(theirs_figures),
+        f"{key}_{baseline}_{figure}": statistics.median(theirs_figures),
         f"{key}_nll_gap": statistics.median(gaps),
         f"{key}_pyrogen_ahead_seeds": sum(gap <= 0 for gap in gaps),
         f"{key}_pyrogen_best_epoch": statistics.median(run["ours_epoch"] for run in runs),
-        f"{key}_zuko_best_epoch": statistics.median(run["theirs_epoch"] for run in runs),
+        f"{key}_{baseline}_best_epoch": statistics.median(run["theirs_epoch"] for run in runs),
         f"{key}_pyrogen_step_ms": 1000 * ours_step,
-        f"{key}_zuko_step_ms": 1000 * theirs_step,
+        f"{key}_{baseline}_step_ms": 1000 * theirs_step,
         f"{key}_step_time_ratio": ours_step / theirs_step,
     }
     if len(runs) > 1:
         figures[f"{key}_pyrogen_{figure}_per_seed"] = ours_figures
-        figures[f"{key}_zuko_{figure}_per_seed"] = theirs_figures
+        figures[f"{key}_{baseline}_{figure}_per_seed"] = theirs_figures
     return figures
 
 
@@ -360,29 +367,13 @@ def bench_glow(options) -> dict:
         theirs_best = fit_zuko(theirs, train, valid, seeded, options.glow_epochs)
         theirs.eval()
         runs.append({
-            "ours": _ours_nll(ours, test), "theirs": _zuko_nll(theirs, test),
+            "ours_nll": _ours_nll(ours, test), "theirs_nll": _zuko_nll(theirs, test),
             "ours_epoch": ours_best["epoch"], "theirs_epoch": theirs_best["epoch"],
             "starts": starts,
         })  # fmt: skip
     ours_step, theirs_step = step_times(*runs[0]["starts"], train, options)
-    ours_bits = [to_bits(run["ours"]) for run in runs]
-    theirs_bits = [to_bits(run["theirs"]) for run in runs]
-    gaps = [run["ours"] - run["theirs"] for run in runs]
-    figures = {
-        "glow_digits_pyrogen_bits_per_dim": statistics.median(ours_bits),
-        "glow_digits_normflows_bits_per_dim": statistics.median(theirs_bits),
-        "glow_digits_nll_gap": statistics.median(gaps),
-        "glow_digits_pyrogen_ahead_seeds": sum(gap <= 0 for gap in gaps),
-        "glow_digits_pyrogen_best_epoch": statistics.median(r["ours_epoch"] for r in runs),
-        "glow_digits_normflows_best_epoch": statistics.median(r["theirs_epoch"] for r in runs),
-        "glow_digits_pyrogen_step_ms": 1000 * ours_step,
-        "glow_digits_normflows_step_ms": 1000 * theirs_step,
-        "glow_digits_step_time_ratio": ours_step / theirs_step,
-    }
-    if len(runs) > 1:
-        figures["glow_digits_pyrogen_bits_per_dim_per_seed"] = ours_bits
-        figures["glow_digits_normflows_bits_per_dim_per_seed"] = theirs_bits
-    return figures
+    return summarize("glow_digits", "normflows", "bits_per_dim", to_bits, runs, ours_step,
+                     theirs_step)  # fmt: skip
 
 
 def bench_vae(options) -> dict:
