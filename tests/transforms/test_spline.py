@@ -68,6 +68,8 @@ def test_knot_derivatives_are_softly_bounded_and_one_at_zero():
         assert logdet.item() == pytest.approx(knot_derivatives(torch.tensor(raw)).log().item())
     with pytest.raises(ValueError, match="min_derivative: must be in"):
         rational_quadratic_spline(torch.zeros(1, 1), w, h, torch.zeros(1, 3), min_derivative=1.0)
+    with pytest.raises(ValueError, match="min_derivative: must be in"):
+        knot_derivatives(torch.zeros(3), -1e-3)
 
 
 def test_the_log_derivative_is_autograds_and_the_inverse_inverts():
