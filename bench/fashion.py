@@ -46,13 +46,13 @@ The last line printed is one JSON object of the figures; ratios are named *_rati
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
-import time
+from functools import partial
 
 import numpy as np
 import torch
+from _fitting import fit_pyrogen, fit_textbook
 from flows import NormflowsGlow
 
 MODELS = ("glow", "realnvp", "maf", "vae", "rnade", "wavenet")
@@ -129,70 +129,12 @@ def score(model, name: str, split: dict, space: str, options, samples: int) -> f
     return to_bits(torch.cat(log_p), split, space)
 
 
-def fit_ours(model, name, space, method, data, options) -> dict:
-    """pyrogen.fit, keeping the epoch with the best validation bits per pixel."""
-    import pyro
-
-    import pyrogen
-
-    train = data["train"][space]
-    steps_per_epoch = math.ceil(len(train) / options.batch_size)
-    best = {"bits": math.inf, "epoch": 0, "state": None}
-
-    def select(step: int, loss: float) -> None:
-        if step % steps_per_epoch == 0:
-            model.eval()
-            bits = score(model, name, data["valid"], space, options, samples=10)
-            model.train()
-            if bits < best["bits"]:
-                best.update(bits=bits, epoch=step // steps_per_epoch)
-                best["state"] = copy.deepcopy(model.state_dict())
-
-    pyro.clear_param_store()
-    began = time.perf_counter()
-    pyrogen.fit(model, train, method=method, lr=options.lr, batch_size=options.batch_size,
-                num_epochs=options.epochs, seed=options.seed, progress=False,
-                callback=select, device=options.device)  # fmt: skip
-    best["seconds"] = time.perf_counter() - began
-    if best["state"] is not None:
-        model.load_state_dict(best["state"])
-    model.eval()
-    return best
-
-
-def fit_baseline(flow, space, data, options) -> dict:
-    """The textbook loop (``-flow().log_prob(x).mean()``, Adam), keeping the epoch with
-    the best validation bits per pixel."""
-    flow = flow.to(options.device)
-    train = data["train"][space].to(options.device)
-    optimizer = torch.optim.Adam(flow.parameters(), lr=options.lr)
-    generator = torch.Generator().manual_seed(options.seed)
-    best = {"bits": math.inf, "epoch": 0, "state": None}
-
-    def bits(split):
-        with torch.no_grad():
-            batches = split[space].to(options.device).split(options.eval_batch)
-            log_p = torch.cat([flow().log_prob(b).cpu() for b in batches])
-        return to_bits(log_p, split, space)
-
-    began = time.perf_counter()
-    for epoch in range(1, options.epochs + 1):
-        flow.train()
-        order = torch.randperm(len(train), generator=generator).to(options.device)
-        for batch in train[order].split(options.batch_size):
-            loss = -flow().log_prob(batch).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        flow.eval()
-        valid = bits(data["valid"])
-        if valid < best["bits"]:
-            best.update(bits=valid, epoch=epoch, state=copy.deepcopy(flow.state_dict()))
-    best["seconds"] = time.perf_counter() - began
-    if best["state"] is not None:
-        flow.load_state_dict(best["state"])
-    best["test_bits"] = bits(data["test"])
-    return best
+def baseline_bits(flow, split: dict, space: str, options) -> float:
+    """Bits per pixel of ``split`` under a baseline flow (in batches)."""
+    with torch.no_grad():
+        batches = split[space].to(options.device).split(options.eval_batch)
+        log_p = torch.cat([flow().log_prob(batch).cpu() for batch in batches])
+    return to_bits(log_p, split, space)
 
 
 def bench_model(name: str, data: dict, options) -> dict:
@@ -205,7 +147,9 @@ def bench_model(name: str, data: dict, options) -> dict:
             ours.train()
             ours.log_prob(first)
             theirs.to(options.device).log_prob(first)
-    best = fit_ours(ours, name, space, method, data, options)
+    train, valid = data["train"][space], data["valid"]
+    select = partial(score, name=name, split=valid, space=space, options=options, samples=10)
+    best = fit_pyrogen(ours, train, select, options, options.epochs, method)
     key = f"fashion_{name}"
     figures = {
         f"{key}_bits_per_dim": score(ours, name, data["test"], space, options, options.vae_samples),
@@ -214,7 +158,9 @@ def bench_model(name: str, data: dict, options) -> dict:
     }
     if theirs is not None:
         baseline = "normflows" if name == "glow" else "zuko"
-        other = fit_baseline(theirs, space, data, options)
+        select = partial(baseline_bits, split=valid, space=space, options=options)
+        other = fit_textbook(theirs, train, select, options, options.epochs)
+        other["test_bits"] = baseline_bits(theirs, data["test"], space, options)
         figures[f"{key}_{baseline}_bits_per_dim"] = other["test_bits"]
         figures[f"{key}_{baseline}_best_epoch"] = other["epoch"]
         figures[f"{key}_{baseline}_train_seconds"] = other["seconds"]

@@ -75,6 +75,7 @@ import time
 
 import numpy as np
 import torch
+from _fitting import fit_pyrogen, fit_textbook
 
 FLOWS = ("nice", "realnvp", "maf", "nsf")
 DATA = ("moons", "checkerboard", "ring", "digits")
@@ -165,50 +166,12 @@ def _ours_nll(model, x: torch.Tensor) -> float:
 
 def fit_ours(model, train, valid, options, epochs: int) -> dict:
     """pyrogen.fit, keeping the epoch with the best validation log-likelihood."""
-    import pyro
-
-    import pyrogen
-
-    steps_per_epoch = math.ceil(len(train) / options.batch_size)
-    best = {"nll": math.inf, "epoch": 0, "state": None}
-
-    def select(step: int, loss: float) -> None:
-        if step % steps_per_epoch == 0:
-            model.eval()
-            nll = _ours_nll(model, valid)
-            model.train()
-            if nll < best["nll"]:
-                best.update(nll=nll, epoch=step // steps_per_epoch)
-                best["state"] = copy.deepcopy(model.state_dict())
-
-    pyro.clear_param_store()
-    pyrogen.fit(model, train, method="mle", lr=options.lr, batch_size=options.batch_size,
-                num_epochs=epochs, seed=options.seed, progress=False, callback=select)  # fmt: skip
-    if best["state"] is not None:
-        model.load_state_dict(best["state"])
-    model.eval()
-    return best
+    return fit_pyrogen(model, train, lambda m: _ours_nll(m, valid), options, epochs)
 
 
 def fit_zuko(flow, train, valid, options, epochs: int) -> dict:
     """The textbook loop, keeping the epoch with the best validation log-likelihood."""
-    optimizer = torch.optim.Adam(flow.parameters(), lr=options.lr)
-    generator = torch.Generator().manual_seed(options.seed)
-    best = {"nll": math.inf, "epoch": 0, "state": None}
-    for epoch in range(1, epochs + 1):
-        for batch in train[torch.randperm(len(train), generator=generator)].split(
-            options.batch_size
-        ):
-            loss = -flow().log_prob(batch).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        nll = _zuko_nll(flow, valid)
-        if nll < best["nll"]:
-            best.update(nll=nll, epoch=epoch, state=copy.deepcopy(flow.state_dict()))
-    if best["state"] is not None:
-        flow.load_state_dict(best["state"])
-    return best
+    return fit_textbook(flow, train, lambda f: _zuko_nll(f, valid), options, epochs)
 
 
 def step_times(ours, theirs, train, options) -> tuple[float, float]:
