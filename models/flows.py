@@ -34,7 +34,9 @@ its data are pairs, ``pyrogen.fit(flow, x, c, method="mle")``,
 - **MAF** (Papamakarios, Pavlakou and Murray 2017): affine autoregressive layers
   (MADE networks) used in the density direction: Pyro's ``AffineAutoregressive`` maps
   noise to data in one pass per dimension (the IAF direction), so MAF puts its inverse
-  in the flow, making ``log_prob`` one pass and ``sample`` D passes.
+  in the flow, making ``log_prob`` one pass and ``sample`` D passes; data map to noise
+  as :math:`z = x \odot e^{s} + m` with the log-scale softly bounded,
+  :math:`s = a / (1 + |a| / b)` (``scale_bound=None``: Pyro's clipping).
 - **IAF** (Kingma et al. 2016): the same layers in the sampling direction: ``sample``
   is one pass, ``log_prob`` D passes (the direction a variational posterior wants).
 - **NSF** (Durkan, Bekasov, Murray and Papamakarios 2019): monotone rational-quadratic
@@ -84,8 +86,10 @@ from torch import nn
 from pyrogen.transforms import (
     ActNorm,
     AdditiveCoupling,
+    BoundedAffineAutoregressive,
     BoundedAffineCoupling,
     ConditionalAdditiveCoupling,
+    ConditionalBoundedAffineAutoregressive,
     ConditionalBoundedAffineCoupling,
     ConditionalRQSplineAutoregressive,
     ConditionalSplineCoupling,
@@ -463,17 +467,18 @@ def made(dim: int, widths, order, context_dim: int | None = None, param_dims=Non
 
 
 def _autoregressive_layers(
-    dim: int, layers: int, hidden, name: str, context_dim: int | None
+    dim: int, layers: int, hidden, name: str, context_dim: int | None, scale_bound
 ) -> tuple[list, list[int]]:
     check_positive_int(layers, "layers")
     if dim < 2:
         raise ValueError(f"data_shape: {name} needs D >= 2")
     widths = check_widths(hidden, name)
-    if context_dim:
-        nets = [made(dim, widths, order, context_dim) for order in orders(dim, layers)]
-        return [T.ConditionalAffineAutoregressive(net) for net in nets], widths
-    modules = [T.AffineAutoregressive(made(dim, widths, order)) for order in orders(dim, layers)]
-    return modules, widths
+    nets = [made(dim, widths, order, context_dim) for order in orders(dim, layers)]
+    if scale_bound is None:  # Pyro's layers as they are: the log-scale clipped to [-5, 3]
+        layer = T.ConditionalAffineAutoregressive if context_dim else T.AffineAutoregressive
+        return [layer(net) for net in nets], widths
+    layer = ConditionalBoundedAffineAutoregressive if context_dim else BoundedAffineAutoregressive
+    return [layer(net, scale_bound) for net in nets], widths
 
 
 @register("maf")
@@ -489,9 +494,19 @@ class MAF(_Flow):
         norm: ``"batch"`` (the paper's), ``"act"`` or None, after each layer.
         context_dim: condition on a context vector of this width (Pyro's
             ``ConditionalAffineAutoregressive``).
+        scale_bound: b, the bound on each layer's log-scale s = a / (1 + |a| / b) of
+            the MADE's output a (:class:`~pyrogen.transforms.BoundedAffineAutoregressive`,
+            zuko's form); None: Pyro's layers as they are, a clipped to [-5, 3].
     """
 
     direction = "density"  # Pyro's AffineAutoregressive inverted: data -> noise in a pass
+    revision = 2
+    revision_note = (
+        "each layer's log-scale is softly bounded (scale_bound, 5 by default) where "
+        "Pyro's clip cut it to [-5, 3]; a file of revision 1 is "
+        "MAF(**config, scale_bound=None) (IAF likewise) with its 'state' loaded by "
+        "load_state_dict"
+    )
 
     def __init__(
         self,
@@ -500,12 +515,17 @@ class MAF(_Flow):
         hidden=(256, 256),
         norm: str | None = None,
         context_dim: int | None = None,
+        scale_bound: float | None = 5.0,
     ):
         super().__init__()
         dim, context_dim = check_data_shape(data_shape)[0], _context_dim(context_dim)
+        if scale_bound is not None:
+            scale_bound = check_positive_number(scale_bound, "scale_bound")
         name = type(self).__name__
-        modules, widths = _autoregressive_layers(dim, layers, hidden, name, context_dim)
-        self.normalize(hidden=widths)
+        modules, widths = _autoregressive_layers(
+            dim, layers, hidden, name, context_dim, scale_bound
+        )
+        self.normalize(hidden=widths, scale_bound=scale_bound)
         self._setup(modules, direction=self.direction, norms=_norms(norm, dim, layers))
 
 
@@ -520,6 +540,7 @@ class IAF(MAF):
         hidden: each MADE's hidden widths.
         norm: ``"batch"``, ``"act"`` or None, after each layer.
         context_dim: condition on a context vector of this width.
+        scale_bound: the soft bound on each log-scale (None: Pyro's clip), as MAF's.
     """
 
     direction = "sample"

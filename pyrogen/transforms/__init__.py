@@ -1,6 +1,10 @@
 """Transforms pyrogen adds to Pyro's (``pyro.distributions.transforms``): only what
 Pyro does not have as such."""
 
+from pyrogen.transforms.autoregressive import (
+    BoundedAffineAutoregressive,
+    ConditionalBoundedAffineAutoregressive,
+)
 from pyrogen.transforms.caches import clear_caches
 from pyrogen.transforms.conditional import (
     ConditionalAdditiveCoupling,
@@ -13,6 +17,7 @@ from pyrogen.transforms.coupling import (
     Interleave,
     Reverse,
     Scaling,
+    soft_bound,
 )
 from pyrogen.transforms.image import GlowCoupling, InvertibleConv1x1, MultiscaleFlow, Squeeze
 from pyrogen.transforms.norm import ActNorm
@@ -29,8 +34,10 @@ from pyrogen.transforms.spline import (
 __all__ = [
     "ActNorm",
     "AdditiveCoupling",
+    "BoundedAffineAutoregressive",
     "BoundedAffineCoupling",
     "ConditionalAdditiveCoupling",
+    "ConditionalBoundedAffineAutoregressive",
     "ConditionalBoundedAffineCoupling",
     "ConditionalRQSpline",
     "ConditionalRQSplineAutoregressive",
@@ -48,4 +55,5 @@ __all__ = [
     "clear_caches",
     "knot_derivatives",
     "rational_quadratic_spline",
+    "soft_bound",
 ]

@@ -25,7 +25,20 @@ from pyro.distributions import constraints
 from pyro.distributions.torch_transform import TransformModule
 from pyro.distributions.transforms import AffineCoupling
 
-__all__ = ["AdditiveCoupling", "BoundedAffineCoupling", "Interleave", "Reverse", "Scaling"]
+__all__ = [
+    "AdditiveCoupling",
+    "BoundedAffineCoupling",
+    "Interleave",
+    "Reverse",
+    "Scaling",
+    "soft_bound",
+]
+
+
+def soft_bound(a: torch.Tensor, bound: float) -> torch.Tensor:
+    """a / (1 + |a| / bound): a in (-bound, bound), a itself near 0, its gradient
+    everywhere (zuko's bound on log-scales and log-derivatives)."""
+    return a / (1 + a.abs() / bound)
 
 
 class AdditiveCoupling(TransformModule):
@@ -145,7 +158,7 @@ class BoundedAffineCoupling(AffineCoupling):
 
     def _shift_and_log_scale(self, x1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         shift, a = self.nn(x1)
-        log_scale = a / (1 + a.abs() / self.scale_bound)
+        log_scale = soft_bound(a, self.scale_bound)
         self._cached_log_scale = log_scale
         return shift, log_scale
 

@@ -49,6 +49,8 @@ from pyro.distributions.transforms.spline import ConditionedSpline
 from pyro.distributions.transforms.spline import Spline as _PyroSpline
 from torch.nn import functional as F
 
+from pyrogen.transforms.coupling import soft_bound
+
 __all__ = [
     "ConditionalRQSpline",
     "ConditionalRQSplineAutoregressive",
@@ -86,7 +88,7 @@ def knot_derivatives(u: torch.Tensor, min_derivative: float = 1e-3) -> torch.Ten
         raise ValueError(f"min_derivative: must be in [0, 1), got {min_derivative}")
     if min_derivative == 0:
         return u.exp()
-    return (u / (1 + u.abs() / -math.log(min_derivative))).exp()
+    return soft_bound(u, -math.log(min_derivative)).exp()
 
 
 def _knots(lengths: torch.Tensor, bound: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,5 +1,6 @@
 """Normalizing flows: the change of variables to the letter, directions, closed forms."""
 
+import math
 from functools import partial
 
 import numpy as np
@@ -7,7 +8,7 @@ import pyro.distributions.transforms as T
 import pytest
 import torch
 from pyro.nn import DenseNN
-from pyrogen.models import IAF, MAF, NICE, NSF, RealNVP
+from pyrogen.models import IAF, MAF, NICE, NSF, Glow, RealNVP
 
 import pyrogen
 from pyrogen import toy
@@ -116,6 +117,83 @@ def test_realnvps_density_direction_is_zukos_coupling_with_bounded_scales():
     scales = layer._cached_log_scale  # s per coordinate of x_2
     assert 1.9 < scales.abs().max() < 2.0  # near the bound, never past it
     torch.testing.assert_close(layer.log_abs_det_jacobian(x, y), scales.sum(-1))
+
+
+def test_maf_layers_map_data_to_noise_with_softly_bounded_log_scales():
+    """Each MAF layer maps data to noise as z = x exp(s) + m, s = a / (1 + |a| / b),
+    from its MADE's raw outputs (m, a), by hand, with and without a context; however
+    large a, each s stays within b and the log-determinant is their sum. With
+    scale_bound=None the layer is Pyro's as it is, a clipped to [-5, 3]."""
+    torch.manual_seed(3)
+    x, context = 2 * torch.randn(5, 3), torch.randn(2)
+    model = _randomize(MAF((3,), layers=1, hidden=(8,), scale_bound=2.0))
+    layer = model.layers[0]
+    m, a = layer.arn(x)
+    s = a / (1 + a.abs() / 2.0)
+    torch.testing.assert_close(layer(x), x * s.exp() + m)
+    torch.testing.assert_close(layer.log_abs_det_jacobian(x, layer(x)), s.sum(-1))
+    with torch.no_grad():
+        for p in layer.arn.parameters():
+            p.mul_(50.0)
+    x = x.clone()  # not the cached input
+    y = layer(x)
+    scales = layer._cached_log_scale
+    assert 1.9 < scales.abs().max() < 2.0  # near the bound, never past it
+    torch.testing.assert_close(layer.log_abs_det_jacobian(x, y), scales.sum(-1))
+    assert torch.isfinite(model.log_prob(100 * x)).all()
+    conditional = MAF((3,), layers=1, hidden=(8,), context_dim=2, scale_bound=2.0)
+    layer = conditional.layers[0]
+    m, a = layer.nn(x, context=context.expand(5, 2))
+    z = layer.condition(context.expand(5, 2))(x)
+    torch.testing.assert_close(z, x * (a / (1 + a.abs() / 2.0)).exp() + m)
+    plain = MAF((3,), layers=1, hidden=(8,), scale_bound=None).layers[0]
+    assert type(plain) is T.AffineAutoregressive
+    m, a = plain.arn(x)
+    torch.testing.assert_close(plain(x), x * a.clamp(-5, 3).exp() + m)
+
+
+def _copy_zuko_maf(ours: MAF, theirs) -> None:
+    """zuko's 2-D MAF weights into pyrogen's: zuko's k-th transform from the data is
+    pyrogen's layer L - 1 - k; every other one meets the coordinates reversed (its
+    inputs and outputs swapped), and zuko lays its outputs out as (feature, parameter)
+    where Pyro's MADE lays them out as (parameter, feature)."""
+    for k, transform in enumerate(theirs.transform.transforms):
+        mine = ours.layers[len(ours.layers) - 1 - k].arn.layers
+        linear = [m for m in transform.hyper if isinstance(m, torch.nn.Linear)]
+        features = [1, 0] if k % 2 else [0, 1]
+        outputs = [features[f] * 2 + p for p in range(2) for f in range(2)]
+        with torch.no_grad():
+            for i, (a, z) in enumerate(zip(mine[:-1], linear[:-1])):
+                a.weight.copy_(z.weight[:, features] if i == 0 else z.weight)
+                a.bias.copy_(z.bias)
+            mine[-1].weight.copy_(linear[-1].weight[outputs])
+            mine[-1].bias.copy_(linear[-1].bias[outputs])
+
+
+def test_maf_is_zukos_maf_given_the_same_weights_and_steps():
+    """A second implementation: pyrogen's MAF with zuko's bound (log 1000) holding
+    zuko's MAF's weights gives its log-density, and still does after Adam steps on
+    the same minibatches (the same function and the same gradients). With Pyro's clip
+    the same weights give another density."""
+    import zuko
+
+    torch.manual_seed(0)
+    ours = MAF((2,), layers=3, hidden=(16, 16), scale_bound=math.log(1000))
+    theirs = zuko.flows.MAF(2, transforms=3, hidden_features=(16, 16))
+    _copy_zuko_maf(ours, theirs)
+    x, test = 2 * torch.randn(96, 2), 2 * torch.randn(50, 2)
+    torch.testing.assert_close(ours.distribution().log_prob(test), theirs().log_prob(test))
+    optimizers = [torch.optim.Adam(f.parameters(), lr=0.01) for f in (ours, theirs)]
+    for batch in x.split(16):
+        for optimizer, flow in zip(optimizers, (ours.distribution, theirs)):
+            loss = -flow().log_prob(batch).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    torch.testing.assert_close(ours.distribution().log_prob(test), theirs().log_prob(test))
+    clipped = MAF((2,), layers=3, hidden=(16, 16), scale_bound=None)
+    clipped.load_state_dict(ours.state_dict())
+    assert not torch.allclose(clipped.log_prob(test), ours.log_prob(test))
 
 
 def test_the_rational_quadratic_spline_layers_are_the_change_of_variables():
@@ -415,7 +493,6 @@ def test_a_used_flow_can_be_copied(name):
 
 
 def test_glow_maps_pixels_to_latents_and_back_and_checks_its_inputs():
-    from pyrogen.models import Glow
 
     torch.manual_seed(11)
     glow = _randomize(Glow((1, 4, 4), levels=2, steps=1, hidden=4), 0.1).eval()
@@ -462,13 +539,26 @@ def test_files_whose_weights_now_mean_another_flow_are_refused(tmp_path):
     _resave(path, config=config)
     with pytest.raises(ValueError, match="RealNVP of revision 1.*direction='sample'"):
         RealNVP.load(path)
+    # MAF (and IAF): a file of revision 1 is the flow with Pyro's clip, scale_bound=None
+    old = _randomize(MAF((2,), layers=2, hidden=(4,), scale_bound=None))
+    old.save(path)
+    config = torch.load(path, weights_only=True)["config"]
+    config.pop("scale_bound")
+    _resave(path, revision=None, config=config)
+    with pytest.raises(ValueError, match=r"MAF of revision 1.*MAF\(\*\*config, scale_bound=None"):
+        MAF.load(path)
+    payload = torch.load(path, weights_only=True)
+    read = MAF(**payload["config"], scale_bound=None)
+    read.load_state_dict(payload["state"])
+    x = torch.randn(3, 2)
+    torch.testing.assert_close(read.log_prob(x), old.log_prob(x))
+    assert not torch.allclose(MAF(**payload["config"]).log_prob(x), old.log_prob(x))
     # a flow whose meaning never changed reads files that record no revision
-    maf = MAF((2,), layers=1, hidden=(4,))
-    maf.save(path)
+    glow = Glow((1, 4, 4), levels=2, steps=1, hidden=4).eval()
+    glow.save(path)
     _resave(path, revision=None)
-    torch.testing.assert_close(
-        MAF.load(path).log_prob(torch.ones(3, 2)), maf.log_prob(torch.ones(3, 2))
-    )
+    images = torch.rand(3, 1, 4, 4)
+    torch.testing.assert_close(Glow.load(path).eval().log_prob(images), glow.log_prob(images))
 
 
 def test_a_2d_autoregressive_flow_models_x2_given_x1_at_the_data_end():
