@@ -5,8 +5,9 @@
 direction so a draw and its log-density cost one pass per layer, then a learnable
 elementwise affine map started at the model's initial point. ``guide="spline"`` is its
 autoregressive neural spline flow; ``AutoFlow(model, "iaf")`` its IAF (Kingma et al.
-2016; ``guide="flow"`` stays Pyro's ``AutoIAFNormal``, which measured better on a
-banana posterior).
+2016; ``guide="flow"`` stays Pyro's ``AutoIAFNormal``: on a banana posterior it
+measured better until the zoo's IAF bounded its log-scales softly, and the two now
+measure alike, ``bench/flows.py``).
 
 :class:`AutoSplineNormal` pushes a standard normal through rational-quadratic spline
 flows (Durkan, Bekasov, Murray and Papamakarios, 2019: neural spline flows) and then an
