@@ -27,7 +27,10 @@ the epoch with the best validation figure; one table:
 
 Baselines: ``<flow>_nll_gap`` is pyrogen's test NLL minus the baseline's (nats per
 image; above 0: pyrogen is worse), ``<flow>_bits_ratio`` pyrogen's bits over the
-baseline's, ``<flow>_train_time_ratio`` the seconds of the whole fit. The VAE and the
+baseline's, ``<flow>_train_time_ratio`` the seconds of the whole fit (validation
+included), and on the CPU ``<flow>_step_time_ratio`` the median seconds per training
+step over ``--repeats`` interleaved rounds of ``--speed-steps`` steps from both
+sides' starting states (``bench/flows.py``'s ``step_times``). The VAE and the
 autoregressive models have their baselines in ``bench/vae_mnist.py`` and
 ``bench/ar_mnist.py``; here they are the table's other rows.
 
@@ -38,6 +41,8 @@ to select and 10,000 to score, tens of epochs) is a GPU job:
     python bench/fashion.py --device cuda --train 50000 --valid 10000 --test 10000 \\
         --epochs 100 --glow-steps 8 --glow-hidden 128 --hidden 1024 --channels 64
     python bench/fashion.py                 # CPU-sized
+    python bench/fashion.py --train 10000 --valid 1000 --test 2000 --epochs 10
+                                            # CPU, one model at a time: 2 to 25 minutes each
     python bench/fashion.py --quick         # under a minute
 
 The last line printed is one JSON object of the figures; ratios are named *_ratio.
@@ -46,6 +51,7 @@ The last line printed is one JSON object of the figures; ratios are named *_rati
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 from functools import partial
@@ -53,7 +59,7 @@ from functools import partial
 import numpy as np
 import torch
 from _fitting import fit_pyrogen, fit_textbook
-from flows import NormflowsGlow
+from flows import NormflowsGlow, step_times
 
 MODELS = ("glow", "realnvp", "maf", "vae", "rnade", "wavenet")
 ALPHA = 0.05  # the logit map of the vector models
@@ -147,6 +153,7 @@ def bench_model(name: str, data: dict, options) -> dict:
             ours.train()
             ours.log_prob(first)
             theirs.to(options.device).log_prob(first)
+    starts = (copy.deepcopy(ours), copy.deepcopy(theirs)) if theirs is not None else None
     train, valid = data["train"][space], data["valid"]
     select = partial(score, name=name, split=valid, space=space, options=options, samples=10)
     best = fit_pyrogen(ours, train, select, options, options.epochs, method)
@@ -168,6 +175,11 @@ def bench_model(name: str, data: dict, options) -> dict:
         figures[f"{key}_nll_gap"] = gap_bits * DIM * math.log(2)
         figures[f"{key}_bits_ratio"] = figures[f"{key}_bits_per_dim"] / other["test_bits"]
         figures[f"{key}_train_time_ratio"] = best["seconds"] / other["seconds"]
+        if options.device == "cpu":  # interleaved rounds of steps from the starting states
+            ours_step, theirs_step = step_times(*starts, train, options)
+            figures[f"{key}_pyrogen_step_ms"] = 1000 * ours_step
+            figures[f"{key}_{baseline}_step_ms"] = 1000 * theirs_step
+            figures[f"{key}_step_time_ratio"] = ours_step / theirs_step
     return figures
 
 
@@ -189,6 +201,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--glow-hidden", type=int, default=32)
     parser.add_argument("--channels", type=int, default=32, help="WaveNet's")
     parser.add_argument("--vae-samples", type=int, default=100, help="test log p(x)'s K")
+    parser.add_argument("--speed-steps", type=int, default=50, help="steps per timed round")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved timed rounds")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
@@ -198,6 +212,7 @@ def main(argv=None) -> dict:
         options.hidden, options.glow_steps, options.glow_hidden = 32, 1, 8
         options.maf_hidden = DIM
         options.channels, options.vae_samples, options.layers = 8, 5, 2
+        options.speed_steps, options.repeats = 2, 1
     torch.set_num_threads(options.threads)
     torch.set_default_dtype(torch.float32)
     data = load(options)
