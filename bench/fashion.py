@@ -153,7 +153,8 @@ def bench_model(name: str, data: dict, options) -> dict:
             ours.train()
             ours.log_prob(first)
             theirs.to(options.device).log_prob(first)
-    starts = (copy.deepcopy(ours), copy.deepcopy(theirs)) if theirs is not None else None
+    timed = theirs is not None and options.device == "cpu"  # step times: the CPU only
+    starts = (copy.deepcopy(ours), copy.deepcopy(theirs)) if timed else None
     train, valid = data["train"][space], data["valid"]
     select = partial(score, name=name, split=valid, space=space, options=options, samples=10)
     best = fit_pyrogen(ours, train, select, options, options.epochs, method)
@@ -175,7 +176,7 @@ def bench_model(name: str, data: dict, options) -> dict:
         figures[f"{key}_nll_gap"] = gap_bits * DIM * math.log(2)
         figures[f"{key}_bits_ratio"] = figures[f"{key}_bits_per_dim"] / other["test_bits"]
         figures[f"{key}_train_time_ratio"] = best["seconds"] / other["seconds"]
-        if options.device == "cpu":  # interleaved rounds of steps from the starting states
+        if timed:  # interleaved rounds of steps from the starting states
             ours_step, theirs_step = step_times(*starts, train, options)
             figures[f"{key}_pyrogen_step_ms"] = 1000 * ours_step
             figures[f"{key}_{baseline}_step_ms"] = 1000 * theirs_step

@@ -328,7 +328,6 @@ def bench_glow(options) -> dict:
             ours.log_prob(train[: options.batch_size])
         ours_best = fit_ours(ours, train, valid, seeded, options.glow_epochs)
         theirs_best = fit_zuko(theirs, train, valid, seeded, options.glow_epochs)
-        theirs.eval()
         runs.append({
             "ours_nll": _ours_nll(ours, test), "theirs_nll": _zuko_nll(theirs, test),
             "ours_epoch": ours_best["epoch"], "theirs_epoch": theirs_best["epoch"],
