@@ -12,7 +12,7 @@ from pyrogen.models import IAF, MAF, NICE, NSF, Glow, RealNVP
 
 import pyrogen
 from pyrogen import toy
-from pyrogen.transforms import AdditiveCoupling, Scaling
+from pyrogen.transforms import AdditiveCoupling, BoundedAffineAutoregressive, Scaling
 
 FLOWS = {
     "nice": lambda d: NICE((d,), layers=3, hidden=(8,)),
@@ -296,6 +296,11 @@ def test_bad_options_are_refused_by_name():
         RealNVP((2,), scale_bound=0.0)
     with pytest.raises(ValueError, match="data_shape: flows here take vectors"):
         MAF((2, 2))
+    for bad in (0.0, -1.0, float("inf"), float("nan"), "5", True):
+        with pytest.raises(ValueError, match="scale_bound: must be a positive number"):
+            IAF((2,), scale_bound=bad)
+    with pytest.raises(ValueError, match="scale_bound: must be a positive number"):
+        BoundedAffineAutoregressive(MAF((2,), scale_bound=None).layers[0].arn, scale_bound=0)
     # Pyro's MADE needs each hidden layer at least D wide; the error names hidden
     for flow in (MAF, IAF, partial(NSF, autoregressive=True)):
         with pytest.raises(ValueError, match=r"hidden: .* at least D = 8 .*got \[8, 7\]"):
